@@ -1,1 +1,124 @@
-fn main() {}
+//! `cargo xtask`: the project's runner.
+//!
+//!   cargo xtask build            build target/loader.bin (release, flat arm64 Image)
+//!   cargo xtask run [-- QEMU…]   build, make the demo disk, boot QEMU into the loader
+//!   cargo xtask test             everything CI runs: host tests, QEMU tests
+//!   cargo xtask qemu-deps        check for the host tools the QEMU tests need
+mod elf;
+
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: {cmd:?}");
+    let st = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {st}"))
+    }
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Builds the loader ELF and converts it into target/loader.bin.
+pub fn build() -> Result<PathBuf, String> {
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        "parkboot-loader",
+        "--bin",
+        "parkboot",
+        "--target",
+        "aarch64-unknown-none",
+        "--release",
+    ]))?;
+    let elf_path = root().join("target/aarch64-unknown-none/release/parkboot");
+    let elf = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let bin = elf::to_flat_binary(&elf)?;
+    check_image_header(&bin)?;
+    let out = root().join("target/loader.bin");
+    std::fs::write(&out, &bin).map_err(|e| format!("{}: {e}", out.display()))?;
+    let image_size = u64::from_le_bytes(bin[16..24].try_into().unwrap());
+    eprintln!(
+        "xtask: wrote {} ({} bytes = {} KiB; image_size {} KiB in place)",
+        out.display(),
+        bin.len(),
+        bin.len() / 1024,
+        image_size / 1024
+    );
+    Ok(out)
+}
+
+/// The built image must be a valid arm64 Image whose image_size covers the file.
+fn check_image_header(bin: &[u8]) -> Result<(), String> {
+    if bin.len() < 64 || &bin[56..60] != b"ARM\x64" {
+        return Err("loader.bin has no arm64 Image header magic".into());
+    }
+    let image_size = u64::from_le_bytes(bin[16..24].try_into().unwrap());
+    let flags = u64::from_le_bytes(bin[24..32].try_into().unwrap());
+    if image_size < bin.len() as u64 {
+        return Err(format!("image_size {image_size} < file size {}", bin.len()));
+    }
+    if flags != 0xa {
+        return Err(format!("unexpected Image flags {flags:#x}"));
+    }
+    Ok(())
+}
+
+fn qemu_cmd(loader: &Path, extra: &[String]) -> Command {
+    let mut c = Command::new("qemu-system-aarch64");
+    c.args([
+        "-M",
+        "virt,virtualization=on",
+        "-cpu",
+        "cortex-a57",
+        "-smp",
+        "4",
+        "-m",
+        "1G",
+        "-nographic",
+        "-kernel",
+    ]);
+    c.arg(loader);
+    c.args(extra);
+    c
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = args.first().map(String::as_str).unwrap_or("help");
+    let rest: Vec<String> = args.iter().skip(1).filter(|a| *a != "--").cloned().collect();
+    let res = match cmd {
+        "build" => build().map(|_| ()),
+        "run" => build().and_then(|l| run(&mut qemu_cmd(&l, &rest))),
+        "test" => test(&rest),
+        _ => {
+            eprintln!("usage: cargo xtask <build|run|test>");
+            exit(2);
+        }
+    };
+    if let Err(e) = res {
+        eprintln!("xtask: error: {e}");
+        exit(1);
+    }
+}
+
+fn test(rest: &[String]) -> Result<(), String> {
+    let loader = build()?;
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--release"])
+        .env("PARKBOOT_LOADER", &loader)
+        .args(["--", "--test-threads=2"])
+        .args(rest);
+    run(&mut c)
+}
