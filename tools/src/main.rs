@@ -4,7 +4,9 @@
 //!   cargo xtask run [-- QEMU…]   build, make the demo disk, boot QEMU into the loader
 //!   cargo xtask test             everything CI runs: host tests, QEMU tests
 //!   cargo xtask qemu-deps        check for the host tools the QEMU tests need
+mod disk;
 mod elf;
+mod kernel;
 
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
@@ -102,6 +104,8 @@ fn main() {
         "build" => build().map(|_| ()),
         "run" => build().and_then(|l| run(&mut qemu_cmd(&l, &rest))),
         "test" => test(&rest),
+        "kernel" => kernel::cli(&rest),
+        "disk" => disk::cli(&rest),
         _ => {
             eprintln!("usage: cargo xtask <build|run|test>");
             exit(2);
