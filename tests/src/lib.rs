@@ -121,7 +121,17 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Qemu {
     pub fn start(name: &str, opts: &Opts) -> Qemu {
-        let mut cmd = opts.command();
+        Self::spawn(name, opts.command(), opts.terminal)
+    }
+
+    /// Starts qemu-system-aarch64 with exactly these arguments.
+    pub fn start_args(name: &str, args: &[String]) -> Qemu {
+        let mut c = Command::new("qemu-system-aarch64");
+        c.args(args);
+        Self::spawn(name, c, false)
+    }
+
+    fn spawn(name: &str, mut cmd: Command, terminal: bool) -> Qemu {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -136,7 +146,7 @@ impl Qemu {
             eof: Mutex::new(false),
         });
         let sh = shared.clone();
-        let answer = opts.terminal.then(|| stdin.clone());
+        let answer = terminal.then(|| stdin.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             let mut scanned = 0usize;
