@@ -1,1 +1,192 @@
+//! Boards as data.
+//!
+//! A [`Board`] is a plain `static` description: which device-tree root `compatible` strings it
+//! matches, which UART to use before the DT is parsed (or when it is broken), the environment
+//! defaults, and quirks. Adding a board means adding one `static` and listing it in [`BOARDS`];
+//! no code changes. The loader picks the board with [`select`] once it has the DT's root
+//! compatible list, and uses [`DEFAULT_BOARD`] before that.
 #![no_std]
+
+/// Kind of UART at [`Board::default_uart`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PL011.
+    Pl011,
+    /// 16550-compatible with registers spaced `1 << reg_shift` bytes apart.
+    Ns16550 { reg_shift: u8 },
+}
+
+/// Board-specific deviations from the generic behaviour. All default to "no quirk".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quirks {
+    /// Leave the UART's baud rate / line settings as the previous stage set them (do not
+    /// reprogram the divisors; needed where the UART clock is unknown).
+    pub keep_uart_config: bool,
+    /// Program CNTFRQ_EL0 with this value if it reads as 0 (firmware that forgot to).
+    pub cntfrq_if_zero: Option<u32>,
+    /// `(base, size)` of RAM assumed when the DT has no usable `/memory` node (the minimum the
+    /// board always has).
+    pub fallback_ram: Option<(u64, u64)>,
+}
+
+impl Quirks {
+    /// No quirks.
+    pub const NONE: Self = Self {
+        keep_uart_config: false,
+        cntfrq_if_zero: None,
+        fallback_ram: None,
+    };
+}
+
+impl Default for Quirks {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+/// A supported board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Board {
+    /// Short name (shown by `bdinfo`, used as `board` in the environment).
+    pub name: &'static str,
+    /// DT root compatible strings this board matches.
+    pub compatible: &'static [&'static str],
+    /// UART base used before the DT is parsed or when it is unusable; `None` = no early console.
+    pub default_uart: Option<u64>,
+    pub default_uart_kind: UartKind,
+    /// Environment defaults, applied before the loader's computed variables (load addresses)
+    /// and before a saved environment.
+    pub default_env: &'static [(&'static str, &'static str)],
+    pub quirks: Quirks,
+}
+
+impl Board {
+    /// Whether any of the DT root `compatibles` is one this board lists.
+    #[must_use]
+    pub fn matches(&self, compatibles: &[&str]) -> bool {
+        compatibles.iter().any(|c| self.compatible.contains(c))
+    }
+}
+
+/// Environment shared by all boards. `bootcmd` is a placeholder the loader replaces with its own
+/// boot sequence once it knows the devices (it is only run when `bootdelay` expires).
+const COMMON_ENV: &[(&str, &str)] = &[
+    ("bootdelay", "2"),
+    ("baudrate", "115200"),
+    ("stdin", "serial"),
+    ("stdout", "serial"),
+    ("stderr", "serial"),
+    ("bootcmd", "run distro_bootcmd"),
+];
+
+/// QEMU `virt` (any version): PL011 at 0x0900_0000, RAM at 0x4000_0000.
+pub static QEMU_VIRT: Board = Board {
+    name: "qemu-virt",
+    compatible: &["linux,dummy-virt"],
+    default_uart: Some(0x0900_0000),
+    default_uart_kind: UartKind::Pl011,
+    default_env: COMMON_ENV,
+    quirks: Quirks {
+        // QEMU's PL011 needs no configuration; leave it alone.
+        keep_uart_config: true,
+        cntfrq_if_zero: None,
+        fallback_ram: Some((0x4000_0000, 0x800_0000)),
+    },
+};
+
+/// Fallback for an unknown DT: no early UART (the console comes from `/chosen/stdout-path`).
+pub static GENERIC: Board = Board {
+    name: "generic",
+    compatible: &[],
+    default_uart: None,
+    default_uart_kind: UartKind::Pl011,
+    default_env: COMMON_ENV,
+    quirks: Quirks::NONE,
+};
+
+/// All specific boards, in matching priority order (not including [`GENERIC`]).
+pub static BOARDS: &[&Board] = &[&QEMU_VIRT];
+
+/// The board assumed before the DT is parsed (parkboot's primary target).
+pub static DEFAULT_BOARD: &Board = &QEMU_VIRT;
+
+/// Picks the board for a DT root compatible list (most specific first): the first DT string any
+/// board lists wins; [`GENERIC`] if none matches.
+#[must_use]
+pub fn select(compatibles: &[&str]) -> &'static Board {
+    for c in compatibles {
+        if let Some(b) = BOARDS.iter().find(|b| b.compatible.contains(c)) {
+            return b;
+        }
+    }
+    &GENERIC
+}
+
+/// Looks a board up by [`Board::name`].
+#[must_use]
+pub fn by_name(name: &str) -> Option<&'static Board> {
+    BOARDS
+        .iter()
+        .copied()
+        .chain(core::iter::once(&GENERIC))
+        .find(|b| b.name == name)
+}
+
+impl Board {
+    /// The default value of an environment variable.
+    #[must_use]
+    pub fn env_default(&self, key: &str) -> Option<&'static str> {
+        self.default_env
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_virt_selected_by_its_compatible() {
+        let b = select(&["linux,dummy-virt"]);
+        assert_eq!(b.name, "qemu-virt");
+        assert_eq!(b.default_uart, Some(0x0900_0000));
+        assert_eq!(b.default_uart_kind, UartKind::Pl011);
+        assert_eq!(b.env_default("bootdelay"), Some("2"));
+        assert_eq!(b.env_default("baudrate"), Some("115200"));
+        assert_eq!(b.env_default("stdout"), Some("serial"));
+        assert!(b.env_default("bootcmd").is_some());
+    }
+
+    #[test]
+    fn unknown_falls_back_to_generic() {
+        assert_eq!(select(&["acme,board", "acme,soc"]).name, "generic");
+        assert_eq!(select(&[]).name, "generic");
+        assert_eq!(select(&[]).default_uart, None);
+    }
+
+    #[test]
+    fn dt_order_decides() {
+        // A later, less specific string still matches when earlier ones are unknown.
+        assert_eq!(
+            select(&["acme,virt-clone", "linux,dummy-virt"]).name,
+            "qemu-virt"
+        );
+    }
+
+    #[test]
+    fn board_table_is_consistent() {
+        for b in BOARDS {
+            assert!(!b.compatible.is_empty(), "{} matches nothing", b.name);
+            assert_eq!(by_name(b.name), Some(*b));
+            let mut keys: [&str; 32] = [""; 32];
+            for (i, (k, _)) in b.default_env.iter().enumerate() {
+                assert!(!keys[..i].contains(k), "{}: duplicate env {k}", b.name);
+                keys[i] = k;
+            }
+        }
+        assert_eq!(by_name("generic"), Some(&GENERIC));
+        assert_eq!(DEFAULT_BOARD.name, "qemu-virt");
+    }
+}
