@@ -1,5 +1,6 @@
 #![no_std]
 extern crate alloc;
+pub mod bootstage;
 pub mod dt;
 pub mod image;
 pub mod memmap;

@@ -9,6 +9,8 @@ extern crate alloc;
 mod arch;
 #[cfg(target_os = "none")]
 mod boot;
+#[cfg(target_os = "none")]
+mod platform;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -83,7 +83,10 @@ extern "C" fn exception_handler(kind: u64, frame: &mut Frame) {
         return;
     }
     let name = KINDS.get(kind as usize).copied().unwrap_or("?");
-    crate::println!("\n*** parkboot: unexpected exception: {name} at EL{}", super::cpu::current_el());
+    crate::println!(
+        "\n*** parkboot: unexpected exception: {name} at EL{}",
+        super::cpu::current_el()
+    );
     crate::println!(
         "    ESR {esr:#018x} (EC {ec:#04x}: {})  ELR {:#018x}  FAR {far:#018x}  SPSR {:#010x}",
         ec_name(ec),
@@ -144,7 +147,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
     let regs = [0u64; 31];
     let (esr, far) = read_esr_far();
-    crate::println!("    EL{} last ESR {esr:#x} FAR {far:#x}", super::cpu::current_el());
+    crate::println!(
+        "    EL{} last ESR {esr:#x} FAR {far:#x}",
+        super::cpu::current_el()
+    );
     let _ = regs;
     halt("panic")
 }

@@ -6,10 +6,10 @@
 //! lock, no atomics are needed to build them with the MMU off), then from the
 //! heap if the pool runs out. 48-bit VA, 4 KiB granule, TTBR0 only.
 
-use aarch64_paging::descriptor::{El1Attributes, El23Attributes, PagingAttributes, PhysicalAddress};
-use aarch64_paging::paging::{
-    Constraints, MemoryRegion, PageTable, Translation, VaRange,
+use aarch64_paging::descriptor::{
+    El1Attributes, El23Attributes, PagingAttributes, PhysicalAddress,
 };
+use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Translation, VaRange};
 use aarch64_paging::paging::{El1And0, El2};
 use aarch64_paging::Mapping;
 use alloc::alloc::{alloc_zeroed, Layout};
@@ -103,7 +103,12 @@ macro_rules! map_all {
         for &(start, size) in $layout.normal {
             if let Some(r) = region(start, size, $limit) {
                 if $m
-                    .map_range(&r, PhysicalAddress(r.start().0), normal, Constraints::empty())
+                    .map_range(
+                        &r,
+                        PhysicalAddress(r.start().0),
+                        normal,
+                        Constraints::empty(),
+                    )
                     .is_err()
                 {
                     errors += 1;
@@ -116,7 +121,12 @@ macro_rules! map_all {
             }
             if let Some(r) = region(start, size, $limit) {
                 if $m
-                    .map_range(&r, PhysicalAddress(r.start().0), device | xn::<$attr>(), Constraints::empty())
+                    .map_range(
+                        &r,
+                        PhysicalAddress(r.start().0),
+                        device | xn::<$attr>(),
+                        Constraints::empty(),
+                    )
                     .is_err()
                 {
                     errors += 1;
@@ -146,7 +156,8 @@ fn xn<A: Xn>() -> A {
 
 fn overlaps_any(start: u64, size: u64, list: &[(u64, u64)]) -> bool {
     let end = start.saturating_add(size);
-    list.iter().any(|&(s, z)| start < s.saturating_add(z) && s < end)
+    list.iter()
+        .any(|&(s, z)| start < s.saturating_add(z) && s < end)
 }
 
 fn region(start: u64, size: u64, limit: u64) -> Option<MemoryRegion> {
@@ -199,7 +210,8 @@ pub fn enable(layout: &Layout2) -> usize {
             m.mark_active();
             TABLES = Some(Tables::El2(m));
         } else {
-            let mut m = Mapping::with_asid_and_va_range(PoolTranslation, 0, 0, El1And0, VaRange::Lower);
+            let mut m =
+                Mapping::with_asid_and_va_range(PoolTranslation, 0, 0, El1And0, VaRange::Lower);
             errors = map_all!(m, El1Attributes, layout, limit);
             let root = m.root_address().0 as u64;
             let tcr = tcr_common | (ps_field(bits) << 32) | (1 << 23);

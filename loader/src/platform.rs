@@ -1,0 +1,305 @@
+//! The shell's view of the machine: console, clock, checked memory access,
+//! PSCI reset/poweroff, and the loader's own commands.
+
+use crate::arch::{exceptions, heap, mmu, psci, timer, uart};
+use crate::boot::State;
+use alloc::format;
+use alloc::string::{String, ToString};
+use loader::memmap::Owner;
+use shell::{CmdError, CmdResult, Command, Platform, Shell};
+
+pub struct Machine<'a> {
+    pub st: &'a mut State,
+}
+
+impl Platform for Machine<'_> {
+    fn write_str(&mut self, s: &str) {
+        uart::write_str(s);
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            uart::putb(b);
+        }
+    }
+
+    fn read_byte(&mut self) -> Option<u8> {
+        uart::getb()
+    }
+
+    fn now_us(&self) -> u64 {
+        timer::now_us()
+    }
+
+    fn mem_check(&self, addr: u64, len: u64, write: bool) -> Result<(), String> {
+        let Some(end) = addr.checked_add(len) else {
+            return Err(format!(
+                "range {addr:#x} + {len:#x} overflows the address space"
+            ));
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let Some(is_ram) = mmu::mapped_kind(addr, len) else {
+            return Err(format!(
+                "{addr:#x}..{end:#x} is not RAM or a device named in the DT"
+            ));
+        };
+        if write && is_ram {
+            // Claimed ranges (the loader itself, the DT, reservations, the pen)
+            // are never written by a command.
+            self.st
+                .map
+                .check(addr, len, &Owner::Other("write".to_string()))
+                .map_err(|e| format!("refused: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn mem_read(&self, addr: u64, buf: &mut [u8]) {
+        let ram = mmu::mapped_kind(addr, buf.len() as u64) == Some(true);
+        // SAFETY: mem_check accepted the range: it is mapped RAM or device memory.
+        unsafe { copy_in(addr as usize, buf, ram) }
+    }
+
+    fn mem_write(&mut self, addr: u64, data: &[u8]) {
+        let ram = mmu::mapped_kind(addr, data.len() as u64) == Some(true);
+        // SAFETY: mem_check accepted the range and it overlaps no claim.
+        unsafe { copy_out(addr as usize, data, ram) }
+    }
+
+    fn reset(&mut self) {
+        match self.psci_conduit() {
+            Ok(c) => {
+                uart::flush();
+                if let Err(e) = psci::system_reset(c) {
+                    uart::write_str(&format!("reset: PSCI SYSTEM_RESET failed: {e:?}\n"));
+                }
+            }
+            Err(e) => uart::write_str(&format!("reset: {e}\n")),
+        }
+    }
+
+    fn poweroff(&mut self) {
+        match self.psci_conduit() {
+            Ok(c) => {
+                uart::flush();
+                if let Err(e) = psci::system_off(c) {
+                    uart::write_str(&format!("poweroff: PSCI SYSTEM_OFF failed: {e:?}\n"));
+                }
+            }
+            Err(e) => uart::write_str(&format!("poweroff: {e}\n")),
+        }
+    }
+
+    fn version(&self) -> String {
+        format!(
+            "parkboot {} (aarch64, {} build)",
+            env!("CARGO_PKG_VERSION"),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+        )
+    }
+}
+
+impl Machine<'_> {
+    fn psci_conduit(&self) -> Result<psci::Conduit, String> {
+        let c = self.st.psci.ok_or("the DT names no /psci firmware")?;
+        if !psci::usable(c) {
+            return Err("PSCI uses HVC, which cannot reach firmware from EL2".into());
+        }
+        Ok(c)
+    }
+}
+
+/// Device registers are accessed with one access of the natural width when
+/// the request is 1/2/4/8 aligned bytes (md.l on a register reads it once).
+unsafe fn copy_in(addr: usize, buf: &mut [u8], ram: bool) {
+    unsafe {
+        if ram {
+            core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len());
+            return;
+        }
+        match buf.len() {
+            8 if addr % 8 == 0 => {
+                buf.copy_from_slice(&(addr as *const u64).read_volatile().to_le_bytes())
+            }
+            4 if addr % 4 == 0 => {
+                buf.copy_from_slice(&(addr as *const u32).read_volatile().to_le_bytes())
+            }
+            2 if addr % 2 == 0 => {
+                buf.copy_from_slice(&(addr as *const u16).read_volatile().to_le_bytes())
+            }
+            _ => {
+                for (i, b) in buf.iter_mut().enumerate() {
+                    *b = ((addr + i) as *const u8).read_volatile();
+                }
+            }
+        }
+    }
+}
+
+unsafe fn copy_out(addr: usize, data: &[u8], ram: bool) {
+    unsafe {
+        if ram {
+            core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len());
+            return;
+        }
+        match data.len() {
+            8 if addr % 8 == 0 => (addr as *mut u64)
+                .write_volatile(u64::from_le_bytes(data.try_into().unwrap_or([0; 8]))),
+            4 if addr % 4 == 0 => (addr as *mut u32)
+                .write_volatile(u32::from_le_bytes(data.try_into().unwrap_or([0; 4]))),
+            2 if addr % 2 == 0 => (addr as *mut u16)
+                .write_volatile(u16::from_le_bytes(data.try_into().unwrap_or([0; 2]))),
+            _ => {
+                for (i, b) in data.iter().enumerate() {
+                    ((addr + i) as *mut u8).write_volatile(*b);
+                }
+            }
+        }
+    }
+}
+
+type Sh<'a> = Shell<Machine<'a>>;
+
+fn cmd_bdinfo(sh: &mut Sh, args: &[String]) -> CmdResult {
+    if args.len() != 1 {
+        return Err(CmdError::Usage);
+    }
+    let st = &*sh.platform.st;
+    let mut o = String::new();
+    use core::fmt::Write;
+    let _ = writeln!(o, "board       = {}", st.board.name);
+    let _ = writeln!(o, "loader      = {:#018x}", st.base);
+    let _ = writeln!(
+        o,
+        "loader size = {:#018x} (in place; file {} bytes)",
+        st.image_size,
+        crate::boot::file_size()
+    );
+    let _ = writeln!(o, "current eL  = {}", st.el);
+    match (st.dtb, &st.dt_error) {
+        (Some((a, t)), _) => {
+            let _ = writeln!(o, "fdt_blob    = {a:#018x}");
+            let _ = writeln!(o, "fdt_size    = {t:#018x}");
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(o, "fdt_blob    = none ({e})");
+        }
+        _ => {}
+    }
+    for b in st.map.banks() {
+        let _ = writeln!(o, "DRAM bank   = ");
+        let _ = writeln!(o, "-> start    = {:#018x}", b.base);
+        let _ = writeln!(o, "-> size     = {:#018x}", b.size);
+    }
+    let _ = writeln!(o, "console     = pl011 @ {:#x}", st.console_base);
+    if let Some(dt) = &st.dt {
+        if let Some(p) = &dt.psci {
+            let _ = writeln!(o, "psci        = {:?} via {:?}", p.version, p.conduit);
+        }
+        let methods: alloc::collections::BTreeSet<String> = dt
+            .cpus
+            .iter()
+            .map(|c| match &c.enable_method {
+                Some(m) => format!("{m:?}"),
+                None => "none".into(),
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "cpus        = {} (enable-method {:?})",
+            dt.cpus.len(),
+            methods
+        );
+        if let Some(g) = &dt.gic {
+            let _ = writeln!(o, "gic         = {:?}", g.version);
+        }
+        let _ = writeln!(
+            o,
+            "virtio-mmio = {} slot(s), pci hosts = {}",
+            dt.virtio_mmio.len(),
+            dt.pci_hosts.len()
+        );
+    }
+    let _ = writeln!(o, "timer freq  = {} Hz", timer::freq());
+    let hs = heap::stats();
+    let _ = writeln!(
+        o,
+        "heap        = {} KiB, {} KiB in use, high water {} KiB",
+        hs.total / 1024,
+        hs.in_use / 1024,
+        hs.high_water / 1024
+    );
+    let _ = writeln!(o, "memory map (claims):");
+    for c in st.map.claims() {
+        let _ = writeln!(o, "  {:#012x}..{:#012x}  {}", c.start, c.end, c.owner);
+    }
+    for (k, v) in crate::boot::load_env(st) {
+        let _ = writeln!(o, "{k:<18}= {v}");
+    }
+    let _ = writeln!(
+        o,
+        "boot time   = {} us (entry -> prompt)",
+        st.us_since_entry(st.ready_ticks)
+    );
+    sh.print(&o);
+    Ok(())
+}
+
+fn cmd_bootstage(sh: &mut Sh, args: &[String]) -> CmdResult {
+    match args {
+        [_] | [_, _] if args.get(1).is_none_or(|a| a == "report") => {
+            let r = crate::boot::stages().report(timer::freq());
+            sh.print(&r);
+            Ok(())
+        }
+        _ => Err(CmdError::Usage),
+    }
+}
+
+type CmdFn = for<'a, 'b> fn(&'b mut Sh<'a>, &'b [String]) -> CmdResult;
+
+pub static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
+    (
+        "bdinfo",
+        "bdinfo",
+        "print board info: loader, EL, DT, RAM, memory map, load addresses, boot time",
+        cmd_bdinfo,
+    ),
+    (
+        "bootstage",
+        "bootstage [report]",
+        "print the loader's stage timestamps (microseconds since entry)",
+        cmd_bootstage,
+    ),
+];
+
+pub fn run(st: &mut State) -> ! {
+    let mut sh = Shell::new(Machine { st });
+    for (k, v) in sh.platform.st.board.default_env {
+        let _ = sh.env.set(k, v);
+    }
+    for (k, v) in crate::boot::load_env(sh.platform.st) {
+        let _ = sh.env.set(k, &v);
+    }
+    for &(name, usage, help, run) in LOADER_COMMANDS {
+        sh.register(Command {
+            name,
+            usage,
+            help,
+            run,
+        });
+    }
+    sh.platform.st.ready_ticks = timer::ticks();
+    crate::boot::mark_at("shell ready", sh.platform.st.ready_ticks, 0);
+    let us = sh.platform.st.us_since_entry(sh.platform.st.ready_ticks);
+    sh.print(&format!("ready in {}.{:03} ms\n", us / 1000, us % 1000));
+    sh.probe_terminal(100);
+    sh.run_prompt_loop();
+    exceptions::halt("console input ended")
+}
