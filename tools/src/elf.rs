@@ -41,11 +41,21 @@ pub fn to_flat_binary(elf: &[u8]) -> Result<Vec<u8>, String> {
             .ok_or("segment outside the ELF file")?;
         segs.push((paddr, data));
     }
-    let base = segs.iter().map(|s| s.0).min().ok_or("no loadable segment")?;
+    let base = segs
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .ok_or("no loadable segment")?;
     if base != 0 {
-        return Err(format!("loader must be linked at 0, lowest segment is at {base:#x}"));
+        return Err(format!(
+            "loader must be linked at 0, lowest segment is at {base:#x}"
+        ));
     }
-    let end = segs.iter().map(|s| s.0 as usize + s.1.len()).max().unwrap_or(0);
+    let end = segs
+        .iter()
+        .map(|s| s.0 as usize + s.1.len())
+        .max()
+        .unwrap_or(0);
     let mut out = vec![0u8; end];
     for (paddr, data) in segs {
         out[paddr as usize..paddr as usize + data.len()].copy_from_slice(data);

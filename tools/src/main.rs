@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -99,7 +102,12 @@ fn qemu_cmd(loader: &Path, extra: &[String]) -> Command {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("help");
-    let rest: Vec<String> = args.iter().skip(1).filter(|a| *a != "--").cloned().collect();
+    let rest: Vec<String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| *a != "--")
+        .cloned()
+        .collect();
     let res = match cmd {
         "build" => build().map(|_| ()),
         "run" => build().and_then(|l| run(&mut qemu_cmd(&l, &rest))),
