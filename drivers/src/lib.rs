@@ -1,2 +1,6 @@
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 extern crate alloc;
+
+pub mod block;
+pub mod fs;
+pub mod part;

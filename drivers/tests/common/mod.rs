@@ -1,0 +1,106 @@
+//! Shared helpers for the storage tests: fixture loading (gzip via
+//! miniz_oxide), the deterministic content pattern of `fixtures/make.sh`, and
+//! a small deterministic PRNG.
+#![allow(dead_code)]
+
+use drivers::block::MemDisk;
+
+/// Decompress a gzip member (RFC 1952) with miniz_oxide.
+pub fn gunzip(gz: &[u8]) -> Vec<u8> {
+    assert!(
+        gz.len() > 18 && gz[0] == 0x1f && gz[1] == 0x8b && gz[2] == 8,
+        "not gzip"
+    );
+    let flags = gz[3];
+    let mut p = 10;
+    if flags & 4 != 0 {
+        let xlen = u16::from_le_bytes([gz[p], gz[p + 1]]) as usize;
+        p += 2 + xlen;
+    }
+    for bit in [8u8, 16] {
+        if flags & bit != 0 {
+            while gz[p] != 0 {
+                p += 1;
+            }
+            p += 1;
+        }
+    }
+    if flags & 2 != 0 {
+        p += 2;
+    }
+    let out = miniz_oxide::inflate::decompress_to_vec(&gz[p..gz.len() - 8]).expect("inflate");
+    let isize = u32::from_le_bytes(gz[gz.len() - 4..].try_into().unwrap());
+    assert_eq!(out.len() as u32, isize, "gzip size mismatch");
+    out
+}
+
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/{name}.img.gz",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    gunzip(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+}
+
+pub fn fixture(name: &str) -> MemDisk {
+    MemDisk::new(fixture_bytes(name))
+}
+
+/// The content pattern of fixtures/make.sh.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let o = i % 512;
+            if o < 8 {
+                (((seed << 48) | (i / 512) as u64) >> (8 * o)) as u8
+            } else {
+                (((i as u64) * 131 + seed * 7) >> 3) as u8
+            }
+        })
+        .collect()
+}
+
+/// xorshift64*: deterministic pseudo-random numbers for mutation loops.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// The fixtures' FAT volumes: (fixture, partition number, seed prefix, big-file size).
+pub const VOLUMES: [(&str, u32, u64, usize); 3] = [
+    ("fat12_superfloppy", 0, 100, 307200),
+    ("fat16_mbr", 1, 200, 1048576),
+    ("fat32_gpt", 1, 300, 2097152),
+];
+
+/// Run `fsck.fat -n` on an image if the tool exists. Returns None if absent.
+pub fn fsck(bytes: &[u8], tag: &str) -> Option<(bool, String)> {
+    let tool = ["/usr/sbin/fsck.fat", "/sbin/fsck.fat", "/usr/bin/fsck.fat"]
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let path = std::env::temp_dir().join(format!("parkboot-fsck-{}-{tag}.img", std::process::id()));
+    std::fs::write(&path, bytes).ok()?;
+    let out = std::process::Command::new(tool)
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(&path);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), text))
+}
