@@ -76,7 +76,7 @@ const COMMON_ENV: &[(&str, &str)] = &[
     ("stdin", "serial"),
     ("stdout", "serial"),
     ("stderr", "serial"),
-    ("bootcmd", "run distro_bootcmd"),
+    ("bootcmd", "bootscript"),
 ];
 
 /// QEMU `virt` (any version): PL011 at 0x0900_0000, RAM at 0x4000_0000.

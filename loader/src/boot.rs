@@ -40,6 +40,8 @@ pub struct State {
     pub psci: Option<psci::Conduit>,
     pub console_base: u64,
     pub map_errors: usize,
+    pub disks: Vec<crate::storage::Disk>,
+    pub disks_scanned: bool,
 }
 
 static mut STAGES: loader::bootstage::Bootstage = loader::bootstage::Bootstage::new();
@@ -47,6 +49,11 @@ static mut STAGES: loader::bootstage::Bootstage = loader::bootstage::Bootstage::
 /// Records a bootstage mark now.
 pub fn mark(name: &'static str) {
     mark_at(name, timer::ticks(), 0);
+}
+
+pub fn mark_span(name: &'static str, start: u64, end: u64, bytes: u64) {
+    // SAFETY: only the boot CPU runs Rust.
+    unsafe { (*core::ptr::addr_of_mut!(STAGES)).mark_span(name, start, end, bytes) }
 }
 
 pub fn mark_at(name: &'static str, ticks: u64, bytes: u64) {
@@ -282,6 +289,8 @@ extern "C" fn rust_entry(x0: u64, entry_ticks: u64, el: u64, x1: u64, x2: u64, x
         psci,
         console_base: console,
         map_errors,
+        disks: Vec::new(),
+        disks_scanned: false,
     };
     let _ = el;
     crate::platform::run(&mut st)

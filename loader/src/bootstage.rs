@@ -13,6 +13,8 @@ pub struct Mark {
     pub ticks: u64,
     /// Optional detail: bytes moved by this stage (loads).
     pub bytes: u64,
+    /// For spans (loads): how long the work itself took, in ticks.
+    pub span: u64,
 }
 
 pub struct Bootstage {
@@ -34,6 +36,7 @@ impl Bootstage {
                 name: "",
                 ticks: 0,
                 bytes: 0,
+                span: 0,
             }; CAPACITY],
             len: 0,
             dropped: 0,
@@ -45,9 +48,21 @@ impl Bootstage {
     }
 
     pub fn mark_bytes(&mut self, name: &'static str, ticks: u64, bytes: u64) {
+        self.mark_span(name, ticks, ticks, bytes);
+    }
+
+    /// A stage that did work from `start` to `end` (ticks), e.g. a load of
+    /// `bytes`; the report gives its own duration and rate.
+    pub fn mark_span(&mut self, name: &'static str, start: u64, end: u64, bytes: u64) {
+        let span = end.saturating_sub(start);
         match self.marks.get_mut(self.len) {
             Some(m) => {
-                *m = Mark { name, ticks, bytes };
+                *m = Mark {
+                    name,
+                    ticks: end,
+                    bytes,
+                    span,
+                };
                 self.len += 1;
             }
             None => self.dropped += 1,

@@ -1,6 +1,7 @@
 #![no_std]
 extern crate alloc;
 pub mod bootstage;
+pub mod devspec;
 pub mod dt;
 pub mod image;
 pub mod memmap;

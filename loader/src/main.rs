@@ -10,7 +10,11 @@ mod arch;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod cmd_storage;
+#[cfg(target_os = "none")]
 mod platform;
+#[cfg(target_os = "none")]
+mod storage;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

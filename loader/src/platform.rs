@@ -3,6 +3,7 @@
 
 use crate::arch::{exceptions, heap, mmu, psci, timer, uart};
 use crate::boot::State;
+use crate::cmd_storage as cs;
 use alloc::format;
 use alloc::string::{String, ToString};
 use loader::memmap::Owner;
@@ -164,7 +165,7 @@ unsafe fn copy_out(addr: usize, data: &[u8], ram: bool) {
     }
 }
 
-type Sh<'a> = Shell<Machine<'a>>;
+pub type Sh<'a> = Shell<Machine<'a>>;
 
 fn cmd_bdinfo(sh: &mut Sh, args: &[String]) -> CmdResult {
     if args.len() != 1 {
@@ -277,6 +278,41 @@ pub static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
         "print the loader's stage timestamps (microseconds since entry)",
         cmd_bootstage,
     ),
+    (
+        "virtio",
+        "virtio scan | virtio info | virtio read <addr> <blk#> <cnt>",
+        "scan for, list, or read raw blocks from virtio block devices (device ${virtio_dev}, default 0)",
+        cs::cmd_virtio,
+    ),
+    ("part", "part list virtio <dev>", "list a disk's partitions", cs::cmd_part),
+    ("ls", "ls virtio <dev>[:<part>] [path]", "list files in a directory", cs::cmd_ls),
+    (
+        "load",
+        "load virtio <dev>[:<part>] <addr> <path> [bytes [pos]]",
+        "load a file into memory (sets filesize, fileaddr)",
+        cs::cmd_load,
+    ),
+    (
+        "fatload",
+        "fatload virtio <dev>[:<part>] <addr> <path> [bytes [pos]]",
+        "load a file from FAT into memory (alias of load)",
+        cs::cmd_load,
+    ),
+    ("size", "size virtio <dev>[:<part>] <path>", "set filesize to a file's size", cs::cmd_size),
+    (
+        "fatwrite",
+        "fatwrite virtio <dev>[:<part>] <addr> <path> <bytes>",
+        "write memory to a file on FAT (create or replace)",
+        cs::cmd_fatwrite,
+    ),
+    ("saveenv", "saveenv", "save the environment as text to /parkboot.env on virtio 0", cs::cmd_saveenv),
+    ("source", "source [addr]", "run a script (plain text or mkimage legacy script image) from memory", cs::cmd_source),
+    (
+        "bootscript",
+        "bootscript",
+        "find /boot.cmd, /boot/boot.cmd, /boot.scr or /boot/boot.scr on the disks and run it",
+        cs::cmd_bootscript,
+    ),
 ];
 
 pub fn run(st: &mut State) -> ! {
@@ -295,11 +331,60 @@ pub fn run(st: &mut State) -> ! {
             run,
         });
     }
+    if let Some(msg) = cs::load_saved_env(&mut sh) {
+        sh.print(&format!("{msg}\n"));
+    }
     sh.platform.st.ready_ticks = timer::ticks();
     crate::boot::mark_at("shell ready", sh.platform.st.ready_ticks, 0);
     let us = sh.platform.st.us_since_entry(sh.platform.st.ready_ticks);
-    sh.print(&format!("ready in {}.{:03} ms\n", us / 1000, us % 1000));
+    let ndisks = sh.platform.st.disks.len();
+    sh.print(&format!(
+        "{ndisks} disk(s); ready in {}.{:03} ms\n",
+        us / 1000,
+        us % 1000
+    ));
+    autoboot(&mut sh);
     sh.probe_terminal(100);
     sh.run_prompt_loop();
     exceptions::halt("console input ended")
+}
+
+/// U-Boot's autoboot: `bootdelay` seconds of countdown that any key stops
+/// (a key already waiting stops it even at 0); -1 disables autoboot.
+fn autoboot(sh: &mut Sh) {
+    let delay = sh.env.get("bootdelay").unwrap_or("2").trim().to_string();
+    let Ok(delay) = delay.parse::<i64>() else {
+        sh.print(&format!(
+            "bootdelay '{delay}' is not a number: autoboot disabled\n"
+        ));
+        return;
+    };
+    if delay < 0 {
+        return;
+    }
+    let Some(bootcmd) = sh.env.get("bootcmd").map(|s| s.to_string()) else {
+        return;
+    };
+    let mut left = delay;
+    sh.print(&format!("Hit any key to stop autoboot: {left:2} "));
+    let mut stopped = sh.poll_key().is_some();
+    while !stopped && left > 0 {
+        let end = timer::now_us() + 1_000_000;
+        while timer::now_us() < end {
+            if sh.poll_key().is_some() {
+                stopped = true;
+                break;
+            }
+        }
+        if !stopped {
+            left -= 1;
+            sh.print(&format!("\x08\x08\x08{left:2} "));
+        }
+    }
+    sh.print("\n");
+    if stopped {
+        return;
+    }
+    crate::boot::mark("autoboot");
+    let _ = sh.run_script(&bootcmd);
 }

@@ -273,6 +273,36 @@ impl Qemu {
             .to_string()
     }
 
+    /// Boots to the loader's prompt, stopping autoboot with a key press.
+    pub fn boot_to_prompt(name: &str, opts: &Opts) -> Qemu {
+        let mut q = Qemu::start(name, opts);
+        q.expect("parkboot");
+        q.expect("autoboot");
+        q.send_raw(b" ");
+        q.expect("=> ");
+        q
+    }
+
+    /// Attaches nothing; returns `-drive`/`-device` args for a virtio-mmio disk.
+    pub fn mmio_disk(path: &Path, id: &str) -> Vec<String> {
+        vec![
+            "-drive".into(),
+            format!("if=none,file={},format=raw,id={id}", path.display()),
+            "-device".into(),
+            format!("virtio-blk-device,drive={id}"),
+        ]
+    }
+
+    /// `-drive`/`-device` args for a virtio-pci disk behind the ECAM bridge.
+    pub fn pci_disk(path: &Path, id: &str) -> Vec<String> {
+        vec![
+            "-drive".into(),
+            format!("if=none,file={},format=raw,id={id}", path.display()),
+            "-device".into(),
+            format!("virtio-blk-pci,drive={id},disable-legacy=on"),
+        ]
+    }
+
     /// Waits for QEMU to exit on its own (poweroff); returns whether it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -298,4 +328,55 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
         return Some(0);
     }
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Deterministic test content.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
+        .collect()
+}
+
+/// CRC-32 (IEEE), as the loader's `crc32` prints it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut table = [0u32; 256];
+    for (i, t) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+        }
+        *t = c;
+    }
+    let mut c = !0u32;
+    for &b in data {
+        c = table[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// Parses a hex number as the loader prints it.
+pub fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("not hex: {s:?}"))
+}
+
+impl Qemu {
+    /// The value of env variable `name` (via printenv).
+    pub fn env(&mut self, name: &str) -> String {
+        let out = self.cmd(&format!("printenv {name}"));
+        match out.lines().find(|l| l.starts_with(&format!("{name}="))) {
+            Some(line) => line[name.len() + 1..].to_string(),
+            None => self.fail(&format!("printenv {name} gave {out:?}")),
+        }
+    }
 }

@@ -6,10 +6,7 @@ use qemu_harness::{scratch, Opts, Qemu};
 use std::time::Duration;
 
 fn boot(name: &str, opts: &Opts) -> Qemu {
-    let mut q = Qemu::start(name, opts);
-    q.expect("parkboot");
-    q.expect("=> ");
-    q
+    Qemu::boot_to_prompt(name, opts)
 }
 
 fn hex(s: &str) -> u64 {
@@ -124,6 +121,8 @@ fn runs_from_another_base_under_uboot_booti() {
     q.expect("=> ");
     q.send("booti 0x50000000 - ${fdtcontroladdr}");
     q.expect("parkboot");
+    q.expect("autoboot");
+    q.send_raw(b" ");
     q.expect("=> ");
     let bd = q.cmd("bdinfo");
     assert!(bd.contains("loader      = 0x0000000050000000"), "{bd}");
@@ -321,6 +320,8 @@ fn no_dtb_still_gives_a_shell() {
     .collect();
     let mut q = Qemu::start_args("no-dtb", &args);
     q.expect("no valid device tree");
+    q.expect("autoboot");
+    q.send_raw(b" ");
     q.expect("=> ");
     assert_eq!(q.cmd("echo alive"), "alive");
 }

@@ -4,9 +4,8 @@
 //!   cargo xtask run [-- QEMU…]   build, make the demo disk, boot QEMU into the loader
 //!   cargo xtask test             everything CI runs: host tests, QEMU tests
 //!   cargo xtask qemu-deps        check for the host tools the QEMU tests need
-mod disk;
-mod elf;
-mod kernel;
+use xtask::{disk, elf, kernel};
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
@@ -114,6 +113,7 @@ fn main() {
         "test" => test(&rest),
         "kernel" => kernel::cli(&rest),
         "disk" => disk::cli(&rest),
+        "fuzz" => fuzz::cli(&rest),
         _ => {
             eprintln!("usage: cargo xtask <build|run|test>");
             exit(2);

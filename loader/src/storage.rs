@@ -1,0 +1,310 @@
+//! virtio-blk disks through virtio-drivers, over both transports QEMU users
+//! meet: virtio-mmio slots and virtio-pci functions behind an ECAM host
+//! bridge, both found in the DT. Disks are numbered in a stable order: mmio
+//! slots in DT order (QEMU fills the last slot first, so the first
+//! `-device virtio-blk-device` is the highest slot), then PCI functions by
+//! bus/device/function.
+//!
+//! Reads go straight into the caller's buffer (identity-mapped, so the
+//! buffer's address is its DMA address): no bounce copy. Requests are split
+//! at `MAX_REQUEST` bytes.
+
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+use drivers::block::{BlockDevice, BlockError};
+use loader::dt::{DtInfo, PciSpace};
+use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+use virtio_drivers::transport::pci::bus::{
+    BarInfo, Cam, Command, DeviceFunction, MemoryBarType, MmioCam, PciRoot,
+};
+use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
+use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
+
+const MAX_REQUEST: usize = 4 << 20;
+
+pub struct LoaderHal;
+
+// SAFETY: identity mapping: physical == virtual; DMA memory comes from the
+// heap, is page aligned and zeroed; virtio devices here are cache-coherent
+// (virtual machines), so share/unshare need no cache maintenance.
+unsafe impl Hal for LoaderHal {
+    fn dma_alloc(pages: usize, _dir: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        let layout =
+            Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).unwrap_or(Layout::new::<u8>());
+        // SAFETY: non-zero size layout.
+        let p = unsafe { alloc_zeroed(layout) };
+        match NonNull::new(p) {
+            Some(nn) => (p as usize as PhysAddr, nn),
+            None => crate::arch::exceptions::halt("out of heap for virtio DMA"),
+        }
+    }
+
+    unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
+        if let Ok(layout) = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE) {
+            // SAFETY: allocated by dma_alloc with this layout.
+            unsafe { dealloc(vaddr.as_ptr(), layout) };
+        }
+        0
+    }
+
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+        NonNull::new(paddr as usize as *mut u8).unwrap_or(NonNull::dangling())
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, _dir: BufferDirection) -> PhysAddr {
+        buffer.as_ptr() as *mut u8 as usize as PhysAddr
+    }
+
+    unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _dir: BufferDirection) {}
+}
+
+enum Blk {
+    Mmio(VirtIOBlk<LoaderHal, MmioTransport<'static>>),
+    Pci(VirtIOBlk<LoaderHal, PciTransport>),
+}
+
+macro_rules! with_blk {
+    ($self:expr, $b:ident => $e:expr) => {
+        match &mut $self.blk {
+            Blk::Mmio($b) => $e,
+            Blk::Pci($b) => $e,
+        }
+    };
+}
+
+pub struct Disk {
+    /// Where it was found, e.g. "virtio-mmio@0xa003e00" or "pci 00:02.0".
+    pub location: String,
+    blk: Blk,
+    blocks: u64,
+    pub readonly: bool,
+    /// Bytes read since discovery (statistics for `virtio info`).
+    pub bytes_read: u64,
+}
+
+impl Disk {
+    pub fn capacity_bytes(&self) -> u64 {
+        self.blocks * 512
+    }
+}
+
+impl BlockDevice for Disk {
+    fn block_size(&self) -> usize {
+        512
+    }
+
+    fn num_blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        check(lba, buf.len(), self.blocks)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let n = (buf.len() - done).min(MAX_REQUEST);
+            let at = lba + (done / 512) as u64;
+            let part = &mut buf[done..done + n];
+            with_blk!(self, b => b.read_blocks(at as usize, part))
+                .map_err(|_| BlockError::Device("virtio-blk read failed"))?;
+            done += n;
+        }
+        self.bytes_read += buf.len() as u64;
+        Ok(())
+    }
+
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        if self.readonly {
+            return Err(BlockError::ReadOnly);
+        }
+        check(lba, buf.len(), self.blocks)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let n = (buf.len() - done).min(MAX_REQUEST);
+            let at = lba + (done / 512) as u64;
+            with_blk!(self, b => b.write_blocks(at as usize, &buf[done..done + n]))
+                .map_err(|_| BlockError::Device("virtio-blk write failed"))?;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// The request must be whole, non-empty blocks inside the device (the
+/// driver asserts on these; we refuse them first).
+fn check(lba: u64, len: usize, limit: u64) -> Result<(), BlockError> {
+    if len == 0 || len % 512 != 0 {
+        return Err(BlockError::BadLength {
+            len,
+            block_size: 512,
+        });
+    }
+    let count = (len / 512) as u64;
+    if lba.checked_add(count).is_none_or(|end| end > limit) {
+        return Err(BlockError::OutOfRange { lba, count, limit });
+    }
+    Ok(())
+}
+
+/// Finds every virtio-blk device the DT describes. Problems with one device
+/// are reported in `notes` and do not stop the scan.
+pub fn scan(dt: &DtInfo, notes: &mut Vec<String>) -> Vec<Disk> {
+    let mut disks = Vec::new();
+    for slot in &dt.virtio_mmio {
+        let base = slot.region.base;
+        let Some(hdr) = NonNull::new(base as usize as *mut VirtIOHeader) else {
+            continue;
+        };
+        // SAFETY: the slot's region is mapped as device memory from the DT.
+        let t = match unsafe { MmioTransport::new(hdr, slot.region.size as usize) } {
+            Ok(t) => t,
+            Err(_) => continue, // empty slot (device id 0) or not virtio
+        };
+        if t.device_type() != DeviceType::Block {
+            continue;
+        }
+        match VirtIOBlk::<LoaderHal, _>::new(t) {
+            Ok(b) => {
+                let blocks = b.capacity();
+                let readonly = b.readonly();
+                disks.push(Disk {
+                    location: format!("virtio-mmio@{base:#x}"),
+                    blk: Blk::Mmio(b),
+                    blocks,
+                    readonly,
+                    bytes_read: 0,
+                });
+            }
+            Err(e) => notes.push(format!("virtio-mmio@{base:#x}: {e:?}")),
+        }
+    }
+    for host in &dt.pci_hosts {
+        scan_pci(host, &mut disks, notes);
+    }
+    disks
+}
+
+fn scan_pci(host: &loader::dt::PciHost, disks: &mut Vec<Disk>, notes: &mut Vec<String>) {
+    // ECAM must cover the buses we walk.
+    let buses = (host.bus_end as u64).saturating_sub(host.bus_start as u64) + 1;
+    if host.ecam.size < buses << 20 {
+        notes.push(format!("{}: ECAM too small for {buses} buses", host.path));
+        return;
+    }
+    // SAFETY: the ECAM region is mapped as device memory from the DT.
+    let cam = unsafe { MmioCam::new(host.ecam.base as usize as *mut u8, Cam::Ecam) };
+    let mut root = PciRoot::new(cam);
+    // Bump allocators for BARs in the bridge's memory windows.
+    let mut mem32 = host
+        .windows
+        .iter()
+        .find(|w| w.space == PciSpace::Mem32 && !w.prefetchable)
+        .or_else(|| host.windows.iter().find(|w| w.space == PciSpace::Mem32))
+        .map(|w| {
+            (
+                w.cpu_addr,
+                w.cpu_addr + w.size,
+                w.cpu_addr.wrapping_sub(w.pci_addr),
+            )
+        });
+    let mut mem64 = host
+        .windows
+        .iter()
+        .find(|w| w.space == PciSpace::Mem64)
+        .map(|w| {
+            (
+                w.cpu_addr,
+                w.cpu_addr + w.size,
+                w.cpu_addr.wrapping_sub(w.pci_addr),
+            )
+        });
+    for bus in host.bus_start..=host.bus_end {
+        let found: Vec<_> = root.enumerate_bus(bus).collect();
+        for (df, info) in found {
+            if virtio_device_type(&info) != Some(DeviceType::Block) {
+                continue;
+            }
+            let loc = format!("pci {:02x}:{:02x}.{}", df.bus, df.device, df.function);
+            if let Err(e) = allocate_bars(&mut root, df, &mut mem32, &mut mem64) {
+                notes.push(format!("{loc}: {e}"));
+                continue;
+            }
+            let t = match PciTransport::new::<LoaderHal, _>(&mut root, df) {
+                Ok(t) => t,
+                Err(e) => {
+                    notes.push(format!("{loc}: {e:?}"));
+                    continue;
+                }
+            };
+            match VirtIOBlk::<LoaderHal, _>::new(t) {
+                Ok(b) => {
+                    let blocks = b.capacity();
+                    let readonly = b.readonly();
+                    disks.push(Disk {
+                        location: loc,
+                        blk: Blk::Pci(b),
+                        blocks,
+                        readonly,
+                        bytes_read: 0,
+                    });
+                }
+                Err(e) => notes.push(format!("{loc}: {e:?}")),
+            }
+        }
+        if bus == u8::MAX {
+            break;
+        }
+    }
+}
+
+type Window = Option<(u64, u64, u64)>; // (next cpu addr, end, cpu - pci offset)
+
+fn take(win: &mut Window, size: u64) -> Option<(u64, u64)> {
+    let (next, end, off) = win.as_mut()?;
+    let size = size.max(16);
+    let a = next.checked_add(size - 1)? & !(size - 1);
+    let e = a.checked_add(size)?;
+    if e > *end {
+        return None;
+    }
+    *next = e;
+    Some((a, a.wrapping_sub(*off)))
+}
+
+fn allocate_bars(
+    root: &mut PciRoot<MmioCam<'static>>,
+    df: DeviceFunction,
+    mem32: &mut Window,
+    mem64: &mut Window,
+) -> Result<(), String> {
+    let bars = root.bars(df).map_err(|e| format!("BAR probe: {e:?}"))?;
+    for (i, bar) in bars.iter().enumerate() {
+        let Some(BarInfo::Memory {
+            address_type, size, ..
+        }) = bar
+        else {
+            continue;
+        };
+        if *size == 0 {
+            continue;
+        }
+        match address_type {
+            MemoryBarType::Width64 => {
+                let (_, pci) = take(mem64, *size)
+                    .or_else(|| take(mem32, *size))
+                    .ok_or("no PCI memory window space for a 64-bit BAR")?;
+                root.set_bar_64(df, i as u8, pci);
+            }
+            _ => {
+                let (_, pci) = take(mem32, *size).ok_or("no 32-bit PCI memory window space")?;
+                root.set_bar_32(df, i as u8, pci as u32);
+            }
+        }
+    }
+    root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
+    Ok(())
+}
