@@ -42,6 +42,8 @@ pub struct State {
     pub map_errors: usize,
     pub disks: Vec<crate::storage::Disk>,
     pub disks_scanned: bool,
+    /// `fdt addr` target (None: the DT the loader was given).
+    pub fdt_work: Option<u64>,
 }
 
 static mut STAGES: loader::bootstage::Bootstage = loader::bootstage::Bootstage::new();
@@ -291,6 +293,7 @@ extern "C" fn rust_entry(x0: u64, entry_ticks: u64, el: u64, x1: u64, x2: u64, x
         map_errors,
         disks: Vec::new(),
         disks_scanned: false,
+        fdt_work: None,
     };
     let _ = el;
     crate::platform::run(&mut st)

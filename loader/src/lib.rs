@@ -3,5 +3,7 @@ extern crate alloc;
 pub mod bootstage;
 pub mod devspec;
 pub mod dt;
+pub mod dtfix;
+pub mod gzip;
 pub mod image;
 pub mod memmap;

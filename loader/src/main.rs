@@ -10,6 +10,8 @@ mod arch;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod cmd_boot;
+#[cfg(target_os = "none")]
 mod cmd_storage;
 #[cfg(target_os = "none")]
 mod platform;

@@ -308,6 +308,18 @@ pub static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
     ("saveenv", "saveenv", "save the environment as text to /parkboot.env on virtio 0", cs::cmd_saveenv),
     ("source", "source [addr]", "run a script (plain text or mkimage legacy script image) from memory", cs::cmd_source),
     (
+        "booti",
+        "booti <kernel_addr> [<initrd_addr>:<size> | -] [<fdt_addr>]",
+        "boot an arm64 Linux Image or Image.gz (from a patched copy of the loader's DT by default)",
+        crate::cmd_boot::cmd_booti,
+    ),
+    (
+        "fdt",
+        "fdt addr [addr] | fdt print [path] | fdt set <path> <prop> [value] | fdt rm <path> [prop] | fdt resize [extra]",
+        "inspect and edit a device tree in memory",
+        crate::cmd_boot::cmd_fdt,
+    ),
+    (
         "bootscript",
         "bootscript",
         "find /boot.cmd, /boot/boot.cmd, /boot.scr or /boot/boot.scr on the disks and run it",

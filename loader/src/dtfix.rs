@@ -1,0 +1,370 @@
+//! Writing device trees: the fixups `booti` applies to the DT it hands on,
+//! and the edits behind the `fdt` command. Input is always validated by
+//! [`crate::dt::parse`] first (which bounds nesting), then converted to
+//! dtoolkit's model, edited, and serialised anew (pvmfw's pattern: never
+//! patch an untrusted blob in place).
+
+use crate::dt;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::Write;
+use dtoolkit::fdt::Fdt;
+use dtoolkit::model::{DeviceTree, DeviceTreeNode, DeviceTreeProperty};
+use dtoolkit::{Node, Property};
+
+/// booting.rst: the DTB must not exceed 2 MiB.
+pub const MAX_DTB: usize = 2 << 20;
+
+/// What booti changes in /chosen.
+#[derive(Debug, Default, Clone)]
+pub struct ChosenFixups {
+    /// `bootargs` env: replaces /chosen/bootargs when set (as U-Boot does).
+    pub bootargs: Option<String>,
+    /// [start, end) of the initrd; any existing linux,initrd-* are replaced
+    /// (or removed when None).
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// Parses and validates `dtb`, returning the editable model.
+pub fn load(dtb: &[u8]) -> Result<(DeviceTree, dt::DtInfo), String> {
+    let info = dt::parse(dtb).map_err(|e| format!("{e}"))?;
+    let len = info.totalsize.min(dtb.len());
+    let fdt = Fdt::new(&dtb[..len]).map_err(|e| format!("malformed device tree: {e}"))?;
+    Ok((DeviceTree::from_fdt(&fdt), info))
+}
+
+/// Serialises `tree`, stamping boot_cpuid_phys, and checks the size limit.
+pub fn store(tree: &DeviceTree, boot_cpuid_phys: u32) -> Result<Vec<u8>, String> {
+    let mut out = tree.to_dtb();
+    if out.len() > MAX_DTB {
+        return Err(format!(
+            "device tree would be {} bytes (max {MAX_DTB})",
+            out.len()
+        ));
+    }
+    if let Some(h) = out.get_mut(28..32) {
+        h.copy_from_slice(&boot_cpuid_phys.to_be_bytes());
+    }
+    Ok(out)
+}
+
+fn chosen(tree: &mut DeviceTree) -> &mut DeviceTreeNode {
+    if tree.root.child_mut("chosen").is_none() {
+        tree.root.add_child(DeviceTreeNode::new_unchecked("chosen"));
+    }
+    // Just ensured above.
+    match tree.root.child_mut("chosen") {
+        Some(c) => c,
+        None => unreachable_chosen(),
+    }
+}
+
+#[cold]
+fn unreachable_chosen() -> ! {
+    // add_child followed by child_mut of the same name cannot fail.
+    loop {}
+}
+
+/// Applies booti's /chosen fixups. kaslr-seed is removed when non-zero
+/// (kexec-tools refuses a DTB that carries one), stdout-path is kept.
+pub fn apply_chosen(tree: &mut DeviceTree, fx: &ChosenFixups) {
+    let c = chosen(tree);
+    if let Some(args) = &fx.bootargs {
+        c.remove_property("bootargs");
+        c.add_property(DeviceTreeProperty::new_unchecked("bootargs", args.as_str()));
+    }
+    c.remove_property("linux,initrd-start");
+    c.remove_property("linux,initrd-end");
+    if let Some((s, e)) = fx.initrd {
+        c.add_property(DeviceTreeProperty::new_unchecked("linux,initrd-start", s));
+        c.add_property(DeviceTreeProperty::new_unchecked("linux,initrd-end", e));
+    }
+    let nonzero_seed = c
+        .property("kaslr-seed")
+        .is_some_and(|p| p.value().iter().any(|&b| b != 0));
+    if nonzero_seed {
+        c.remove_property("kaslr-seed");
+    }
+}
+
+fn find_mut<'a>(tree: &'a mut DeviceTree, path: &str) -> Result<&'a mut DeviceTreeNode, String> {
+    if path == "/" {
+        return Ok(&mut tree.root);
+    }
+    tree.find_node_mut(path)
+        .ok_or_else(|| format!("no node {path}"))
+}
+
+/// Parses U-Boot `fdt set` value syntax: `<0x1 2>` (u32 cells), `[00 11]`
+/// (bytes), `"text"` or bare words (one string; several words → a string
+/// list), nothing → empty property.
+pub fn parse_value(args: &[&str]) -> Result<Vec<u8>, String> {
+    let joined = args.join(" ");
+    let t = joined.trim();
+    if t.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(inner) = t.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
+        let mut v = Vec::new();
+        for w in inner.split_whitespace() {
+            let n = parse_num(w).ok_or_else(|| format!("bad cell '{w}'"))?;
+            let n = u32::try_from(n).map_err(|_| format!("cell '{w}' exceeds 32 bits"))?;
+            v.extend_from_slice(&n.to_be_bytes());
+        }
+        return Ok(v);
+    }
+    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        let hex: String = inner.split_whitespace().collect();
+        if hex.len() % 2 != 0 {
+            return Err("odd number of hex digits in [..]".into());
+        }
+        return (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad byte in [{inner}]"))
+            })
+            .collect();
+    }
+    let mut v = Vec::new();
+    for w in args {
+        let w = w.trim_matches('"');
+        v.extend_from_slice(w.as_bytes());
+        v.push(0);
+    }
+    Ok(v)
+}
+
+fn parse_num(w: &str) -> Option<u64> {
+    match w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => w.parse().ok(),
+    }
+}
+
+pub fn set_property(
+    tree: &mut DeviceTree,
+    path: &str,
+    prop: &str,
+    value: Vec<u8>,
+) -> Result<(), String> {
+    if prop.is_empty() || prop.len() > 31 || !prop.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("bad property name '{prop}'"));
+    }
+    let node = find_mut(tree, path)?;
+    node.remove_property(prop);
+    node.add_property(DeviceTreeProperty::new_unchecked(prop, value));
+    Ok(())
+}
+
+pub fn remove(tree: &mut DeviceTree, path: &str, prop: Option<&str>) -> Result<(), String> {
+    match prop {
+        Some(p) => {
+            let node = find_mut(tree, path)?;
+            node.remove_property(p)
+                .map(|_| ())
+                .ok_or_else(|| format!("no property {p} in {path}"))
+        }
+        None => {
+            let (parent, name) = match path.rsplit_once('/') {
+                Some(("", n)) => ("/", n),
+                Some((p, n)) => (p, n),
+                None => return Err(format!("bad path {path}")),
+            };
+            if name.is_empty() {
+                return Err("cannot remove the root node".into());
+            }
+            let node = find_mut(tree, parent)?;
+            node.remove_child(name)
+                .map(|_| ())
+                .ok_or_else(|| format!("no node {path}"))
+        }
+    }
+}
+
+/// DTS-style text of the subtree at `path` (depth-bounded).
+pub fn print(tree: &DeviceTree, path: &str) -> Result<String, String> {
+    let node = if path == "/" {
+        &tree.root
+    } else {
+        tree.find_node(path)
+            .ok_or_else(|| format!("no node {path}"))?
+    };
+    let mut o = String::new();
+    if path == "/" {
+        for r in &tree.memory_reservations {
+            let _ = writeln!(o, "/memreserve/ {:#x} {:#x};", r.address(), r.size());
+        }
+    }
+    print_node(&mut o, node, if path == "/" { "/" } else { node.name() }, 0);
+    Ok(o)
+}
+
+fn print_node(o: &mut String, node: &DeviceTreeNode, name: &str, depth: usize) {
+    let ind = "\t".repeat(depth);
+    let _ = writeln!(o, "{ind}{name} {{");
+    for p in node.properties() {
+        let _ = writeln!(o, "{ind}\t{}{};", p.name(), render_value(p.value()));
+    }
+    if depth < 32 {
+        for c in node.children() {
+            print_node(o, c, c.name(), depth + 1);
+        }
+    }
+    let _ = writeln!(o, "{ind}}};");
+}
+
+fn render_value(v: &[u8]) -> String {
+    if v.is_empty() {
+        return String::new();
+    }
+    let printable = v.last() == Some(&0)
+        && v.len() > 1
+        && v.split(|&b| b == 0)
+            .take(v.len())
+            .all(|s| s.iter().all(|&b| (0x20..0x7f).contains(&b)))
+        && !v.windows(2).any(|w| w == [0, 0]);
+    if printable {
+        let strs: Vec<String> = v[..v.len() - 1]
+            .split(|&b| b == 0)
+            .map(|s| format!("\"{}\"", String::from_utf8_lossy(s)))
+            .collect();
+        return format!(" = {}", strs.join(", "));
+    }
+    if v.len() % 4 == 0 {
+        let cells: Vec<String> = v
+            .chunks_exact(4)
+            .map(|c| format!("{:#010x}", u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+            .collect();
+        return format!(" = <{}>", cells.join(" "));
+    }
+    let bytes: Vec<String> = v.iter().map(|b| format!("{b:02x}")).collect();
+    format!(" = [{}]", bytes.join(" "))
+}
+
+/// The names of /memreserve/ entries as (addr, size).
+pub fn memreserves(tree: &DeviceTree) -> Vec<(u64, u64)> {
+    tree.memory_reservations
+        .iter()
+        .map(|r| (r.address(), r.size()))
+        .collect()
+}
+
+pub fn describe_err(e: impl ToString) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIRT: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-el2-gicv3-smp4.dtb");
+
+    #[test]
+    fn chosen_fixups_roundtrip() {
+        let (mut t, _) = load(VIRT).unwrap();
+        apply_chosen(
+            &mut t,
+            &ChosenFixups {
+                bootargs: Some("console=ttyAMA0 quiet".into()),
+                initrd: Some((0x4800_0000, 0x4810_0000)),
+            },
+        );
+        let out = store(&t, 0).unwrap();
+        let info = dt::parse(&out).unwrap();
+        assert_eq!(
+            info.chosen.bootargs.as_deref(),
+            Some("console=ttyAMA0 quiet")
+        );
+        assert_eq!(
+            info.chosen.initrd.map(|r| (r.base, r.size)),
+            Some((0x4800_0000, 0x10_0000))
+        );
+        assert!(info.chosen.stdout_path.is_some(), "stdout-path kept");
+        // Replacing: no stale initrd survives.
+        let (mut t2, _) = load(&out).unwrap();
+        apply_chosen(
+            &mut t2,
+            &ChosenFixups {
+                bootargs: None,
+                initrd: None,
+            },
+        );
+        let info2 = dt::parse(&store(&t2, 0).unwrap()).unwrap();
+        assert!(info2.chosen.initrd.is_none());
+        assert_eq!(
+            info2.chosen.bootargs.as_deref(),
+            Some("console=ttyAMA0 quiet")
+        );
+    }
+
+    #[test]
+    fn kaslr_seed_removed_when_nonzero() {
+        let (mut t, _) = load(VIRT).unwrap();
+        set_property(
+            &mut t,
+            "/chosen",
+            "kaslr-seed",
+            [1u8, 2, 3, 4, 5, 6, 7, 8].to_vec(),
+        )
+        .unwrap();
+        apply_chosen(&mut t, &ChosenFixups::default());
+        assert!(t
+            .find_node("/chosen")
+            .unwrap()
+            .property("kaslr-seed")
+            .is_none());
+        set_property(&mut t, "/chosen", "kaslr-seed", [0u8; 8].to_vec()).unwrap();
+        apply_chosen(&mut t, &ChosenFixups::default());
+        assert!(t
+            .find_node("/chosen")
+            .unwrap()
+            .property("kaslr-seed")
+            .is_some());
+    }
+
+    #[test]
+    fn fdt_command_edits() {
+        let (mut t, _) = load(VIRT).unwrap();
+        set_property(
+            &mut t,
+            "/chosen",
+            "parkboot,test",
+            parse_value(&["<0x1", "2>"]).unwrap(),
+        )
+        .unwrap();
+        set_property(&mut t, "/chosen", "s", parse_value(&["\"hello\""]).unwrap()).unwrap();
+        set_property(
+            &mut t,
+            "/chosen",
+            "b",
+            parse_value(&["[0a", "0b]"]).unwrap(),
+        )
+        .unwrap();
+        let p = print(&t, "/chosen").unwrap();
+        assert!(
+            p.contains("parkboot,test = <0x00000001 0x00000002>;"),
+            "{p}"
+        );
+        assert!(p.contains("s = \"hello\";"), "{p}");
+        assert!(p.contains("b = [0a 0b];"), "{p}");
+        remove(&mut t, "/chosen", Some("s")).unwrap();
+        assert!(remove(&mut t, "/chosen", Some("s")).is_err());
+        assert!(set_property(&mut t, "/nope", "x", Vec::new()).is_err());
+        assert!(parse_value(&["<0x100000000>"]).is_err());
+        assert!(parse_value(&["[0]"]).is_err());
+        remove(&mut t, "/chosen", None).unwrap();
+        assert!(print(&t, "/chosen").is_err());
+        assert!(remove(&mut t, "/", None).is_err());
+        let root = print(&t, "/").unwrap();
+        assert!(root.starts_with("/ {"), "{root}");
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(load(b"garbage").is_err());
+        assert!(load(&VIRT[..100]).is_err());
+    }
+}
