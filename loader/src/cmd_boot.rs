@@ -91,8 +91,18 @@ fn read_dtb(sh: &Sh, addr: u64) -> Result<Vec<u8>, CmdError> {
 
 struct Kernel {
     hdr: ImageHeader,
-    gz: Option<(Vec<u8>, gzip::GzInfo)>,
+    /// The gzip member in RAM (addr, len) and what its header/trailer say.
+    gz: Option<(u64, u64, gzip::GzInfo)>,
     file_len: u64,
+}
+
+/// A read-only view of RAM that `mem_check` accepted.
+fn ram(sh: &Sh, addr: u64, len: u64) -> Result<&'static [u8], CmdError> {
+    sh.platform
+        .mem_check(addr, len, false)
+        .map_err(|e| msg(format!("booti: {e}")))?;
+    // SAFETY: mapped memory (checked); callers claim it before anything else writes there.
+    Ok(unsafe { core::slice::from_raw_parts(addr as usize as *const u8, len as usize) })
 }
 
 fn read_kernel(sh: &Sh, kaddr: u64) -> Result<Kernel, CmdError> {
@@ -101,10 +111,10 @@ fn read_kernel(sh: &Sh, kaddr: u64) -> Result<Kernel, CmdError> {
         let len = loaded_len(sh, kaddr).ok_or_else(|| {
             msg("booti: gzip'd Image: its size is unknown; load it with `load` (sets filesize) right before booti")
         })?;
-        let data = read_mem(sh, kaddr, len)?;
-        let info = gzip::parse(&data).map_err(|e| msg(format!("booti: Image.gz: {e}")))?;
+        let data = ram(sh, kaddr, len)?;
+        let info = gzip::parse(data).map_err(|e| msg(format!("booti: Image.gz: {e}")))?;
         let mut h = [0u8; 64];
-        let n = gzip::inflate_prefix(&data, &info, &mut h)
+        let n = gzip::inflate_prefix(data, &info, &mut h)
             .map_err(|e| msg(format!("booti: Image.gz: {e}")))?;
         if n < 64 {
             return Err(msg("booti: Image.gz inflates to less than an Image header"));
@@ -113,7 +123,7 @@ fn read_kernel(sh: &Sh, kaddr: u64) -> Result<Kernel, CmdError> {
         let file_len = info.isize as u64;
         Ok(Kernel {
             hdr,
-            gz: Some((data, info)),
+            gz: Some((kaddr, len, info)),
             file_len,
         })
     } else {
@@ -159,8 +169,10 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     let k = read_kernel(sh, kaddr)?;
     if k.hdr.image_size < k.file_len {
         return Err(msg(format!(
-            "booti: Image header image_size {:#x} is smaller than the Image ({:#x} bytes)",
-            k.hdr.image_size, k.file_len
+            "booti: {}Image header image_size {:#x} is smaller than the Image ({:#x} bytes)",
+            if k.gz.is_some() { "Image.gz: " } else { "" },
+            k.hdr.image_size,
+            k.file_len
         )));
     }
     let dtb = match fdt_in {
@@ -225,7 +237,7 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
             }
         }
     } else {
-        let gz_len = k.gz.as_ref().map_or(0, |g| g.0.len() as u64);
+        let gz_len = k.gz.as_ref().map_or(0, |g| g.1);
         src_claim = Some(c.claim(kaddr, gz_len, Owner::Load("Image.gz".into()))?);
         // Prefer kernel_addr_r for "anywhere" kernels, so the Image runs where
         // an uncompressed one would; else the lowest free 2 MiB slot.
@@ -255,7 +267,11 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
 
     // 3. Write: kernel (move or inflate), then the DT.
     let t0 = timer::ticks();
-    if let Some((data, gzinfo)) = &k.gz {
+    if let Some((gz_addr, gz_len, gzinfo)) = &k.gz {
+        // SAFETY: the source is claimed as "Image.gz" and mapped (checked in read_kernel).
+        let data = unsafe {
+            core::slice::from_raw_parts(*gz_addr as usize as *const u8, *gz_len as usize)
+        };
         // SAFETY: [entry, entry+isize) lies inside the kernel claim (image_size ≥ isize).
         let dst = unsafe {
             core::slice::from_raw_parts_mut(entry as usize as *mut u8, gzinfo.isize as usize)

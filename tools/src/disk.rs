@@ -15,7 +15,14 @@ use std::process::Command;
 use std::time::Instant;
 
 /// /boot.cmd of the demo disk (placeholder; the lead owns the real script).
-pub const DEMO_BOOT_CMD: &str = "echo boot.cmd running\n";
+pub const DEMO_BOOT_CMD: &str = "\
+# parkboot demo: boot Debian's stock arm64 kernel with a small initramfs.
+echo boot.cmd: loading /Image and /initramfs.cpio.gz from virtio ${devnum}:${distro_bootpart}
+load virtio ${devnum}:${distro_bootpart} ${kernel_addr_r} /Image
+load virtio ${devnum}:${distro_bootpart} ${ramdisk_addr_r} /initramfs.cpio.gz
+if test -z \"${bootargs}\"; then setenv bootargs 'console=ttyAMA0 earlycon'; fi
+booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize}
+";
 
 const MIB: u64 = 1024 * 1024;
 /// Timestamp of every file and directory (2024-01-01): images are reproducible byte for byte.

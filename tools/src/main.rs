@@ -109,7 +109,13 @@ fn main() {
         .collect();
     let res = match cmd {
         "build" => build().map(|_| ()),
-        "run" => build().and_then(|l| run(&mut qemu_cmd(&l, &rest))),
+        "run" => build().and_then(|l| {
+            let img = disk::demo_disk(disk::DEMO_BOOT_CMD)?;
+            let mut args = disk::qemu_disk_args(&img, "demo");
+            args.extend(rest.iter().cloned());
+            eprintln!("xtask: booting QEMU (exit: `poweroff` at the prompt, or Ctrl-A X)");
+            run(&mut qemu_cmd(&l, &args))
+        }),
         "test" => test(&rest),
         "kernel" => kernel::cli(&rest),
         "disk" => disk::cli(&rest),
@@ -127,6 +133,8 @@ fn main() {
 
 fn test(rest: &[String]) -> Result<(), String> {
     let loader = build()?;
+    // The kernel tests boot Debian's stock arm64 kernel: fetch it first.
+    kernel::ensure_kernel()?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--release"])
         .env("PARKBOOT_LOADER", &loader)

@@ -1,0 +1,223 @@
+//! Stock Debian arm64 kernel through parkboot: loader → boot.cmd → load →
+//! booti → Linux /init, which reports what the kernel saw. Covers Image and
+//! Image.gz, EL2 and EL1, 1 and 4 CPUs, GICv3 — and booti's bad input.
+use qemu_harness::{hex, pattern, scratch, Opts, Qemu};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use xtask::disk::{make_fat_disk, DiskSpec, Source, Table};
+
+const KERNEL_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn kernel_disk(name: &str, gz: bool, boot_cmd: &str) -> PathBuf {
+    let a = xtask::kernel::artifacts();
+    for p in [&a.image, &a.image_gz, &a.initramfs] {
+        assert!(
+            p.exists(),
+            "{} missing: run `cargo xtask kernel` (cargo xtask test does)",
+            p.display()
+        );
+    }
+    let dir = scratch(name);
+    let img = dir.join("disk.img");
+    let kernel = if gz { &a.image_gz } else { &a.image };
+    let kname = if gz { "/Image.gz" } else { "/Image" };
+    make_fat_disk(
+        &img,
+        &DiskSpec {
+            table: Table::Mbr,
+            fat: 32,
+            size_mib: 64,
+            files: vec![
+                (kname.into(), Source::Host(kernel.clone())),
+                (
+                    "/initramfs.cpio.gz".into(),
+                    Source::Host(a.initramfs.clone()),
+                ),
+                (
+                    "/boot.cmd".into(),
+                    Source::Bytes(boot_cmd.as_bytes().to_vec()),
+                ),
+            ],
+            label: None,
+        },
+    )
+    .unwrap();
+    img
+}
+
+fn boot_cmd(kname: &str, args: &str) -> String {
+    format!(
+        "setenv bootargs '{args}'\n\
+         load virtio 0 ${{ramdisk_addr_r}} /initramfs.cpio.gz\n\
+         setenv initrd_size ${{filesize}}\n\
+         load virtio 0 ${{kernel_addr_r}} {kname}\n\
+         booti ${{kernel_addr_r}} ${{ramdisk_addr_r}}:${{initrd_size}}\n"
+    )
+}
+
+/// Collects the PARKBOOT-INIT report.
+fn init_report(q: &mut Qemu) -> HashMap<String, String> {
+    q.expect_within("PARKBOOT-INIT: begin", KERNEL_TIMEOUT);
+    let body = q.expect_within("PARKBOOT-INIT: ready", KERNEL_TIMEOUT);
+    body.lines()
+        .filter_map(|l| l.trim().strip_prefix("PARKBOOT-INIT: "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn run_kernel(name: &str, gz: bool, opts: Opts, want_cpus: u32) -> HashMap<String, String> {
+    let kname = if gz { "/Image.gz" } else { "/Image" };
+    let args = "console=ttyAMA0 earlycon parkboot.poweroff=1";
+    let img = kernel_disk(name, gz, &boot_cmd(kname, args));
+    let mut opts = opts;
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    q.expect("Found /boot.cmd");
+    let booting = q.expect("Starting kernel");
+    assert!(booting.contains("## Booting arm64 Image"), "{booting}");
+    if gz {
+        assert!(booting.contains("inflated from Image.gz"), "{booting}");
+    }
+    q.expect_within("Booting Linux on physical CPU", KERNEL_TIMEOUT);
+    let r = init_report(&mut q);
+    assert_eq!(
+        r.get("nproc").map(String::as_str),
+        Some(want_cpus.to_string().as_str()),
+        "{r:?}"
+    );
+    assert_eq!(r.get("cmdline").map(String::as_str), Some(args), "{r:?}");
+    assert!(
+        q.wait_exit(Duration::from_secs(60)),
+        "kernel did not power off"
+    );
+    r
+}
+
+#[test]
+fn image_el2_smp4() {
+    let r = run_kernel("linux-image-el2", false, Opts::default(), 4);
+    // Entered at EL2: the kernel has KVM.
+    assert_eq!(r["el"], "kvm", "{r:?}");
+    assert_eq!(r["enable-method"], "psci");
+}
+
+#[test]
+fn image_gz_el1_smp1() {
+    let r = run_kernel(
+        "linux-gz-el1",
+        true,
+        Opts {
+            el2: false,
+            smp: 1,
+            ..Opts::default()
+        },
+        1,
+    );
+    assert_eq!(r["el"], "nokvm", "{r:?}");
+}
+
+#[test]
+fn image_gz_gicv3_smp4_el2() {
+    let r = run_kernel(
+        "linux-gz-gicv3",
+        true,
+        Opts {
+            gic: Some(3),
+            ..Opts::default()
+        },
+        4,
+    );
+    assert_eq!(r["el"], "kvm", "{r:?}");
+}
+
+#[test]
+fn booti_bad_input_then_good_boot() {
+    let args = "console=ttyAMA0 parkboot.poweroff=1";
+    let img = kernel_disk("linux-bad-input", true, "echo no autoboot here\n");
+    let mut opts = Opts {
+        smp: 2,
+        ..Opts::default()
+    };
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::boot_to_prompt("linux-bad-input", &opts);
+    let k = hex(&q.env("kernel_addr_r"));
+    let rd = hex(&q.env("ramdisk_addr_r"));
+    let fdt = hex(&q.env("fdt_addr_r"));
+    let loader = hex(q
+        .cmd("bdinfo")
+        .lines()
+        .find(|l| l.starts_with("loader "))
+        .unwrap()
+        .split('=')
+        .nth(1)
+        .unwrap());
+    // Random data where a kernel should be.
+    for (i, w) in pattern(256, 7).chunks(4).enumerate() {
+        q.cmd(&format!(
+            "mw.l {:x} {:08x}",
+            k + i as u64 * 4,
+            u32::from_le_bytes(w.try_into().unwrap())
+        ));
+    }
+    let mut cases: Vec<(String, &str)> = vec![
+        (format!("booti {k:x}"), "not an arm64 Image"),
+        (format!("booti {k:x} - {:x}", k + 8), ""),
+        ("booti".into(), "Usage"),
+        ("booti zz".into(), "bad kernel address"),
+        (format!("booti {loader:x}"), ""),
+        ("booti ffffffffffff0000".into(), ""),
+    ];
+    for (line, want) in cases.drain(..) {
+        let out = q.cmd(&line);
+        assert_eq!(out.lines().count(), 1, "{line}: {out}");
+        assert!(out.contains(want), "{line}: want {want:?}: {out}");
+    }
+    // A truncated Image.gz: load only part of it (filesize says so).
+    q.cmd(&format!("load virtio 0 {k:x} /Image.gz 100000"));
+    let out = q.cmd(&format!("booti {k:x}"));
+    assert!(
+        out.contains("Image.gz") && out.lines().count() == 1,
+        "{out}"
+    );
+    // The whole Image.gz, but corrupt in the middle: the CRC/deflate check refuses it.
+    let out = q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
+    assert!(out.contains("bytes read"), "{out}");
+    let size = hex(&q.env("filesize"));
+    q.cmd(&format!("mw.l {:x} deadbeef 40", k + size / 2));
+    let out = q.cmd(&format!("booti {k:x}"));
+    assert!(
+        out.contains("Image.gz") && out.lines().count() == 1,
+        "{out}"
+    );
+    // A DTB that does not parse.
+    q.cmd(&format!(
+        "mw.l {fdt:x} edfe0dd0; mw.l {:x} 00100000; mw.l {:x} 12345678 10",
+        fdt + 4,
+        fdt + 8
+    ));
+    q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
+    let out = q.cmd(&format!("booti {k:x} - {fdt:x}"));
+    assert!(out.contains("fdt") && out.lines().count() == 1, "{out}");
+    // An initrd over the kernel, and an absurd initrd.
+    q.cmd(&format!("load virtio 0 {rd:x} /initramfs.cpio.gz"));
+    q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
+    let out = q.cmd(&format!("booti {k:x} {:x}:1000000", k - 0x10000));
+    assert!(
+        out.contains("overlaps") && out.lines().count() == 1,
+        "{out}"
+    );
+    q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
+    let out = q.cmd(&format!("booti {k:x} {rd:x}:ffffffffffff"));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    // The claims of refused attempts were released: a good boot still works.
+    q.cmd(&format!("setenv bootargs '{args}'"));
+    q.cmd(&format!("load virtio 0 {rd:x} /initramfs.cpio.gz"));
+    q.cmd("setenv rdsize ${filesize}");
+    q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
+    q.send(&format!("booti {k:x} {rd:x}:${{rdsize}}"));
+    q.expect("Starting kernel");
+    let r = init_report(&mut q);
+    assert_eq!(r["nproc"], "2", "{r:?}");
+}
