@@ -325,3 +325,21 @@ fn no_dtb_still_gives_a_shell() {
     q.expect("=> ");
     assert_eq!(q.cmd("echo alive"), "alive");
 }
+
+#[test]
+fn line_editing_with_history_when_a_terminal_answers() {
+    // The harness answers ESC[6n like a terminal: the shell switches to
+    // noline editing; up-arrow recalls the previous line.
+    let mut q = Qemu::boot_to_prompt("noline", &Opts { smp: 1, terminal: true, ..Opts::default() });
+    q.send("echo first-line");
+    q.expect("first-line");
+    q.expect("=> ");
+    q.send_raw(b"\x1b[A");
+    q.send_raw(b"\r");
+    q.expect("first-line");
+    q.expect("=> ");
+    // Editing: type, move left, insert in the middle, backspace.
+    q.send_raw(b"echo abdx\x7f\x1b[Dc\r");
+    q.expect("abcd");
+    q.expect("=> ");
+}
