@@ -1111,3 +1111,30 @@ fn run_loud(cmd: &mut Command) -> Result<(), String> {
         Err(format!("{cmd:?} failed: {st}"))
     }
 }
+
+/// The test initramfs with extra files appended as a second (uncompressed)
+/// cpio archive — the kernel unpacks concatenated archives in order. Used to
+/// carry loader.bin (and payloads) into Linux for kexec chain tests.
+pub fn initramfs_with(extra: &[(&str, Vec<u8>)], out: &Path) -> Result<(), String> {
+    let a = ensure_kernel()?;
+    let mut bytes =
+        std::fs::read(&a.initramfs).map_err(|e| format!("{}: {e}", a.initramfs.display()))?;
+    let mut entries = BTreeMap::new();
+    for (name, data) in extra {
+        entries.insert(
+            name.trim_start_matches('/').to_string(),
+            CpioEntry::File {
+                mode: 0o644,
+                data: data.clone(),
+            },
+        );
+    }
+    let mut cpio = Vec::new();
+    write_cpio_newc(&entries, &mut cpio).map_err(|e| format!("cpio: {e}"))?;
+    // Pad the first archive to 4 bytes before appending.
+    while bytes.len() % 4 != 0 {
+        bytes.push(0);
+    }
+    bytes.extend_from_slice(&cpio);
+    std::fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display()))
+}
