@@ -7,3 +7,4 @@ pub mod dtfix;
 pub mod gzip;
 pub mod image;
 pub mod memmap;
+pub mod pen;
