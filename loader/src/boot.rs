@@ -44,6 +44,9 @@ pub struct State {
     pub disks_scanned: bool,
     /// `fdt addr` target (None: the DT the loader was given).
     pub fdt_work: Option<u64>,
+    /// The pen and the CPUs (None until gathered, or if gathering failed).
+    pub smp: Option<crate::smp::Smp>,
+    pub smp_error: Option<String>,
 }
 
 static mut STAGES: loader::bootstage::Bootstage = loader::bootstage::Bootstage::new();
@@ -185,6 +188,7 @@ extern "C" fn rust_entry(x0: u64, entry_ticks: u64, el: u64, x1: u64, x2: u64, x
     });
     uart::set_base(console as usize);
     mark("MMU on");
+    cpu::enable_event_stream();
 
     // Phase 3: the memory map and its claims.
     let banks: Vec<dt::Region> = ram
@@ -294,6 +298,8 @@ extern "C" fn rust_entry(x0: u64, entry_ticks: u64, el: u64, x1: u64, x2: u64, x
         disks: Vec::new(),
         disks_scanned: false,
         fdt_work: None,
+        smp: None,
+        smp_error: None,
     };
     let _ = el;
     crate::platform::run(&mut st)

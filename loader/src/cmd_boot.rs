@@ -200,6 +200,63 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
             initrd: initrd.map(|(a, l)| (a, a + l)),
         },
     );
+    // CPUs: through our pen (spin-table) or handed back to firmware (psci).
+    let method = sh.env.get("cpu_method").unwrap_or("spin-table").to_string();
+    let mut psci_handback = None;
+    let mut pen_clean = None;
+    if let Some(smp) = &sh.platform.st.smp {
+        let paths: Vec<String> = info.cpus.iter().map(|c| c.path.clone()).collect();
+        let unusable = smp.unusable_paths();
+        let remove: Vec<String> = paths
+            .iter()
+            .filter(|p| unusable.contains(p))
+            .cloned()
+            .collect();
+        let existing: Vec<loader::dt::Region> = info.memreserve.clone();
+        let pen_r = crate::smp::pen_region(&smp.header);
+        let (m, reserve) = match method.as_str() {
+            "spin-table" => {
+                let release: Vec<(String, u64)> = smp
+                    .cpus
+                    .iter()
+                    .filter_map(|c| c.slot.map(|a| (c.path.clone(), a)))
+                    .collect();
+                pen_clean = Some((pen_r.base, pen_r.size));
+                (
+                    dtfix::CpuMethod::SpinTable {
+                        release,
+                        park: smp.header.park_addr(),
+                    },
+                    loader::pen::memreserve_list(&existing, &smp.dropped, pen_r),
+                )
+            }
+            "psci" => {
+                let c = sh
+                    .platform
+                    .st
+                    .psci
+                    .filter(|c| crate::arch::psci::usable(*c))
+                    .ok_or_else(|| {
+                        msg("booti: cpu_method=psci needs firmware PSCI reachable from this EL")
+                    })?;
+                psci_handback = Some(c);
+                let keep: Vec<loader::dt::Region> = existing
+                    .iter()
+                    .filter(|r| !smp.dropped.contains(r) && **r != pen_r)
+                    .copied()
+                    .collect();
+                (dtfix::CpuMethod::Psci, keep)
+            }
+            other => {
+                return Err(msg(format!(
+                    "booti: cpu_method '{other}' must be spin-table or psci"
+                )))
+            }
+        };
+        let reserve: Vec<(u64, u64)> = reserve.iter().map(|r| (r.base, r.size)).collect();
+        dtfix::apply_cpus(&mut tree, &paths, &m, &remove, &reserve)
+            .map_err(|e| msg(format!("booti: {e}")))?;
+    }
     let boot_cpuid = (crate::arch::cpu::mpidr() & 0xffff_ffff) as u32;
     let dt_out = dtfix::store(&tree, boot_cpuid).map_err(|e| msg(format!("booti: {e}")))?;
     let _ = info;
@@ -221,6 +278,7 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
         map: &mut st.map,
         ids: Vec::new(),
     };
+    let smp_slot = &mut st.smp;
     let hdr = &k.hdr;
     let footprint = hdr.text_offset + hdr.image_size;
     let mut src_claim = None;
@@ -264,6 +322,15 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
         }
     }
     c.claim(fdt_dest, dt_out.len() as u64, Owner::Fdt)?;
+
+    // cpu_method=psci: the pen CPUs go back to firmware now (before any
+    // byte moves, so a CPU that refuses to turn off fails the boot cleanly).
+    if let Some(cd) = psci_handback {
+        if let Some(smp) = smp_slot.as_mut() {
+            smp.hand_back_to_firmware(cd)
+                .map_err(|e| msg(format!("booti: {e}")))?;
+        }
+    }
 
     // 3. Write: kernel (move or inflate), then the DT.
     let t0 = timer::ticks();
@@ -326,6 +393,9 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     clean.push((fdt_dest, dt_out.len() as u64));
     if let Some(r) = initrd {
         clean.push(r);
+    }
+    if let Some(p) = pen_clean {
+        clean.push(p);
     }
     // SAFETY: the kernel, DT and initrd are in place and claimed; nothing
     // writes to them after this point.

@@ -244,6 +244,69 @@ fn render_value(v: &[u8]) -> String {
     format!(" = [{}]", bytes.join(" "))
 }
 
+/// How the kernel will find its CPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpuMethod {
+    /// Through the loader's pen: per-CPU release words and the park address.
+    SpinTable {
+        release: Vec<(String, u64)>,
+        park: u64,
+    },
+    /// Through firmware PSCI (the pen is gone).
+    Psci,
+}
+
+/// Rewrites every cpu node's enable-method (never mixing methods), removes
+/// the nodes in `remove` (CPUs that did not arrive or are lost — and any
+/// cpu-map, which would reference them), and replaces the /memreserve/
+/// table with `memreserve`.
+pub fn apply_cpus(
+    tree: &mut DeviceTree,
+    cpu_paths: &[String],
+    method: &CpuMethod,
+    remove: &[String],
+    memreserve: &[(u64, u64)],
+) -> Result<(), String> {
+    if !remove.is_empty() {
+        if let Some(cpus) = tree.find_node_mut("/cpus") {
+            cpus.remove_child("cpu-map");
+        }
+    }
+    for path in remove {
+        let _ = self::remove(tree, path, None);
+    }
+    for path in cpu_paths.iter().filter(|p| !remove.contains(p)) {
+        let node = find_mut(tree, path)?;
+        node.remove_property("enable-method");
+        node.remove_property("cpu-release-addr");
+        node.remove_property("cpu-park-addr");
+        match method {
+            CpuMethod::Psci => {
+                node.add_property(DeviceTreeProperty::new_unchecked("enable-method", "psci"));
+            }
+            CpuMethod::SpinTable { release, park } => {
+                let addr = release
+                    .iter()
+                    .find(|(p, _)| p == path)
+                    .map(|(_, a)| *a)
+                    .ok_or_else(|| format!("{path}: no pen slot"))?;
+                node.add_property(DeviceTreeProperty::new_unchecked(
+                    "enable-method",
+                    "spin-table",
+                ));
+                // 64-bit values: two cells, as Linux's of_property_read_u64 needs.
+                node.add_property(DeviceTreeProperty::new_unchecked("cpu-release-addr", addr));
+                node.add_property(DeviceTreeProperty::new_unchecked("cpu-park-addr", *park));
+            }
+        }
+    }
+    tree.memory_reservations = memreserve
+        .iter()
+        .map(|&(a, s)| dtoolkit::memreserve::MemoryReservation::new(a, s))
+        .collect();
+    Ok(())
+}
+
 /// The names of /memreserve/ entries as (addr, size).
 pub fn memreserves(tree: &DeviceTree) -> Vec<(u64, u64)> {
     tree.memory_reservations
@@ -360,6 +423,55 @@ mod tests {
         assert!(remove(&mut t, "/", None).is_err());
         let root = print(&t, "/").unwrap();
         assert!(root.starts_with("/ {"), "{root}");
+    }
+
+    #[test]
+    fn cpus_become_spin_table_through_the_pen() {
+        let (mut t, info) = load(VIRT).unwrap();
+        let paths: Vec<String> = info.cpus.iter().map(|c| c.path.clone()).collect();
+        let release: Vec<(String, u64)> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), 0x7fff_0300 + 64 * i as u64))
+            .collect();
+        let drop = alloc::vec![paths[3].clone()];
+        apply_cpus(
+            &mut t,
+            &paths,
+            &CpuMethod::SpinTable {
+                release,
+                park: 0x7fff_0088,
+            },
+            &drop,
+            &[(0x7fff_0000, 0x1000)],
+        )
+        .unwrap();
+        let out = store(&t, 0).unwrap();
+        let i2 = dt::parse(&out).unwrap();
+        assert_eq!(i2.cpus.len(), 3);
+        assert_eq!(i2.memreserve.len(), 1);
+        assert_eq!(
+            (i2.memreserve[0].base, i2.memreserve[0].size),
+            (0x7fff_0000, 0x1000)
+        );
+        for (i, c) in i2.cpus.iter().enumerate() {
+            assert_eq!(c.enable_method, Some(dt::EnableMethod::SpinTable), "{c:?}");
+            assert_eq!(
+                c.release_addr,
+                dt::Prop64::Value(0x7fff_0300 + 64 * i as u64)
+            );
+            assert_eq!(c.park_addr, dt::Prop64::Value(0x7fff_0088));
+        }
+        // And back to PSCI: no spin-table leftovers, no reservation.
+        let (mut t3, i3) = load(&out).unwrap();
+        let p3: Vec<String> = i3.cpus.iter().map(|c| c.path.clone()).collect();
+        apply_cpus(&mut t3, &p3, &CpuMethod::Psci, &[], &[]).unwrap();
+        let i4 = dt::parse(&store(&t3, 0).unwrap()).unwrap();
+        assert!(i4.memreserve.is_empty());
+        for c in &i4.cpus {
+            assert_eq!(c.enable_method, Some(dt::EnableMethod::Psci));
+            assert_eq!(c.release_addr, dt::Prop64::Absent);
+        }
     }
 
     #[test]

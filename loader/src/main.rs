@@ -16,6 +16,8 @@ mod cmd_storage;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
 mod storage;
 
 #[cfg(not(target_os = "none"))]

@@ -263,6 +263,19 @@ fn cmd_bootstage(sh: &mut Sh, args: &[String]) -> CmdResult {
     }
 }
 
+fn cmd_cpus(sh: &mut Sh, args: &[String]) -> CmdResult {
+    if args.len() != 1 {
+        return Err(CmdError::Usage);
+    }
+    let text = match (&sh.platform.st.smp, &sh.platform.st.smp_error) {
+        (Some(s), _) => s.report(),
+        (None, Some(e)) => format!("CPUs not gathered: {e}\n"),
+        (None, None) => "CPUs not gathered\n".to_string(),
+    };
+    sh.print(&text);
+    Ok(())
+}
+
 type CmdFn = for<'a, 'b> fn(&'b mut Sh<'a>, &'b [String]) -> CmdResult;
 
 pub static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
@@ -308,6 +321,12 @@ pub static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
     ("saveenv", "saveenv", "save the environment as text to /parkboot.env on virtio 0", cs::cmd_saveenv),
     ("source", "source [addr]", "run a script (plain text or mkimage legacy script image) from memory", cs::cmd_source),
     (
+        "cpus",
+        "cpus",
+        "list the CPUs: MPIDR, state (boot/parked/off/missing/lost), pen slot, gather time",
+        cmd_cpus,
+    ),
+    (
         "booti",
         "booti <kernel_addr> [<initrd_addr>:<size> | -] [<fdt_addr>]",
         "boot an arm64 Linux Image or Image.gz (from a patched copy of the loader's DT by default)",
@@ -345,6 +364,25 @@ pub fn run(st: &mut State) -> ! {
     }
     if let Some(msg) = cs::load_saved_env(&mut sh) {
         sh.print(&format!("{msg}\n"));
+    }
+    let pen_addr = sh.env.get("pen_addr").and_then(shell::parse_hex);
+    match crate::smp::gather(sh.platform.st, pen_addr) {
+        Ok(s) => {
+            sh.print(&format!("{}\n", s.summary()));
+            for c in s.cpus.iter().filter(|c| {
+                matches!(
+                    c.state,
+                    crate::smp::CpuState::Missing(_) | crate::smp::CpuState::Lost(_)
+                )
+            }) {
+                sh.print(&format!("CPU {:#x} ({}): {:?}\n", c.mpidr, c.path, c.state));
+            }
+            sh.platform.st.smp = Some(s);
+        }
+        Err(e) => {
+            sh.print(&format!("CPUs: not gathered: {e}\n"));
+            sh.platform.st.smp_error = Some(e);
+        }
     }
     sh.platform.st.ready_ticks = timer::ticks();
     crate::boot::mark_at("shell ready", sh.platform.st.ready_ticks, 0);

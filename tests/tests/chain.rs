@@ -18,21 +18,13 @@ fn report(q: &mut Qemu) -> HashMap<String, String> {
         .collect()
 }
 
-fn chain(name: &str, opts: Opts, kernels: usize) {
-    chain_checked(name, opts, kernels, |_| {})
-}
-
-fn chain_checked(name: &str, opts: Opts, kernels: usize, mut each: impl FnMut(&mut Qemu)) {
+/// One disk with the kernel and an initramfs that carries loader.bin.
+fn chain_disk(name: &str) -> std::path::PathBuf {
     let dir = scratch(name);
     let loader = std::fs::read(qemu_harness::loader_bin()).unwrap();
     let rd = dir.join("initramfs.cpio.gz");
     xtask::kernel::initramfs_with(&[("/loader.bin", loader)], &rd).unwrap();
     let a = xtask::kernel::artifacts();
-    let boot_cmd = "setenv bootargs 'console=ttyAMA0'\n\
-        load virtio 0 ${ramdisk_addr_r} /initramfs.cpio.gz\n\
-        setenv rdsize ${filesize}\n\
-        load virtio 0 ${kernel_addr_r} /Image\n\
-        booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}\n";
     let img = dir.join("disk.img");
     make_fat_disk(
         &img,
@@ -43,37 +35,62 @@ fn chain_checked(name: &str, opts: Opts, kernels: usize, mut each: impl FnMut(&m
             files: vec![
                 ("/Image".into(), Source::Host(a.image.clone())),
                 ("/initramfs.cpio.gz".into(), Source::Host(rd)),
-                (
-                    "/boot.cmd".into(),
-                    Source::Bytes(boot_cmd.as_bytes().to_vec()),
-                ),
             ],
             label: None,
         },
     )
     .unwrap();
+    img
+}
+
+/// At a loader's prompt: boot Linux with `cpu_method` and `bootargs`.
+fn boot_linux(q: &mut Qemu, method: &str, args: &str) {
+    q.expect_within("autoboot", T);
+    q.send_raw(b" ");
+    q.expect("=> ");
+    q.cmd(&format!("setenv cpu_method {method}"));
+    q.cmd(&format!("setenv bootargs '{args}'"));
+    q.cmd("load virtio 0 ${ramdisk_addr_r} /initramfs.cpio.gz");
+    q.cmd("setenv rdsize ${filesize}");
+    q.cmd("load virtio 0 ${kernel_addr_r} /Image");
+    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
+    q.expect_within("Starting kernel", T);
+}
+
+/// `plan[n]` = (cpu_method, extra bootargs, expected nproc) for kernel n.
+fn chain(name: &str, opts: Opts, plan: &[(&str, &str, &str)], mut each: impl FnMut(&mut Qemu)) {
+    let img = chain_disk(name);
     let mut opts = opts;
-    let cpus = opts.smp.to_string();
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start(name, &opts);
     let mut first: Option<HashMap<String, String>> = None;
-    for n in 0..kernels {
+    let mut by_cpus: HashMap<String, String> = HashMap::new();
+    for (n, (method, extra, want)) in plan.iter().enumerate() {
         q.expect_within("parkboot 0.1.0", T);
-        q.expect_within("Starting kernel", T);
+        let args = format!("console=ttyAMA0 {extra}");
+        boot_linux(&mut q, method, args.trim());
         let r = report(&mut q);
         eprintln!("[{name}] kernel {n}: {r:?}");
-        assert_eq!(r["nproc"], cpus, "kernel {n}: {r:?}");
+        assert_eq!(&r["nproc"], want, "kernel {n}: {r:?}");
+        // Reservations and EL never change; MemTotal is compared between
+        // kernels that run the same number of CPUs (per-CPU areas cost RAM).
         match &first {
-            None => first = Some(r),
+            None => first = Some(r.clone()),
             Some(f) => {
-                for key in ["memtotal", "memreserve", "nproc", "enable-method", "el"] {
+                for key in ["memreserve", "el"] {
                     assert_eq!(f[key], r[key], "kernel {n}: {key} drifted");
                 }
             }
         }
+        match by_cpus.get(&r["nproc"]) {
+            None => {
+                by_cpus.insert(r["nproc"].clone(), r["memtotal"].clone());
+            }
+            Some(m) => assert_eq!(m, &r["memtotal"], "kernel {n}: MemTotal drifted"),
+        }
         q.expect("initramfs# ");
         each(&mut q);
-        if n + 1 < kernels {
+        if n + 1 < plan.len() {
             q.send("kexec -l /loader.bin --dtb=/sys/firmware/fdt && kexec -e");
         }
     }
@@ -81,24 +98,49 @@ fn chain_checked(name: &str, opts: Opts, kernels: usize, mut each: impl FnMut(&m
 
 #[test]
 fn psci_chain_four_kernels() {
-    chain("chain-psci", Opts::default(), 4);
+    let p = ("psci", "", "4");
+    chain("chain-psci", Opts::default(), &[p, p, p, p], |_| {});
 }
 
 #[test]
 fn psci_chain_vhe_host() {
     // -cpu max has VHE: the kernel runs at EL2 with E2H set and kexecs the
     // loader with EL2 still configured for itself.
-    chain_checked(
+    let p = ("psci", "", "4");
+    chain(
         "chain-psci-vhe",
         Opts {
             cpu: "max".into(),
             ..Opts::default()
         },
-        3,
+        &[p, p, p],
         |q| {
             q.send("dmesg | grep -c 'Virtualization Host Extensions'");
             let out = q.expect("initramfs# ");
             assert!(out.contains("\n1"), "this kernel must run with VHE: {out}");
+        },
+    );
+}
+
+#[test]
+fn spin_table_chain_reclaims_cpus_from_the_old_pen() {
+    // Stock Linux can kexec from a spin-table boot only when it knows one
+    // CPU (nr_cpus=1): the secondaries never leave the loader's pen. Each
+    // next loader finds the old pen through the DT, takes its CPUs over and
+    // drops it; the last kernel comes up with every CPU via spin-table.
+    let one = ("spin-table", "nr_cpus=1", "1");
+    chain(
+        "chain-spin-table",
+        Opts::default(),
+        &[one, one, one, ("spin-table", "", "4")],
+        |q| {
+            let t = q.transcript();
+            let last = t.rfind("CPUs: ").map(|i| &t[i..]).unwrap_or("");
+            assert!(
+                last.starts_with("CPUs: 4 in DT, 3 in pen"),
+                "loader must hold 3 CPUs: {}",
+                &last[..last.len().min(120)]
+            );
         },
     );
 }

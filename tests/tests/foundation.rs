@@ -330,7 +330,14 @@ fn no_dtb_still_gives_a_shell() {
 fn line_editing_with_history_when_a_terminal_answers() {
     // The harness answers ESC[6n like a terminal: the shell switches to
     // noline editing; up-arrow recalls the previous line.
-    let mut q = Qemu::boot_to_prompt("noline", &Opts { smp: 1, terminal: true, ..Opts::default() });
+    let mut q = Qemu::boot_to_prompt(
+        "noline",
+        &Opts {
+            smp: 1,
+            terminal: true,
+            ..Opts::default()
+        },
+    );
     q.send("echo first-line");
     q.expect("first-line");
     q.expect("=> ");

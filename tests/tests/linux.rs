@@ -100,7 +100,18 @@ fn image_el2_smp4() {
     let r = run_kernel("linux-image-el2", false, Opts::default(), 4);
     // Entered at EL2: the kernel has KVM.
     assert_eq!(r["el"], "kvm", "{r:?}");
-    assert_eq!(r["enable-method"], "psci");
+    assert_eq!(r["enable-method"], "spin-table");
+    // Exactly one /memreserve/: the pen, shown as reserved by the kernel.
+    let mr: Vec<&str> = r["memreserve"]
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(mr.len(), 1, "{r:?}");
+    let base = mr[0].split('+').next().unwrap().trim_start_matches("0x");
+    assert!(
+        r["iomem-reserved"].contains(&format!("{base}-")),
+        "pen not reserved in /proc/iomem: {r:?}"
+    );
 }
 
 #[test]

@@ -236,7 +236,11 @@ fn run_targets(o: &Opts) -> Result<(), String> {
         eprintln!("xtask: {summary}");
         results.push((out.ok, summary));
     }
-    eprintln!("\nxtask: fuzz summary ({} s per target; logs in {}):", o.time, logs.display());
+    eprintln!(
+        "\nxtask: fuzz summary ({} s per target; logs in {}):",
+        o.time,
+        logs.display()
+    );
     for (_, s) in &results {
         eprintln!("  {s}");
     }

@@ -3,3 +3,4 @@
 pub mod disk;
 pub mod elf;
 pub mod kernel;
+pub mod payload;

@@ -5,6 +5,7 @@
 //!   cargo xtask test             everything CI runs: host tests, QEMU tests
 //!   cargo xtask qemu-deps        check for the host tools the QEMU tests need
 use xtask::{disk, elf, kernel};
+mod bench;
 mod fuzz;
 
 use std::path::{Path, PathBuf};
@@ -109,6 +110,7 @@ fn main() {
         .collect();
     let res = match cmd {
         "build" => build().map(|_| ()),
+        "payload" => xtask::payload::build_payload().map(|p| eprintln!("xtask: wrote {}", p.display())),
         "run" => build().and_then(|l| {
             let img = disk::demo_disk(disk::DEMO_BOOT_CMD)?;
             let mut args = disk::qemu_disk_args(&img, "demo");
@@ -120,8 +122,9 @@ fn main() {
         "kernel" => kernel::cli(&rest),
         "disk" => disk::cli(&rest),
         "fuzz" => fuzz::cli(&rest),
+        "bench" => bench::cli(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <build|run|test>");
+            eprintln!("usage: cargo xtask <build|run|test|bench|kernel|disk|payload|fuzz>");
             exit(2);
         }
     };
@@ -133,6 +136,7 @@ fn main() {
 
 fn test(rest: &[String]) -> Result<(), String> {
     let loader = build()?;
+    xtask::payload::build_payload()?;
     // The kernel tests boot Debian's stock arm64 kernel: fetch it first.
     kernel::ensure_kernel()?;
     let mut c = cargo();

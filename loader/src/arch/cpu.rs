@@ -49,3 +49,25 @@ pub fn clean_inval_dcache_range(start: usize, len: usize) {
     // SAFETY: barrier only.
     unsafe { asm!("dsb sy", options(nostack)) };
 }
+
+/// Waits for an event (SEV from a pen CPU, or the timer event stream).
+pub fn wait_event() {
+    // SAFETY: a hint; no memory effects.
+    unsafe { asm!("wfe", options(nomem, nostack)) };
+}
+
+/// Turns on the generic timer's event stream (one event every 2^15
+/// counter ticks, ~0.5 ms at 62.5 MHz), so WFE-based waits always wake to
+/// check their timeouts. The handoff resets CNTHCTL_EL2; Linux programs
+/// CNTKCTL_EL1 itself.
+pub fn enable_event_stream() {
+    // EVNTEN (bit 2), EVNTI = 14 (bits 7:4), EL1PCTEN|EL1PCEN kept at EL2.
+    // SAFETY: timer control registers of our own EL.
+    unsafe {
+        if current_el() == 2 {
+            asm!("msr cnthctl_el2, {}", "isb", in(reg) (3u64 | (1 << 2) | (14 << 4)), options(nostack));
+        } else {
+            asm!("msr cntkctl_el1, {}", "isb", in(reg) ((1u64 << 2) | (14 << 4)), options(nostack));
+        }
+    }
+}

@@ -10,3 +10,24 @@ pub mod timer;
 pub mod uart;
 
 core::arch::global_asm!(include_str!("entry.S"));
+core::arch::global_asm!(include_str!("pen.S"));
+
+// Where a pen CPU is released to when `cpu_method=psci` hands CPUs back to
+// firmware: PSCI CPU_OFF through the conduit (never returns on success).
+core::arch::global_asm!(
+    ".section .text.psci_off, \"ax\"",
+    ".global psci_off_smc",
+    "psci_off_smc:",
+    "    movz w0, #0x0002",
+    "    movk w0, #0x8400, lsl #16",
+    "    smc #0",
+    "1:  wfe",
+    "    b 1b",
+    ".global psci_off_hvc",
+    "psci_off_hvc:",
+    "    movz w0, #0x0002",
+    "    movk w0, #0x8400, lsl #16",
+    "    hvc #0",
+    "2:  wfe",
+    "    b 2b",
+);

@@ -209,6 +209,7 @@ pen_park:
     mov     x1, #PEN_STATUS_PARKED
 3:  str     x1, [x15, #PEN_ST_STATUS]
     dsb     sy
+    sev                                 /* wake an observer waiting in WFE */
 
     /* ---- hold: wait for a non-zero release word ---- */
 .Lpen_wait:
@@ -237,6 +238,7 @@ pen_park:
     mov     x1, #PEN_STATUS_RELEASED
     str     x1, [x15, #PEN_ST_STATUS]
     dsb     sy
+    sev
     ic      iallu                       /* no stale lines for the OS's entry code */
     dsb     nsh
     isb

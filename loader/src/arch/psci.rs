@@ -35,3 +35,32 @@ pub fn version(c: Conduit) -> Option<(u16, u16)> {
     };
     v.ok().map(|v| (v.major, v.minor))
 }
+
+pub fn cpu_on(c: Conduit, mpidr: u64, entry: u64, context: u64) -> Result<(), psci::error::Error> {
+    match c {
+        Conduit::Smc => psci::cpu_on::<Smc>(mpidr, entry, context),
+        Conduit::Hvc => psci::cpu_on::<Hvc>(mpidr, entry, context),
+    }
+}
+
+/// Whether firmware reports the CPU (affinity level 0) as OFF.
+pub fn is_off(c: Conduit, mpidr: u64) -> bool {
+    let r = match c {
+        Conduit::Smc => psci::affinity_info::<Smc>(mpidr, psci::LowestAffinityLevel::All),
+        Conduit::Hvc => psci::affinity_info::<Hvc>(mpidr, psci::LowestAffinityLevel::All),
+    };
+    matches!(r, Ok(psci::AffinityState::Off))
+}
+
+extern "C" {
+    fn psci_off_smc();
+    fn psci_off_hvc();
+}
+
+/// Address a pen CPU can be released to so that it calls CPU_OFF.
+pub fn cpu_off_stub(c: Conduit) -> u64 {
+    match c {
+        Conduit::Smc => psci_off_smc as usize as u64,
+        Conduit::Hvc => psci_off_hvc as usize as u64,
+    }
+}

@@ -1,0 +1,580 @@
+//! Secondary CPUs: gather every DT CPU into a fresh pen (PSCI CPU_ON, or
+//! taking them over from an older pen / a foreign spin-table), report them,
+//! and, at boot, either describe the pen in the DT (spin-table, the default)
+//! or hand the CPUs back to firmware (cpu_method=psci).
+//! Layout, validation and planning are in the host-tested `loader::pen`.
+
+use crate::arch::{cpu, mmu, psci, timer};
+use crate::boot::State;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use loader::dt::Region;
+use loader::memmap::{Owner, Prefer};
+use loader::pen::{self, CacheOps, CpuAction, Pen, PenCode, PenHeader, PenLayout, SlotStatus};
+
+/// How long one CPU may take to arrive in the pen.
+const ARRIVAL_TIMEOUT_US: u64 = 1_000_000;
+
+extern "C" {
+    static pen_code_start: u8;
+    static pen_code_end: u8;
+    static pen_entry: u8;
+    static pen_park: u8;
+}
+
+pub struct ArchCache;
+
+impl CacheOps for ArchCache {
+    fn clean(&mut self, addr: u64, len: u64) {
+        cpu::clean_dcache_range(addr as usize, len as usize);
+    }
+    fn clean_invalidate(&mut self, addr: u64, len: u64) {
+        cpu::clean_inval_dcache_range(addr as usize, len as usize);
+    }
+    fn send_event(&mut self) {
+        // SAFETY: barrier + event, no memory effects beyond ordering.
+        unsafe { core::arch::asm!("dsb sy", "sev", options(nostack)) };
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CpuState {
+    Boot,
+    InPen,
+    /// Handed back to firmware (cpu_method=psci).
+    Off,
+    /// Expected but did not arrive / was refused: left out of the DT.
+    Missing(String),
+    /// Held by something we cannot prove we own: never touched.
+    Lost(String),
+}
+
+pub struct CpuEntry {
+    pub mpidr: u64,
+    pub path: String,
+    pub how: String,
+    pub state: CpuState,
+    pub arrival_us: Option<u64>,
+    /// This CPU's release word in our pen (its cpu-release-addr).
+    pub slot: Option<u64>,
+}
+
+pub struct Smp {
+    pub header: PenHeader,
+    pub cpus: Vec<CpuEntry>,
+    pub gather_us: u64,
+    /// Old pen regions dropped (their /memreserve/ entries go).
+    pub dropped: Vec<Region>,
+    /// Old pen regions kept (something may still run there).
+    pub kept: Vec<Region>,
+    pub notes: Vec<String>,
+}
+
+fn code() -> (&'static [u8], u32, u32) {
+    // SAFETY: linker/assembler symbols delimiting the pen code in our image.
+    unsafe {
+        let s = &pen_code_start as *const u8 as usize;
+        let e = &pen_code_end as *const u8 as usize;
+        let en = &pen_entry as *const u8 as usize;
+        let pk = &pen_park as *const u8 as usize;
+        (
+            core::slice::from_raw_parts(s as *const u8, e - s),
+            (en - s) as u32,
+            (pk - s) as u32,
+        )
+    }
+}
+
+/// Mutable view of mapped RAM.
+///
+/// # Safety
+/// The range must be mapped RAM that the caller owns (claimed) or has
+/// validated as a pen it may write per the protocol.
+unsafe fn ram_mut(addr: u64, len: u64) -> &'static mut [u8] {
+    unsafe { core::slice::from_raw_parts_mut(addr as usize as *mut u8, len as usize) }
+}
+
+fn read_ram(addr: u64, len: usize) -> Option<Vec<u8>> {
+    if mmu::mapped_kind(addr, len as u64) != Some(true) {
+        return None;
+    }
+    cpu::clean_inval_dcache_range(addr as usize, len);
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    // SAFETY: mapped RAM (checked); read-only copy.
+    v.extend_from_slice(unsafe { core::slice::from_raw_parts(addr as usize as *const u8, len) });
+    Some(v)
+}
+
+/// Builds the pen and brings every CPU the DT lists into it. Problems are
+/// reported per CPU; the boot continues with whoever arrived.
+pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
+    let t0 = timer::ticks();
+    let dt = st.dt.as_ref().ok_or("no device tree: no CPUs to gather")?;
+    let el = cpu::current_el();
+    let conduit = st.psci.filter(|c| psci::usable(*c));
+    let (code_bytes, entry_off, park_off) = code();
+    let me = cpu::mpidr();
+    let plan = pen::plan_reclaim(
+        dt,
+        &pen::ReclaimEnv {
+            current_mpidr: me,
+            current_el: el,
+            psci: conduit.is_some(),
+            our_code: Some(code_bytes),
+        },
+        read_ram,
+    );
+    let mut mpidrs = plan.new_pen_cpus();
+    if !mpidrs.contains(&(me & pen::MPIDR_MASK)) {
+        mpidrs.insert(0, me & pen::MPIDR_MASK);
+    }
+    if let Some(r) = try_adopt(st, &plan, &mpidrs, el, conduit, pen_addr, t0) {
+        return r;
+    }
+    let layout = PenLayout::new(mpidrs.len(), code_bytes.len(), el)
+        .map_err(|e| format!("pen layout: {e}"))?
+        .with_generation(plan.next_generation);
+    let size = layout.total_size;
+    let base = match pen_addr {
+        Some(a) => {
+            if a % pen::PEN_ALIGN != 0 {
+                return Err(format!("pen_addr {a:#x} is not 4 KiB aligned"));
+            }
+            a
+        }
+        None => {
+            let first = st.map.banks().first().copied().ok_or("no RAM")?;
+            st.map
+                .find_free(
+                    size,
+                    pen::PEN_ALIGN,
+                    Some(first.base + first.size),
+                    Prefer::High,
+                )
+                .ok_or("no free RAM for the pen")?
+        }
+    };
+    let claim = st
+        .map
+        .claim(base, size, Owner::Pen)
+        .map_err(|e| format!("pen: {e}"))?;
+    // SAFETY: just claimed for the pen.
+    let region = unsafe { ram_mut(base, size) };
+    let code = PenCode {
+        bytes: code_bytes,
+        entry: entry_off,
+        park: park_off,
+    };
+    let header = match layout.build(region, base, &code, &mpidrs) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = st.map.release(claim);
+            return Err(format!("pen build: {e}"));
+        }
+    };
+    let mut ops = ArchCache;
+    ops.clean_invalidate(base, size);
+    // SAFETY: the pen code was just written; make it visible to instruction fetch.
+    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+
+    let mut cpus = Vec::new();
+    let mut notes = Vec::new();
+    let entry = header.entry_addr();
+    for c in &plan.cpus {
+        let mut e = CpuEntry {
+            mpidr: c.mpidr,
+            path: c.path.clone(),
+            how: c.action.to_string(),
+            state: CpuState::InPen,
+            arrival_us: None,
+            slot: mpidrs
+                .iter()
+                .position(|&m| m == c.mpidr & pen::MPIDR_MASK)
+                .and_then(|i| header.slot_release_addr(i)),
+        };
+        match &c.action {
+            CpuAction::Boot => e.state = CpuState::Boot,
+            CpuAction::Lost { reason } => e.state = CpuState::Lost(reason.to_string()),
+            CpuAction::PsciCpuOn => match conduit {
+                Some(cd) => {
+                    if let Err(err) = psci::cpu_on(cd, c.mpidr, entry, 0) {
+                        e.state = CpuState::Missing(format!("PSCI CPU_ON: {err}"));
+                    }
+                }
+                None => e.state = CpuState::Missing("no usable PSCI".into()),
+            },
+            CpuAction::TakeOverFromPen {
+                old_pen_base,
+                status,
+                ..
+            } => {
+                let old = plan
+                    .old_pens
+                    .iter()
+                    .find(|p| p.header.phys_base == *old_pen_base);
+                let r = old
+                    .ok_or_else(|| "old pen vanished".to_string())
+                    .and_then(|p| {
+                        // SAFETY: a validated parkboot pen inside a /memreserve/; the
+                        // protocol lets a loader write its mailboxes.
+                        let mem = unsafe { ram_mut(p.header.phys_base, p.header.total_size) };
+                        let mut old = Pen::open(mem, p.header.phys_base, &mut ops)
+                            .map_err(|e| e.to_string())?;
+                        if *status == SlotStatus::Unarmed {
+                            old.rearm(&mut ops, c.mpidr).map_err(|e| e.to_string())?;
+                            let t = timer::now_us();
+                            while !matches!(old.status(&mut ops, c.mpidr), Ok(s) if s.is_held()) {
+                                cpu::wait_event();
+                                if timer::now_us() - t > ARRIVAL_TIMEOUT_US {
+                                    return Err("did not re-arm in the old pen".into());
+                                }
+                            }
+                        }
+                        old.release(&mut ops, c.mpidr, entry)
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(err) = r {
+                    e.state = CpuState::Missing(format!("take-over: {err}"));
+                }
+            }
+            CpuAction::SpinTableForeign { release_addr } => {
+                if mmu::mapped_kind(*release_addr, 8) == Some(true) && release_addr % 8 == 0 {
+                    // SAFETY: an aligned release word inside a /memreserve/ (planner checked).
+                    unsafe { (*release_addr as usize as *mut u64).write_volatile(entry) };
+                    ops.clean(*release_addr, 8);
+                    ops.send_event();
+                } else {
+                    e.state =
+                        CpuState::Missing(format!("release address {release_addr:#x} not in RAM"));
+                }
+            }
+        }
+        cpus.push(e);
+    }
+    // Wait for everyone at once: they come up in parallel.
+    // SAFETY: our claimed pen region.
+    let mut pen_view = Pen::open(unsafe { ram_mut(base, size) }, base, &mut ops)
+        .map_err(|e| format!("pen: {e}"))?;
+    let start = timer::now_us();
+    loop {
+        let mut pending = 0;
+        for e in cpus
+            .iter_mut()
+            .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
+        {
+            match pen_view.status(&mut ops, e.mpidr) {
+                Ok(SlotStatus::Waiting) => e.arrival_us = Some(timer::now_us() - start),
+                Ok(SlotStatus::Refused) => {
+                    e.state = CpuState::Missing("arrived at the wrong EL (refused)".into())
+                }
+                _ => pending += 1,
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        cpu::wait_event();
+        if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
+            for e in cpus
+                .iter_mut()
+                .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
+            {
+                e.state = CpuState::Missing(format!(
+                    "did not arrive within {} ms",
+                    ARRIVAL_TIMEOUT_US / 1000
+                ));
+            }
+            break;
+        }
+    }
+    // Old pens whose CPUs all moved are dropped; others stay reserved.
+    let moved: Vec<u64> = cpus
+        .iter()
+        .filter(|e| e.state == CpuState::InPen && e.how.starts_with("take over from parkboot"))
+        .map(|e| e.mpidr)
+        .collect();
+    let dropped = plan.droppable(&moved);
+    let kept: Vec<Region> = plan
+        .old_pens
+        .iter()
+        .map(|p| p.reserve)
+        .filter(|r| !dropped.contains(r))
+        .collect();
+    for r in &dropped {
+        let ids: Vec<_> = st
+            .map
+            .claims()
+            .filter(|c| {
+                matches!(c.owner, Owner::MemReserve(_))
+                    && c.start >= r.base
+                    && c.end <= r.base + r.size
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in ids {
+            let _ = st.map.release(id);
+        }
+    }
+    for b in &plan.bad_pens {
+        notes.push(format!(
+            "reserved region {:#x}+{:#x} is not a valid pen ({}); left alone",
+            b.reserve.base, b.reserve.size, b.error
+        ));
+    }
+    let gather_us = timer::ticks_to_us(timer::ticks() - t0);
+    crate::boot::mark_span("CPUs gathered", t0, timer::ticks(), 0);
+    let header = pen_view.header().clone();
+    Ok(Smp {
+        header,
+        cpus,
+        gather_us,
+        dropped,
+        kept,
+        notes,
+    })
+}
+
+/// Adopts the predecessor's pen in place when it is ours (same code), at
+/// our EL, has a slot for every CPU we need, no CPU of it is still out (a
+/// kernel kept it), and `pen_addr` does not ask for another place. Then the
+/// DT's /memreserve/ table stays exactly as it was.
+fn try_adopt(
+    st: &mut State,
+    plan: &pen::ReclaimPlan,
+    mpidrs: &[u64],
+    el: u8,
+    conduit: Option<psci::Conduit>,
+    pen_addr: Option<u64>,
+    t0: u64,
+) -> Option<Result<Smp, String>> {
+    let [old] = plan.old_pens.as_slice() else {
+        return None;
+    };
+    let h = &old.header;
+    let fits = old.same_code
+        && old.blockers.is_empty()
+        && h.entry_el == u32::from(el)
+        && pen_addr.is_none_or(|a| a == h.phys_base)
+        && mpidrs
+            .iter()
+            .all(|m| old.slots.iter().any(|s| s.mpidr == *m));
+    if !fits {
+        return None;
+    }
+    let base = h.phys_base;
+    let size = h.total_size;
+    // Its /memreserve/ claim becomes our pen claim.
+    let ids: Vec<_> = st
+        .map
+        .claims()
+        .filter(|c| {
+            matches!(c.owner, Owner::MemReserve(_)) && c.start >= base && c.end <= base + size
+        })
+        .map(|c| c.id)
+        .collect();
+    for id in ids {
+        let _ = st.map.release(id);
+    }
+    if let Err(e) = st.map.claim(base, size, Owner::Pen) {
+        return Some(Err(format!("pen: {e}")));
+    }
+    let mut ops = ArchCache;
+    // SAFETY: a validated parkboot pen of our own code, now claimed as ours.
+    let mut p = match Pen::open(unsafe { ram_mut(base, size) }, base, &mut ops) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(format!("pen: {e}"))),
+    };
+    if let Err(e) = p.adopt(&mut ops) {
+        return Some(Err(format!("pen: {e}")));
+    }
+    let entry = p.header().entry_addr();
+    let mut cpus = Vec::new();
+    for c in &plan.cpus {
+        let mut e = CpuEntry {
+            mpidr: c.mpidr,
+            path: c.path.clone(),
+            how: String::from("adopted in place"),
+            state: CpuState::InPen,
+            arrival_us: None,
+            slot: p.slot_addr(c.mpidr),
+        };
+        match &c.action {
+            CpuAction::Boot => e.state = CpuState::Boot,
+            CpuAction::Lost { reason } => e.state = CpuState::Lost(reason.to_string()),
+            CpuAction::TakeOverFromPen { status, .. } => {
+                if *status == SlotStatus::Unarmed {
+                    if let Err(err) = p.rearm(&mut ops, c.mpidr) {
+                        e.state = CpuState::Missing(format!("re-arm: {err}"));
+                    }
+                }
+            }
+            CpuAction::PsciCpuOn => {
+                e.how = String::from("PSCI CPU_ON");
+                match conduit {
+                    Some(cd) => {
+                        if let Err(err) = psci::cpu_on(cd, c.mpidr, entry, 0) {
+                            e.state = CpuState::Missing(format!("PSCI CPU_ON: {err}"));
+                        }
+                    }
+                    None => e.state = CpuState::Missing("no usable PSCI".into()),
+                }
+            }
+            CpuAction::SpinTableForeign { .. } => {
+                e.state = CpuState::Missing("foreign spin-table while adopting".into());
+            }
+        }
+        cpus.push(e);
+    }
+    let start = timer::now_us();
+    loop {
+        let mut pending = 0;
+        for e in cpus
+            .iter_mut()
+            .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
+        {
+            match p.status(&mut ops, e.mpidr) {
+                Ok(s) if s.is_held() => e.arrival_us = Some(timer::now_us() - start),
+                _ => pending += 1,
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
+            for e in cpus
+                .iter_mut()
+                .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
+            {
+                e.state = CpuState::Missing("not held in the adopted pen".into());
+            }
+            break;
+        }
+        cpu::wait_event();
+    }
+    let header = p.header().clone();
+    let gather_us = timer::ticks_to_us(timer::ticks() - t0);
+    crate::boot::mark_span("CPUs gathered", t0, timer::ticks(), 0);
+    Some(Ok(Smp {
+        header,
+        cpus,
+        gather_us,
+        dropped: Vec::new(),
+        kept: Vec::new(),
+        notes: Vec::new(),
+    }))
+}
+
+impl Smp {
+    pub fn summary(&self) -> String {
+        let inpen = self
+            .cpus
+            .iter()
+            .filter(|c| c.state == CpuState::InPen)
+            .count();
+        let bad = self
+            .cpus
+            .iter()
+            .filter(|c| matches!(c.state, CpuState::Missing(_) | CpuState::Lost(_)))
+            .count();
+        let mut s = format!(
+            "CPUs: {} in DT, {inpen} in pen at {:#x} ({} bytes) after {} us",
+            self.cpus.len(),
+            self.header.phys_base,
+            self.header.total_size,
+            self.gather_us
+        );
+        if bad > 0 {
+            s.push_str(&format!(", {bad} missing or lost"));
+        }
+        s
+    }
+
+    pub fn report(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!("{}\n", self.summary()));
+        o.push_str("  MPIDR       state     slot (cpu-release-addr)  arrived   how\n");
+        for c in &self.cpus {
+            let slot = c
+                .slot
+                .map(|a| format!("{a:#x}"))
+                .unwrap_or_else(|| "-".into());
+            let (state, why) = match &c.state {
+                CpuState::Boot => ("boot", String::new()),
+                CpuState::InPen => ("parked", String::new()),
+                CpuState::Off => ("off", String::new()),
+                CpuState::Missing(w) => ("missing", format!(": {w}")),
+                CpuState::Lost(w) => ("lost", format!(": {w}")),
+            };
+            let arr = c
+                .arrival_us
+                .map(|u| format!("{u} us"))
+                .unwrap_or_else(|| "-".into());
+            o.push_str(&format!(
+                "  {:#010x}  {state:<8}  {slot:<23}  {arr:<8}  {}{why}\n",
+                c.mpidr, c.how
+            ));
+        }
+        o.push_str(&format!("  cpu-park-addr {:#x}\n", self.header.park_addr()));
+        for n in &self.notes {
+            o.push_str(&format!("  note: {n}\n"));
+        }
+        o
+    }
+
+    /// The MPIDRs a kernel may use: boot CPU and those in the pen.
+    pub fn usable(&self) -> Vec<u64> {
+        self.cpus
+            .iter()
+            .filter(|c| matches!(c.state, CpuState::Boot | CpuState::InPen))
+            .map(|c| c.mpidr)
+            .collect()
+    }
+
+    pub fn unusable_paths(&self) -> Vec<String> {
+        self.cpus
+            .iter()
+            .filter(|c| !matches!(c.state, CpuState::Boot | CpuState::InPen))
+            .map(|c| c.path.clone())
+            .collect()
+    }
+
+    /// cpu_method=psci: release every pen CPU into CPU_OFF and wait until
+    /// firmware reports it OFF (so nothing of ours still runs anywhere).
+    pub fn hand_back_to_firmware(&mut self, conduit: psci::Conduit) -> Result<(), String> {
+        let base = self.header.phys_base;
+        let mut ops = ArchCache;
+        // SAFETY: our own claimed pen.
+        let mut p = Pen::open(
+            unsafe { ram_mut(base, self.header.total_size) },
+            base,
+            &mut ops,
+        )
+        .map_err(|e| format!("pen: {e}"))?;
+        let stub = psci::cpu_off_stub(conduit);
+        for c in self.cpus.iter().filter(|c| c.state == CpuState::InPen) {
+            p.release(&mut ops, c.mpidr, stub)
+                .map_err(|e| format!("CPU {:#x}: {e}", c.mpidr))?;
+        }
+        let start = timer::now_us();
+        for c in self.cpus.iter_mut().filter(|c| c.state == CpuState::InPen) {
+            while !psci::is_off(conduit, c.mpidr) {
+                cpu::wait_event();
+                if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
+                    return Err(format!("CPU {:#x} did not turn off", c.mpidr));
+                }
+            }
+            c.state = CpuState::Off;
+        }
+        Ok(())
+    }
+}
+
+/// The pen claim's region, for the DT's /memreserve/.
+pub fn pen_region(h: &PenHeader) -> Region {
+    Region {
+        base: h.phys_base,
+        size: h.total_size,
+    }
+}

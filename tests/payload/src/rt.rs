@@ -1,0 +1,433 @@
+//! The payload's runtime: entry assembly, console, cache maintenance, timer,
+//! heap, PSCI, the shared per-CPU table and records, and the exception and
+//! panic reports.
+use core::arch::asm;
+use core::cell::UnsafeCell;
+use core::ptr::{addr_of, read_volatile, write_volatile};
+
+pub use parkboot_payload::MAX_CPUS;
+
+core::arch::global_asm!(include_str!("entry.S"));
+
+/// Memory shared between CPUs (or with assembly). Every access is volatile.
+#[repr(transparent)]
+pub struct Shared<T>(UnsafeCell<T>);
+
+// SAFETY: every access goes through volatile loads/stores of aligned words, with the cache
+// maintenance the protocol asks for; single writer per word.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    pub const fn new(v: T) -> Self {
+        Self(UnsafeCell::new(v))
+    }
+    pub fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CPU table (boot CPU writes, secondaries read) and the entry records (each secondary
+// writes its own, the boot CPU reads). Layouts are used by entry.S.
+// ---------------------------------------------------------------------------------------------
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct CpuSlot {
+    pub mpidr: u64,
+    /// The CPU's `cpu-release-addr`.
+    pub release: u64,
+    /// `cpu-park-addr`.
+    pub park: u64,
+    /// Non-zero: park without zeroing the release word (fault injection, `payload.inject`).
+    pub skip_zero: u64,
+    _pad: [u64; 4],
+}
+
+impl CpuSlot {
+    const ZERO: Self = Self {
+        mpidr: 0,
+        release: 0,
+        park: 0,
+        skip_zero: 0,
+        _pad: [0; 4],
+    };
+}
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct Record {
+    pub entries: u64,
+    pub mpidr: u64,
+    pub el: u64,
+    pub regs: [u64; 4],
+    _pad: u64,
+}
+
+impl Record {
+    const ZERO: Self = Self {
+        entries: 0,
+        mpidr: 0,
+        el: 0,
+        regs: [0; 4],
+        _pad: 0,
+    };
+}
+
+const _: () = assert!(core::mem::size_of::<CpuSlot>() == 64); // entry.S CPU_SLOT_SHIFT
+const _: () = assert!(core::mem::size_of::<Record>() == 64);
+
+#[no_mangle]
+pub static PAYLOAD_CPUS: Shared<[CpuSlot; MAX_CPUS]> = Shared::new([CpuSlot::ZERO; MAX_CPUS]);
+#[no_mangle]
+pub static PAYLOAD_NR_CPUS: Shared<u64> = Shared::new(0);
+/// MPIDR | 1 << 63 of a CPU that entered the payload without a table entry.
+#[no_mangle]
+pub static PAYLOAD_STRAY: Shared<u64> = Shared::new(0);
+pub static RECORDS: Shared<[Record; MAX_CPUS]> = Shared::new([Record::ZERO; MAX_CPUS]);
+/// The boot CPU's MPIDR (for the exception report).
+pub static BOOT_MPIDR: Shared<u64> = Shared::new(u64::MAX);
+
+extern "C" {
+    pub fn payload_secondary_entry();
+    static __image_start: u8;
+    static __image_end: u8;
+    static __heap_start: u8;
+    static __heap_end: u8;
+}
+
+/// The payload's in-place footprint `[start, end)`.
+pub fn footprint() -> (u64, u64) {
+    // Linker symbols: only their addresses are used.
+    (addr_of!(__image_start) as u64, addr_of!(__image_end) as u64)
+}
+
+pub fn entry_addr() -> u64 {
+    payload_secondary_entry as *const () as usize as u64
+}
+
+pub fn rd(p: *const u64) -> u64 {
+    // SAFETY: callers pass aligned pointers to memory the payload may read.
+    unsafe { read_volatile(p) }
+}
+
+pub fn wr(p: *mut u64, v: u64) {
+    // SAFETY: callers pass aligned pointers to words they own.
+    unsafe { write_volatile(p, v) }
+}
+
+/// The slot `i` of the CPU table.
+pub fn cpu_slot(i: usize) -> *mut CpuSlot {
+    assert!(i < MAX_CPUS);
+    // SAFETY: in bounds.
+    unsafe { PAYLOAD_CPUS.get().cast::<CpuSlot>().add(i) }
+}
+
+pub fn record(i: usize) -> *mut Record {
+    assert!(i < MAX_CPUS);
+    // SAFETY: in bounds.
+    unsafe { RECORDS.get().cast::<Record>().add(i) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU, caches, timer
+// ---------------------------------------------------------------------------------------------
+
+pub fn current_el() -> u8 {
+    let v: u64;
+    // SAFETY: register read.
+    unsafe { asm!("mrs {}, CurrentEL", out(reg) v, options(nomem, nostack)) };
+    ((v >> 2) & 3) as u8
+}
+
+pub fn mpidr() -> u64 {
+    let v: u64;
+    // SAFETY: register read.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack)) };
+    v & loader::pen::MPIDR_MASK
+}
+
+fn dline() -> u64 {
+    let ctr: u64;
+    // SAFETY: register read.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+pub fn dsb() {
+    // SAFETY: barrier.
+    unsafe { asm!("dsb sy", options(nostack)) };
+}
+
+/// `DC CIVAC` over `[addr, addr + len)`, then `DSB SY`.
+pub fn civac(addr: u64, len: u64) {
+    let line = dline();
+    let mut a = addr & !(line - 1);
+    let end = addr.saturating_add(len);
+    while a < end {
+        // SAFETY: cache maintenance by (physical = virtual) address.
+        unsafe { asm!("dc civac, {}", in(reg) a, options(nostack)) };
+        a += line;
+    }
+    dsb();
+}
+
+/// `DC CVAC` over `[addr, addr + len)`, then `DSB SY`.
+pub fn cvac(addr: u64, len: u64) {
+    let line = dline();
+    let mut a = addr & !(line - 1);
+    let end = addr.saturating_add(len);
+    while a < end {
+        // SAFETY: cache maintenance by address.
+        unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack)) };
+        a += line;
+    }
+    dsb();
+}
+
+/// `DSB SY; SEV`.
+pub fn sev() {
+    // SAFETY: barrier and event.
+    unsafe { asm!("dsb sy", "sev", options(nostack)) };
+}
+
+/// Invalidates the whole instruction cache (local) and synchronises.
+pub fn ic_iallu() {
+    // SAFETY: cache maintenance.
+    unsafe { asm!("ic iallu", "dsb sy", "isb", options(nostack)) };
+}
+
+pub fn ticks() -> u64 {
+    let v: u64;
+    // SAFETY: counter read.
+    unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+pub fn freq() -> u64 {
+    let v: u64;
+    // SAFETY: register read.
+    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
+    if v == 0 {
+        62_500_000
+    } else {
+        v
+    }
+}
+
+pub fn ticks_to_us(t: u64) -> u64 {
+    ((u128::from(t) * 1_000_000) / u128::from(freq())) as u64
+}
+
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: waiting.
+        unsafe { asm!("wfe", options(nomem, nostack)) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console: polled PL011
+// ---------------------------------------------------------------------------------------------
+
+/// QEMU virt's PL011, used until the DT names the console.
+pub const DEFAULT_UART: u64 = 0x0900_0000;
+static UART: Shared<u64> = Shared::new(DEFAULT_UART);
+
+pub fn set_uart(base: u64) {
+    wr(UART.get(), base);
+}
+
+fn putb(b: u8) {
+    let base = rd(UART.get());
+    if base == 0 {
+        return;
+    }
+    let fr = (base + 0x18) as *const u32;
+    let dr = base as *mut u32;
+    // SAFETY: the PL011 named by the DT (or QEMU virt's); MMU off: device memory.
+    unsafe {
+        while read_volatile(fr) & (1 << 5) != 0 {}
+        write_volatile(dr, u32::from(b));
+    }
+}
+
+pub fn flush() {
+    let base = rd(UART.get());
+    if base == 0 {
+        return;
+    }
+    let fr = (base + 0x18) as *const u32;
+    // SAFETY: as in putb.
+    unsafe { while read_volatile(fr) & (1 << 3) != 0 {} }
+}
+
+pub struct Console;
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                putb(b'\r');
+            }
+            putb(b);
+        }
+        Ok(())
+    }
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt(&mut $crate::rt::Console, format_args!($($arg)*));
+        let _ = core::fmt::Write::write_str(&mut $crate::rt::Console, "\n");
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heap: a buddy heap in the footprint, boot CPU only (no lock, no atomics)
+// ---------------------------------------------------------------------------------------------
+
+struct PayloadHeap(UnsafeCell<buddy_system_allocator::Heap<32>>);
+
+// SAFETY: only the boot CPU allocates; secondaries run no allocating code.
+unsafe impl Sync for PayloadHeap {}
+
+#[global_allocator]
+static HEAP: PayloadHeap = PayloadHeap(UnsafeCell::new(buddy_system_allocator::Heap::empty()));
+
+pub fn heap_init() {
+    // SAFETY: the heap section is ours and unused; called once, before any allocation.
+    unsafe {
+        let s = addr_of!(__heap_start) as usize;
+        let e = addr_of!(__heap_end) as usize;
+        (*HEAP.0.get()).init(s, e - s);
+    }
+}
+
+unsafe impl core::alloc::GlobalAlloc for PayloadHeap {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: single allocating CPU, DAIF masked.
+        unsafe {
+            (*self.0.get())
+                .alloc(layout)
+                .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        if let Some(p) = core::ptr::NonNull::new(ptr) {
+            // SAFETY: `ptr` came from `alloc` with this layout.
+            unsafe { (*self.0.get()).dealloc(p, layout) };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PSCI
+// ---------------------------------------------------------------------------------------------
+
+pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+
+/// Calls PSCI `func` through `smc` (or `hvc`); returns x0.
+pub fn psci_call(hvc: bool, func: u64) -> u64 {
+    let mut x0 = func;
+    // SAFETY: an SMCCC call; SYSTEM_OFF does not return on success.
+    unsafe {
+        if hvc {
+            asm!("hvc #0", inout("x0") x0, inout("x1") 0u64 => _, inout("x2") 0u64 => _,
+                 inout("x3") 0u64 => _, options(nostack));
+        } else {
+            asm!("smc #0", inout("x0") x0, inout("x1") 0u64 => _, inout("x2") 0u64 => _,
+                 inout("x3") 0u64 => _, options(nostack));
+        }
+    }
+    x0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secondary entry (called from entry.S on the CPU's own stack)
+// ---------------------------------------------------------------------------------------------
+
+/// Records one entry of secondary `idx`: MPIDR, EL and x0..x3 first, then the round counter
+/// (so a boot CPU that sees the new count sees the data), then cleans the record to PoC.
+#[no_mangle]
+extern "C" fn payload_secondary(idx: u64, x0: u64, x1: u64, x2: u64, x3: u64, el: u64, mpidr: u64) {
+    let r = record(idx as usize);
+    // SAFETY: `r` is this CPU's own record (one writer); field pointers are aligned.
+    unsafe {
+        wr(&raw mut (*r).mpidr, mpidr);
+        wr(&raw mut (*r).el, el);
+        wr(&raw mut (*r).regs[0], x0);
+        wr(&raw mut (*r).regs[1], x1);
+        wr(&raw mut (*r).regs[2], x2);
+        wr(&raw mut (*r).regs[3], x3);
+        dsb();
+        let n = rd(&raw const (*r).entries);
+        wr(&raw mut (*r).entries, n.wrapping_add(1));
+    }
+    civac(r as u64, 64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports
+// ---------------------------------------------------------------------------------------------
+
+const KINDS: [&str; 16] = [
+    "sync (SP0)",
+    "irq (SP0)",
+    "fiq (SP0)",
+    "serror (SP0)",
+    "sync",
+    "irq",
+    "fiq",
+    "serror",
+    "sync (lower EL)",
+    "irq (lower EL)",
+    "fiq (lower EL)",
+    "serror (lower EL)",
+    "sync (AArch32)",
+    "irq (AArch32)",
+    "fiq (AArch32)",
+    "serror (AArch32)",
+];
+
+#[no_mangle]
+extern "C" fn payload_exception(kind: u64, esr: u64, elr: u64, far: u64, mpidr: u64) -> ! {
+    let (base, _) = footprint();
+    let mpidr = mpidr & loader::pen::MPIDR_MASK;
+    let what = alloc_free_kind(kind);
+    println!(
+        "PAYLOAD: FAIL exception {what} on MPIDR {mpidr:#x} at EL{}: ESR {esr:#x} ELR {elr:#x} (payload+{:#x}) FAR {far:#x}",
+        current_el(),
+        elr.wrapping_sub(base)
+    );
+    if mpidr == rd(BOOT_MPIDR.get()) {
+        println!(
+            "PAYLOAD: VERDICT FAIL exception {what} on the boot CPU (ESR {esr:#x}, ELR {elr:#x})"
+        );
+    }
+    halt()
+}
+
+fn alloc_free_kind(kind: u64) -> &'static str {
+    KINDS.get(kind as usize).copied().unwrap_or("?")
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let m = mpidr();
+    if let Some(l) = info.location() {
+        println!(
+            "PAYLOAD: FAIL panic on MPIDR {m:#x} at {}:{}: {}",
+            l.file(),
+            l.line(),
+            info.message()
+        );
+    } else {
+        println!("PAYLOAD: FAIL panic on MPIDR {m:#x}: {}", info.message());
+    }
+    if m == rd(BOOT_MPIDR.get()) {
+        println!("PAYLOAD: VERDICT FAIL panic");
+    }
+    halt()
+}

@@ -1,0 +1,577 @@
+//! The boot CPU's flow: DT and pen checks, release/park rounds on every
+//! secondary, verdict, then poweroff / chain / stop as bootargs say.
+use crate::println;
+use crate::rt::{self, civac, cvac, rd, wr};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use loader::dt::{DtInfo, Region};
+use loader::pen::{state, PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
+use parkboot_payload::{
+    check_dt, check_entry, check_pen, choose_chain_dest, image_footprint, memreserve_text,
+    parse_bootargs, round_state, timing_line, verdict_fail, verdict_pass, Args, EntryRecord, Next,
+    RoundState, SpinCpu, SpinTable, CHAIN_ALIGN, ROUND_TIMEOUT_US,
+};
+
+/// Where a failure leaves us: what bootargs asked for (poweroff stays poweroff; a chain is
+/// never attempted after a failure) and the PSCI conduit if any.
+struct Ctx {
+    next: Next,
+    /// Some(true) = hvc, Some(false) = smc.
+    psci_hvc: Option<bool>,
+    el: u8,
+}
+
+fn ok(line: &str) {
+    println!("PAYLOAD: ok {line}");
+}
+
+/// `PAYLOAD: FAIL <why>`, the verdict, then poweroff (if asked for) or stop.
+fn fail(ctx: &Ctx, why: &str) -> ! {
+    let why = parkboot_payload::one_line(why);
+    println!("PAYLOAD: FAIL {why}");
+    println!("{}", verdict_fail(&why));
+    if ctx.next == Next::Poweroff {
+        poweroff(ctx);
+    }
+    println!("PAYLOAD: stopped");
+    rt::flush();
+    rt::halt()
+}
+
+fn poweroff(ctx: &Ctx) -> ! {
+    match ctx.psci_hvc {
+        None => println!("PAYLOAD: cannot power off: no /psci node"),
+        Some(true) if ctx.el == 2 => {
+            println!("PAYLOAD: cannot power off: /psci method is hvc and the payload runs at EL2")
+        }
+        Some(hvc) => {
+            println!(
+                "PAYLOAD: poweroff (PSCI SYSTEM_OFF via {})",
+                if hvc { "hvc" } else { "smc" }
+            );
+            rt::flush();
+            let r = rt::psci_call(hvc, rt::PSCI_SYSTEM_OFF);
+            println!("PAYLOAD: SYSTEM_OFF returned {:#x}", r as i64);
+        }
+    }
+    println!("PAYLOAD: stopped");
+    rt::flush();
+    rt::halt()
+}
+
+/// Reads and parses the DT at `dtb` (read in place: MMU off, nothing writes it).
+fn read_dt(dtb: u64) -> Result<DtInfo, String> {
+    if dtb == 0 || !dtb.is_multiple_of(8) {
+        return Err(format!(
+            "DTB address {dtb:#x} is not a non-zero 8-byte aligned address"
+        ));
+    }
+    // SAFETY: 40 bytes at the address the previous stage gave us as the DTB.
+    let head = unsafe { core::slice::from_raw_parts(dtb as *const u8, loader::dt::FDT_HEADER_LEN) };
+    let total = loader::dt::fdt_totalsize(head).map_err(|e| format!("DT at {dtb:#x}: {e}"))?;
+    if total > 2 << 20 {
+        return Err(format!(
+            "DT at {dtb:#x}: totalsize {total:#x} is over 2 MiB"
+        ));
+    }
+    // SAFETY: `total` bytes of DT, checked above to be at most 2 MiB.
+    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, total) };
+    loader::dt::parse(blob).map_err(|e| format!("DT at {dtb:#x}: {e}"))
+}
+
+/// A snapshot of `len` bytes at `addr` (cleaned+invalidated first, 64-bit volatile loads).
+fn snapshot(addr: u64, len: u64) -> Vec<u8> {
+    civac(addr, len);
+    let mut out = Vec::with_capacity(len as usize);
+    let mut a = addr;
+    while a < addr + len {
+        out.extend_from_slice(&rd(a as *const u64).to_le_bytes());
+        a += 8;
+    }
+    out
+}
+
+/// A pen state record, read after `DC CIVAC` of its line (docs/protocol.md §4).
+fn read_state(addr: u64) -> SlotState {
+    civac(addr, 64);
+    let w = |off: usize| rd((addr + off as u64) as *const u64);
+    SlotState {
+        status: SlotStatus::from_raw(w(state::STATUS)),
+        mpidr_seen: w(state::MPIDR_SEEN),
+        entries: w(state::ENTRIES),
+        parks: w(state::PARKS),
+        releases: w(state::RELEASES),
+        last_entry: w(state::LAST_ENTRY),
+        el: w(state::EL),
+    }
+}
+
+fn read_record(i: usize) -> EntryRecord {
+    let r = rt::record(i);
+    civac(r as u64, 64);
+    // SAFETY: aligned fields of the record array.
+    unsafe {
+        // The secondary writes its fields, DSB, then `entries`: read `entries` first, DSB, then
+        // the fields, so a new count comes with that entry's fields.
+        let entries = rd(&raw const (*r).entries);
+        rt::dsb();
+        EntryRecord {
+            entries,
+            mpidr: rd(&raw const (*r).mpidr),
+            el: rd(&raw const (*r).el),
+            regs: [
+                rd(&raw const (*r).regs[0]),
+                rd(&raw const (*r).regs[1]),
+                rd(&raw const (*r).regs[2]),
+                rd(&raw const (*r).regs[3]),
+            ],
+        }
+    }
+}
+
+/// One secondary CPU being exercised.
+struct Track {
+    /// Index in the CPU table (and the record array).
+    idx: usize,
+    cpu: SpinCpu,
+    state_addr: u64,
+    base_parks: u64,
+    base_releases: u64,
+    /// Round in flight (1-based).
+    round: u64,
+    released_at: u64,
+    done: bool,
+    /// `payload.inject=no-zero`: round 1 parks without zeroing the release word.
+    injected: bool,
+    /// The injected UNARMED state was seen and the word zeroed.
+    rearmed: bool,
+}
+
+/// The injected fault was caught: the CPU parked with its release word still holding our entry,
+/// and the pen published UNARMED instead of re-entering it. Stop injecting, then do what
+/// docs/protocol.md §5.2 step 5 says: store 0 to the release word, clean, DSB, SEV; the CPU must
+/// arm and show PARKED (polled as usual).
+fn rearm(t: &mut Track) {
+    let slot = rt::cpu_slot(t.idx);
+    // SAFETY: aligned field of our own table; the CPU is in the pen, not reading it.
+    unsafe { wr(&raw mut (*slot).skip_zero, 0) };
+    civac(slot as u64, 64);
+    civac(t.cpu.release, 8);
+    let w = rd(t.cpu.release as *const u64);
+    wr(t.cpu.release as *mut u64, 0);
+    cvac(t.cpu.release, 8);
+    rt::sev();
+    t.rearmed = true;
+    ok(&format!(
+        "{}: parked without zeroing its release word ({w:#x}, injected): the pen held it UNARMED, no re-entry; zeroed the word",
+        t.cpu.name
+    ));
+}
+
+/// Releases `t` into the payload (docs/protocol.md §5.1): the CPU must be held with its release
+/// word 0; then one 64-bit store of the entry, clean to PoC, DSB, SEV.
+fn release(ctx: &Ctx, t: &mut Track, entry: u64) {
+    let s = read_state(t.state_addr);
+    if !s.status.is_held() {
+        fail(
+            ctx,
+            &format!(
+                "{}: round {}: pen status {s} before release",
+                t.cpu.name, t.round
+            ),
+        );
+    }
+    civac(t.cpu.release, 8);
+    let w = rd(t.cpu.release as *const u64);
+    if w != 0 {
+        fail(
+            ctx,
+            &format!(
+                "{}: round {}: release word {w:#x} is not 0 before release",
+                t.cpu.name, t.round
+            ),
+        );
+    }
+    wr(t.cpu.release as *mut u64, entry);
+    cvac(t.cpu.release, 8);
+    rt::sev();
+    t.released_at = rt::ticks();
+}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+extern "C" fn payload_main(
+    dtb: u64,
+    _entry_ticks: u64,
+    el: u64,
+    x1: u64,
+    x2: u64,
+    x3: u64,
+    daif: u64,
+    sctlr: u64,
+) -> ! {
+    let el = el as u8;
+    let boot = rt::mpidr();
+    wr(rt::BOOT_MPIDR.get(), boot);
+    rt::heap_init();
+    let dt = read_dt(dtb);
+    if let Ok(info) = &dt {
+        if let Some(Region { base, .. }) = info.console.as_ref().and_then(|c| c.reg) {
+            rt::set_uart(base);
+        }
+    }
+    println!("PAYLOAD: start el={el} dtb={dtb:#x}");
+    let mut ctx = Ctx {
+        next: Next::Stop,
+        psci_hvc: None,
+        el,
+    };
+    let info = match dt {
+        Ok(i) => i,
+        Err(e) => fail(&ctx, &e),
+    };
+    ctx.psci_hvc = info
+        .psci
+        .as_ref()
+        .map(|p| p.conduit == loader::dt::Conduit::Hvc);
+    let args = match parse_bootargs(info.chosen.bootargs.as_deref()) {
+        Ok(a) => a,
+        Err(e) => fail(&ctx, &e),
+    };
+    ctx.next = args.next;
+    let (fp_start, fp_end) = rt::footprint();
+    println!(
+        "PAYLOAD: payload at {fp_start:#x}..{fp_end:#x}, boot MPIDR {boot:#x}, {} cpu nodes, bootargs \"{}\"",
+        info.cpus.len(),
+        info.chosen.bootargs.as_deref().unwrap_or("")
+    );
+    println!("PAYLOAD: memreserve={}", memreserve_text(&info.memreserve));
+    if (x1, x2, x3) != (0, 0, 0) {
+        fail(
+            &ctx,
+            &format!("entered with x1..x3 = {x1:#x} {x2:#x} {x3:#x}, expected 0"),
+        );
+    }
+    if daif & 0x3c0 != 0x3c0 {
+        fail(
+            &ctx,
+            &format!("entered with DAIF {daif:#x}: not all of D, A, I, F masked"),
+        );
+    }
+    if sctlr & 1 != 0 {
+        fail(
+            &ctx,
+            &format!("entered with the MMU on (SCTLR_EL{el} {sctlr:#x})"),
+        );
+    }
+    ok(&format!(
+        "entry: x1..x3 = 0, DAIF masked, MMU off (SCTLR_EL{el} {sctlr:#x})"
+    ));
+
+    let st = match check_dt(&info, boot, &mut |l| ok(l)) {
+        Ok(s) => s,
+        Err(e) => fail(&ctx, &e),
+    };
+    let pen_len = st.pen.size.min(MAX_PEN_SIZE);
+    if !st.pen.base.is_multiple_of(4096) {
+        fail(
+            &ctx,
+            &format!("/memreserve/ {} of the pen is not 4 KiB aligned", st.pen),
+        );
+    }
+    let bytes = snapshot(st.pen.base, pen_len & !7);
+    let img = match PenImage::parse(&bytes, st.pen.base) {
+        Ok(i) => i,
+        Err(e) => fail(&ctx, &format!("pen at {:#x}: {e}", st.pen.base)),
+    };
+    if let Err(e) = check_pen(&img, &st, boot, el, &mut |l| ok(l)) {
+        fail(&ctx, &e);
+    }
+
+    let rounds = exercise(&ctx, &st, &img, boot, el, &args);
+    drop(bytes);
+    println!("{}", verdict_pass(st.cpus.len(), rounds, el));
+
+    match args.next {
+        Next::Stop => {
+            println!("PAYLOAD: done");
+            rt::flush();
+            rt::halt()
+        }
+        Next::Poweroff => poweroff(&ctx),
+        Next::Loader => chain(&ctx, &info, dtb, &st),
+    }
+}
+
+/// Runs `args.rounds` release/park rounds on every secondary, all of them in flight at once
+/// (each is released again as soon as its previous round is complete). Returns the rounds per
+/// CPU (0 without secondaries).
+fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, args: &Args) -> u32 {
+    let entry = rt::entry_addr();
+    // The table the secondaries find themselves in (before any release).
+    for (i, c) in st.cpus.iter().enumerate() {
+        let s = rt::cpu_slot(i);
+        // SAFETY: aligned fields of our own table; no secondary runs payload code yet.
+        unsafe {
+            wr(&raw mut (*s).mpidr, c.mpidr);
+            wr(&raw mut (*s).release, c.release);
+            wr(&raw mut (*s).park, st.park);
+            wr(&raw mut (*s).skip_zero, u64::from(args.inject_no_zero));
+        }
+    }
+    wr(rt::PAYLOAD_NR_CPUS.get(), st.cpus.len() as u64);
+    civac(rt::PAYLOAD_CPUS.get() as u64, (st.cpus.len() * 64) as u64);
+    civac(rt::PAYLOAD_NR_CPUS.get() as u64, 8);
+
+    let mut tracks: Vec<Track> = Vec::new();
+    for (i, c) in st.cpus.iter().enumerate() {
+        if c.mpidr == boot & MPIDR_MASK {
+            continue;
+        }
+        let slot = img.slot_of(c.mpidr).map(|s| s.index).unwrap_or(usize::MAX);
+        let state_addr = match img.header().state_addr(slot) {
+            Some(a) => a,
+            None => fail(ctx, &format!("{}: no state record", c.name)),
+        };
+        let s0 = read_state(state_addr);
+        tracks.push(Track {
+            idx: i,
+            cpu: c.clone(),
+            state_addr,
+            base_parks: s0.parks,
+            base_releases: s0.releases,
+            round: 1,
+            released_at: 0,
+            done: false,
+            injected: args.inject_no_zero,
+            rearmed: false,
+        });
+    }
+    if tracks.is_empty() {
+        ok("no secondary CPUs: nothing to release");
+        return 0;
+    }
+    let rounds = u64::from(args.rounds);
+    println!(
+        "PAYLOAD: releasing {} secondaries to {entry:#x}, {rounds} rounds each, park at {:#x}",
+        tracks.len(),
+        st.park
+    );
+    let timeout = ROUND_TIMEOUT_US * rt::freq() / 1_000_000;
+    let mut slowest = 0u64;
+    let t0 = rt::ticks();
+    for t in tracks.iter_mut() {
+        release(ctx, t, entry);
+    }
+    let mut remaining = tracks.len();
+    while remaining > 0 {
+        for t in tracks.iter_mut().filter(|t| !t.done) {
+            // State first: the secondary writes its record before it parks, so
+            // a record read after a parked state is never older than that state.
+            let s = read_state(t.state_addr);
+            let rec = read_record(t.idx);
+            if t.injected
+                && !t.rearmed
+                && s.status == SlotStatus::Unarmed
+                && rec.entries == t.round
+                && s.parks == t.base_parks.wrapping_add(t.round)
+            {
+                rearm(t);
+                continue;
+            }
+            let unarmed_ok = t.injected && t.rearmed && t.round == 1;
+            match round_state(rec.entries, s.status, s.parks, t.round, t.base_parks, unarmed_ok) {
+                RoundState::Done => {
+                    if let Err(e) = check_entry(&t.cpu, &rec, t.round, el) {
+                        fail(ctx, &e);
+                    }
+                    if t.injected && !t.rearmed {
+                        fail(
+                            ctx,
+                            &format!(
+                                "{}: parked with its release word not zeroed (injected), yet the pen says {s} instead of UNARMED",
+                                t.cpu.name
+                            ),
+                        );
+                    }
+                    slowest = slowest.max(rt::ticks().wrapping_sub(t.released_at));
+                    if t.round == rounds {
+                        t.done = true;
+                        remaining -= 1;
+                    } else {
+                        t.round += 1;
+                        release(ctx, t, entry);
+                    }
+                }
+                RoundState::Pending => {
+                    if rt::ticks().wrapping_sub(t.released_at) > timeout {
+                        let stray = rd(rt::PAYLOAD_STRAY.get());
+                        fail(
+                            ctx,
+                            &format!(
+                                "{}: round {}: not back in the pen after {} ms: pen state {s}, payload record entries {}{}",
+                                t.cpu.name,
+                                t.round,
+                                ROUND_TIMEOUT_US / 1000,
+                                rec.entries,
+                                if stray != 0 {
+                                    format!(", stray CPU MPIDR {:#x} entered the payload", stray & MPIDR_MASK)
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        );
+                    }
+                }
+                RoundState::Broken => fail(
+                    ctx,
+                    &format!(
+                        "{}: round {}: pen state {s}, payload record entries {} (pen parks before: {})",
+                        t.cpu.name, t.round, rec.entries, t.base_parks
+                    ),
+                ),
+            }
+        }
+    }
+    let elapsed = rt::ticks().wrapping_sub(t0);
+    // Final state: every secondary PARKED, counters advanced by exactly `rounds`, release word 0.
+    for t in &tracks {
+        let s = read_state(t.state_addr);
+        civac(t.cpu.release, 8);
+        let w = rd(t.cpu.release as *const u64);
+        let parks = s.parks.wrapping_sub(t.base_parks);
+        let rels = s.releases.wrapping_sub(t.base_releases);
+        if s.status != SlotStatus::Parked
+            || parks != rounds
+            || rels != rounds
+            || s.last_entry != entry
+            || s.el != u64::from(el)
+            || s.mpidr_seen != t.cpu.mpidr
+            || w != 0
+        {
+            fail(
+                ctx,
+                &format!(
+                    "{}: after {rounds} rounds: pen state {s} (parks +{parks}, releases +{rels}), release word {w:#x}",
+                    t.cpu.name
+                ),
+            );
+        }
+        ok(&format!(
+            "{} MPIDR {:#x}: {rounds} entries at EL{el} with x0..x3 = 0, pen parks +{parks} releases +{rels}, PARKED, release word 0",
+            t.cpu.name, t.cpu.mpidr
+        ));
+    }
+    let stray = rd(rt::PAYLOAD_STRAY.get());
+    if stray != 0 {
+        fail(
+            ctx,
+            &format!(
+                "a CPU with MPIDR {:#x} entered the payload without a cpu node",
+                stray & MPIDR_MASK
+            ),
+        );
+    }
+    println!(
+        "{}",
+        timing_line(
+            tracks.len(),
+            args.rounds,
+            rt::ticks_to_us(elapsed),
+            rt::ticks_to_us(slowest)
+        )
+    );
+    args.rounds
+}
+
+/// `payload.next=loader`: copy the loader.bin we were given as initrd to a free 2 MiB-aligned
+/// base (see [`choose_chain_dest`]), check it, clean it to PoC and enter it like kexec would
+/// with `--dtb=/sys/firmware/fdt`: x0 = the DTB we were given (unchanged: it still carries the
+/// pen's /memreserve/ and the spin-table properties), x1..x3 = 0, MMU off, DAIF masked. The
+/// secondaries stay PARKED in the pen for the new loader to reclaim.
+fn chain(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable) -> ! {
+    let ctx = &Ctx {
+        next: Next::Stop,
+        ..*ctx
+    };
+    let Some(rd_region) = info.chosen.initrd else {
+        fail(
+            ctx,
+            "payload.next=loader needs loader.bin as the initrd (no /chosen/linux,initrd-start)",
+        );
+    };
+    if rd_region.size < 64 || !rd_region.base.is_multiple_of(8) {
+        fail(
+            ctx,
+            &format!("initrd {rd_region}: not an 8-byte aligned arm64 Image"),
+        );
+    }
+    let head = snapshot(rd_region.base, 64);
+    let image_size = match image_footprint(&head) {
+        Ok(s) => s,
+        Err(e) => fail(ctx, &format!("initrd {rd_region}: {e}")),
+    };
+    if image_size < rd_region.size {
+        fail(
+            ctx,
+            &format!("initrd {rd_region}: image_size {image_size:#x} is smaller than the file"),
+        );
+    }
+    let (fp_start, fp_end) = rt::footprint();
+    let mut avoid: Vec<Region> = info.memreserve.clone();
+    avoid.extend(info.reserved_memory.iter().map(|r| r.region));
+    avoid.push(Region::new(dtb, info.totalsize as u64));
+    avoid.push(rd_region);
+    avoid.push(Region::new(fp_start, fp_end - fp_start));
+    avoid.push(st.pen);
+    let above = fp_end.max(rd_region.end());
+    let Some(dest) = choose_chain_dest(&info.memory, &avoid, image_size, CHAIN_ALIGN, above) else {
+        fail(
+            ctx,
+            &format!("no free 2 MiB-aligned {image_size:#x} bytes in /memory for the next loader"),
+        );
+    };
+    println!(
+        "PAYLOAD: chain: loader.bin {:#x} bytes (image_size {image_size:#x}) {:#x} -> {dest:#x}, dtb {dtb:#x}",
+        rd_region.size, rd_region.base
+    );
+    // Push out any dirty line a cached previous owner left over the destination, so nothing is
+    // written back over the copy later; then copy with 64-bit uncached stores.
+    civac(dest, image_size);
+    let words = rd_region.size.div_ceil(8);
+    for i in 0..words {
+        let v = rd((rd_region.base + i * 8) as *const u64);
+        wr((dest + i * 8) as *mut u64, v);
+    }
+    for i in 0..words {
+        let a = rd((rd_region.base + i * 8) as *const u64);
+        let b = rd((dest + i * 8) as *const u64);
+        if a != b {
+            fail(ctx, &format!("chain: copy differs at {:#x}", dest + i * 8));
+        }
+    }
+    let copied = snapshot(dest, 64);
+    if let Err(e) = image_footprint(&copied) {
+        fail(ctx, &format!("chain: copy at {dest:#x}: {e}"));
+    }
+    cvac(dest, words * 8);
+    rt::ic_iallu();
+    println!("PAYLOAD: entering loader at {dest:#x} (x0={dtb:#x}, x1..x3=0, MMU off, DAIF masked)");
+    rt::flush();
+    // SAFETY: `dest` holds a verified arm64 Image cleaned to PoC; MMU off, nothing of ours is
+    // used after the branch.
+    unsafe {
+        core::arch::asm!(
+            "msr daifset, #0xf",
+            "isb",
+            "mov x1, xzr",
+            "mov x2, xzr",
+            "mov x3, xzr",
+            "br x4",
+            in("x0") dtb,
+            in("x4") dest,
+            options(noreturn, nostack)
+        );
+    }
+}

@@ -1,0 +1,356 @@
+extern crate std;
+
+use super::*;
+use alloc::string::ToString;
+use alloc::vec;
+use loader::dt::{Cpu, Status};
+use loader::pen::{PenCode, PenLayout};
+use std::string::String as StdString;
+
+const PEN: u64 = 0x4800_0000;
+
+fn cpu(n: u64, method: Option<EnableMethod>, release: Prop64, park: Prop64) -> Cpu {
+    Cpu {
+        path: format!("/cpus/cpu@{n}"),
+        mpidr: n,
+        enable_method: method,
+        release_addr: release,
+        park_addr: park,
+        status: Status::Okay,
+    }
+}
+
+/// A pen for `n` CPUs (MPIDRs 0..n) at `PEN`, every secondary WAITING.
+fn pen(n: u64, el: u8) -> (Vec<u8>, loader::pen::PenHeader) {
+    let code = vec![0u8; 640];
+    let layout = PenLayout::new(n as usize, code.len(), el).unwrap();
+    let mut mem = vec![0u8; layout.total_size as usize];
+    let mpidrs: Vec<u64> = (0..n).collect();
+    let h = layout
+        .build(
+            &mut mem,
+            PEN,
+            &PenCode {
+                bytes: &code,
+                entry: 0,
+                park: 8,
+            },
+            &mpidrs,
+        )
+        .unwrap();
+    for i in 1..n as usize {
+        let st = (h.state_addr(i).unwrap() - PEN) as usize;
+        mem[st..st + 8].copy_from_slice(&1u64.to_le_bytes()); // WAITING
+        mem[st + 8..st + 16].copy_from_slice(&(i as u64).to_le_bytes()); // mpidr_seen
+    }
+    (mem, h)
+}
+
+/// The DT a correct loader hands on for `n` CPUs through the pen `h`.
+fn good_dt(n: u64, h: &loader::pen::PenHeader) -> DtInfo {
+    DtInfo {
+        cpus: (0..n)
+            .map(|i| {
+                cpu(
+                    i,
+                    Some(EnableMethod::SpinTable),
+                    Prop64::Value(h.slot_release_addr(i as usize).unwrap()),
+                    Prop64::Value(h.park_addr()),
+                )
+            })
+            .collect(),
+        memreserve: vec![Region::new(0x4000_0000, 0x1000), h.region()],
+        memory: vec![Region::new(0x4000_0000, 0x4000_0000)],
+        ..DtInfo::default()
+    }
+}
+
+fn run_dt(info: &DtInfo) -> (Result<SpinTable, String>, Vec<StdString>) {
+    let mut lines = Vec::new();
+    let r = check_dt(info, 0, &mut |l| lines.push(l.to_string()));
+    (r, lines)
+}
+
+#[test]
+fn good_dt_and_pen_pass_with_one_line_per_check() {
+    let (mem, h) = pen(4, 2);
+    let info = good_dt(4, &h);
+    let (r, lines) = run_dt(&info);
+    let st = r.unwrap();
+    assert_eq!(st.cpus.len(), 4);
+    assert_eq!(st.pen, h.region());
+    assert_eq!(st.park, h.park_addr());
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].contains("spin-table"));
+    assert!(lines[3].contains("exactly one /memreserve/"));
+    let img = PenImage::parse(&mem, PEN).unwrap();
+    let mut more = Vec::new();
+    check_pen(&img, &st, 0, 2, &mut |l| more.push(l.to_string())).unwrap();
+    assert_eq!(more.len(), 2, "{more:?}");
+    assert!(more[1].contains("3 secondaries held"), "{more:?}");
+    // Wrong EL.
+    assert!(check_pen(&img, &st, 0, 1, &mut |_| {})
+        .unwrap_err()
+        .contains("entry_el 2"));
+}
+
+#[test]
+fn psci_dt_fails_on_the_enable_method() {
+    let (_, h) = pen(2, 2);
+    let mut info = good_dt(2, &h);
+    for c in &mut info.cpus {
+        c.enable_method = Some(EnableMethod::Psci);
+        c.release_addr = Prop64::Absent;
+        c.park_addr = Prop64::Absent;
+    }
+    let (r, lines) = run_dt(&info);
+    assert_eq!(
+        r.unwrap_err(),
+        "/cpus/cpu@0: enable-method \"psci\", expected \"spin-table\""
+    );
+    assert!(lines.is_empty());
+}
+
+#[test]
+fn one_cell_duplicate_and_missing_properties_fail() {
+    let (_, h) = pen(3, 2);
+    let mut info = good_dt(3, &h);
+    info.cpus[1].release_addr = Prop64::OneCell(0x1234);
+    assert!(run_dt(&info).0.unwrap_err().contains("must be two cells"));
+
+    let mut info = good_dt(3, &h);
+    info.cpus[2].release_addr = info.cpus[1].release_addr;
+    assert!(run_dt(&info).0.unwrap_err().contains("is also cpu@1's"));
+
+    let mut info = good_dt(3, &h);
+    info.cpus[2].park_addr = Prop64::Absent;
+    assert!(run_dt(&info).0.unwrap_err().contains("no cpu-park-addr"));
+
+    let mut info = good_dt(3, &h);
+    info.cpus[2].park_addr = Prop64::Value(h.park_addr() + 4);
+    assert!(run_dt(&info).0.unwrap_err().contains("differs"));
+
+    let mut info = good_dt(3, &h);
+    info.cpus.remove(0);
+    assert!(run_dt(&info).0.unwrap_err().contains("boot CPU"));
+}
+
+#[test]
+fn memreserve_must_be_exactly_one_covering_entry() {
+    let (_, h) = pen(2, 2);
+    // Missing.
+    let mut info = good_dt(2, &h);
+    info.memreserve.retain(|r| *r != h.region());
+    assert!(run_dt(&info).0.unwrap_err().contains("no /memreserve/"));
+    // Duplicated (a loader that adds one per boot).
+    let mut info = good_dt(2, &h);
+    info.memreserve.push(h.region());
+    assert!(run_dt(&info)
+        .0
+        .unwrap_err()
+        .contains("2 /memreserve/ entries"));
+    // Overlapping second entry.
+    let mut info = good_dt(2, &h);
+    info.memreserve.push(Region::new(PEN + 0x800, 0x1000));
+    assert!(run_dt(&info).0.unwrap_err().contains("covered by 2"));
+    // Too small to hold the park address.
+    let mut info = good_dt(2, &h);
+    let last = info.memreserve.len() - 1;
+    info.memreserve[last] = Region::new(PEN + 0x200, 0xe00);
+    let e = run_dt(&info).0.unwrap_err();
+    assert!(e.contains("outside the pen"), "{e}");
+}
+
+#[test]
+fn pen_state_and_release_words_are_checked() {
+    let (mut mem, h) = pen(3, 2);
+    let info = good_dt(3, &h);
+    let st = run_dt(&info).0.unwrap();
+    // A secondary still RELEASED (an OS never gave it back).
+    let s2 = (h.state_addr(2).unwrap() - PEN) as usize;
+    mem[s2..s2 + 8].copy_from_slice(&2u64.to_le_bytes());
+    let img = PenImage::parse(&mem, PEN).unwrap();
+    let e = check_pen(&img, &st, 0, 2, &mut |_| {}).unwrap_err();
+    assert!(e.starts_with("cpu@2: pen status RELEASED"), "{e}");
+    // Held, but the release word is not 0.
+    mem[s2..s2 + 8].copy_from_slice(&3u64.to_le_bytes());
+    let r2 = (h.slot_release_addr(2).unwrap() - PEN) as usize;
+    mem[r2..r2 + 8].copy_from_slice(&0x4008_0000u64.to_le_bytes());
+    let img = PenImage::parse(&mem, PEN).unwrap();
+    let e = check_pen(&img, &st, 0, 2, &mut |_| {}).unwrap_err();
+    assert!(e.contains("release word 0x40080000 is not 0"), "{e}");
+    // The boot CPU's own slot is not checked.
+    mem[r2..r2 + 8].fill(0);
+    let s0 = (h.state_addr(0).unwrap() - PEN) as usize;
+    mem[s0..s0 + 8].copy_from_slice(&2u64.to_le_bytes());
+    let img = PenImage::parse(&mem, PEN).unwrap();
+    check_pen(&img, &st, 0, 2, &mut |_| {}).unwrap();
+    // DT release address not the slot's.
+    let mut st2 = st.clone();
+    st2.cpus[1].release += 64;
+    assert!(check_pen(&img, &st2, 0, 2, &mut |_| {})
+        .unwrap_err()
+        .contains("is not its pen slot's release word"));
+}
+
+#[test]
+fn bootargs() {
+    assert_eq!(parse_bootargs(None).unwrap(), Args::default());
+    let a = parse_bootargs(Some(
+        "console=ttyAMA0 payload.next=loader payload.rounds=250",
+    ))
+    .unwrap();
+    assert_eq!(a.next, Next::Loader);
+    assert_eq!(a.rounds, 250);
+    assert_eq!(
+        parse_bootargs(Some("payload.next=poweroff")).unwrap().next,
+        Next::Poweroff
+    );
+    assert!(parse_bootargs(Some("payload.next=reboot")).is_err());
+    assert!(
+        parse_bootargs(Some("payload.inject=no-zero"))
+            .unwrap()
+            .inject_no_zero
+    );
+    assert!(parse_bootargs(Some("payload.inject=other")).is_err());
+    assert!(parse_bootargs(Some("payload.rounds=0")).is_err());
+    assert!(parse_bootargs(Some("payload.rounds=x")).is_err());
+    assert_eq!(
+        parse_bootargs(Some("payload.nextx=1 foo")).unwrap(),
+        Args::default()
+    );
+}
+
+#[test]
+fn entry_records() {
+    let c = SpinCpu {
+        name: "cpu@1".into(),
+        mpidr: 1,
+        release: 0x4800_0340,
+    };
+    let good = EntryRecord {
+        entries: 7,
+        mpidr: 1,
+        el: 2,
+        regs: [0; 4],
+    };
+    check_entry(&c, &good, 7, 2).unwrap();
+    assert!(check_entry(&c, &good, 8, 2)
+        .unwrap_err()
+        .contains("7 entries"));
+    assert!(check_entry(&c, &good, 7, 1).unwrap_err().contains("EL2"));
+    let bad = EntryRecord {
+        regs: [0, 0, 0x1234, 0],
+        ..good
+    };
+    assert!(check_entry(&c, &bad, 7, 2).unwrap_err().contains("0x1234"));
+    let other = EntryRecord { mpidr: 2, ..good };
+    assert!(check_entry(&c, &other, 7, 2)
+        .unwrap_err()
+        .contains("MPIDR 0x2"));
+}
+
+#[test]
+fn round_states() {
+    use SlotStatus::*;
+    // base parks 10, round 3.
+    assert_eq!(round_state(3, Parked, 13, 3, 10, false), RoundState::Done);
+    assert_eq!(
+        round_state(2, Released, 12, 3, 10, false),
+        RoundState::Pending
+    );
+    assert_eq!(
+        round_state(3, Released, 12, 3, 10, false),
+        RoundState::Pending
+    ); // recorded, not parked yet
+    assert_eq!(
+        round_state(2, Parked, 12, 3, 10, false),
+        RoundState::Pending
+    ); // previous park still showing
+    assert_eq!(
+        round_state(3, Unarmed, 13, 3, 10, false),
+        RoundState::Broken
+    );
+    assert_eq!(
+        round_state(3, Unarmed, 13, 3, 10, true),
+        RoundState::Pending
+    );
+    assert_eq!(
+        round_state(3, Refused, 13, 3, 10, false),
+        RoundState::Broken
+    );
+    assert_eq!(round_state(4, Parked, 13, 3, 10, false), RoundState::Broken);
+    assert_eq!(round_state(3, Parked, 14, 3, 10, false), RoundState::Broken);
+}
+
+#[test]
+fn chain_destination() {
+    const M: u64 = 1 << 20;
+    let mem = [Region::new(0x4000_0000, 1024 * M)];
+    // Payload at 0x4400_0000 (3 MiB), initrd at 0x4800_0000 (300 KiB), DT at 0x4820_0000, pen high.
+    let payload = Region::new(0x4400_0000, 3 * M);
+    let initrd = Region::new(0x4800_0000, 300 * 1024);
+    let dt = Region::new(0x4820_0000, 0x2000);
+    let pen = Region::new(0x7fff_f000, 0x1000);
+    let avoid = [payload, initrd, dt, pen];
+    let above = initrd.end().max(payload.end());
+    // 5 MiB footprint: 0x4840_0000 is the first 2 MiB boundary above the DT.
+    assert_eq!(
+        choose_chain_dest(&mem, &avoid, 5 * M, CHAIN_ALIGN, above),
+        Some(0x4840_0000)
+    );
+    // No room above: falls back to the lowest free slot.
+    let small = [Region::new(0x4000_0000, 0x0840_0000 + 4 * M)];
+    assert_eq!(
+        choose_chain_dest(&small, &avoid, 5 * M, CHAIN_ALIGN, above),
+        Some(0x4000_0000)
+    );
+    // Nothing fits.
+    let tiny = [Region::new(0x4000_0000, 4 * M)];
+    assert_eq!(
+        choose_chain_dest(&tiny, &avoid, 5 * M, CHAIN_ALIGN, 0),
+        None
+    );
+    // Several banks, unsorted.
+    let banks = [
+        Region::new(0x1_0000_0000, 64 * M),
+        Region::new(0x4000_0000, 0x0840_0000),
+    ];
+    assert_eq!(
+        choose_chain_dest(&banks, &avoid, 5 * M, CHAIN_ALIGN, above),
+        Some(0x1_0000_0000)
+    );
+}
+
+#[test]
+fn image_headers() {
+    let mut h = vec![0u8; 64];
+    assert!(image_footprint(&h).is_err());
+    h[56..60].copy_from_slice(b"ARM\x64");
+    h[16..24].copy_from_slice(&0x50_0000u64.to_le_bytes());
+    assert_eq!(image_footprint(&h), Ok(0x50_0000));
+    h[8..16].copy_from_slice(&0x8_0000u64.to_le_bytes());
+    assert!(image_footprint(&h).is_err());
+    assert!(image_footprint(&h[..10]).is_err());
+}
+
+#[test]
+fn output_lines() {
+    assert_eq!(memreserve_text(&[]), "none");
+    assert_eq!(
+        memreserve_text(&[
+            Region::new(0x4000_0000, 0x1000),
+            Region::new(0x7fff_f000, 0x1000)
+        ]),
+        "0x40000000+0x1000,0x7ffff000+0x1000"
+    );
+    assert_eq!(
+        verdict_pass(4, 100, 2),
+        "PAYLOAD: VERDICT PASS cpus=4 rounds=100 el=2"
+    );
+    assert_eq!(verdict_fail("a\nb"), "PAYLOAD: VERDICT FAIL a b");
+    assert_eq!(
+        timing_line(3, 100, 123_456, 9_000),
+        "PAYLOAD: rounds: 3 cpus x 100 in 123456 us, avg 1234.56 us/round, 411.52 us per release+park, slowest 9000 us"
+    );
+}

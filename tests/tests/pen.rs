@@ -1,0 +1,279 @@
+//! The spin pen's release/park path, exercised by the bare-metal test payload
+//! (tests/payload, built into target/payload.bin by `cargo xtask test`): no
+//! stock kernel ever hands a CPU back through `cpu-park-addr`, the payload
+//! does it ≥ 100 times per CPU and checks every step (docs/protocol.md).
+//!
+//! Every boot is driven by a small FAT disk: `/boot.cmd` (run by autoboot),
+//! `/parkboot.env` (`bootdelay=0`), `/payload.bin` and, for chains,
+//! `/loader.bin` — so each new loader in a chain boots the next payload by
+//! itself, without typing.
+use qemu_harness::{loader_bin, root, scratch, Opts, Qemu};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use xtask::disk::{make_fat_disk, DiskSpec, Source, Table};
+
+const T: Duration = Duration::from_secs(60);
+
+/// The payload under test: $PARKBOOT_PAYLOAD or target/payload.bin.
+fn payload_bin() -> PathBuf {
+    let p = std::env::var_os("PARKBOOT_PAYLOAD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/payload.bin"));
+    assert!(
+        p.exists(),
+        "{} does not exist: run `cargo xtask test` (it builds the payload)",
+        p.display()
+    );
+    p
+}
+
+fn disk(dir: &Path, boot_cmd: &str, with_loader: bool) -> PathBuf {
+    let mut files = vec![
+        (
+            "/boot.cmd".to_string(),
+            Source::Bytes(boot_cmd.as_bytes().to_vec()),
+        ),
+        (
+            "/parkboot.env".to_string(),
+            Source::Bytes(b"bootdelay=0\n".to_vec()),
+        ),
+        ("/payload.bin".to_string(), Source::Host(payload_bin())),
+    ];
+    if with_loader {
+        files.push(("/loader.bin".to_string(), Source::Host(loader_bin())));
+    }
+    let img = dir.join("disk.img");
+    make_fat_disk(
+        &img,
+        &DiskSpec {
+            table: Table::Mbr,
+            fat: 32,
+            size_mib: 40,
+            files,
+            label: None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("making {}: {e}", img.display()));
+    img
+}
+
+/// Boot script: `pre` commands, then the payload alone with `bootargs` (plus
+/// `payload.next=poweroff`: PSCI SYSTEM_OFF after the verdict).
+fn poweroff_script(pre: &str, bootargs: &str) -> String {
+    format!(
+        "{pre}setenv bootargs 'payload.next=poweroff {bootargs}'\n\
+         load virtio 0 ${{kernel_addr_r}} /payload.bin\n\
+         booti ${{kernel_addr_r}}\n"
+    )
+}
+
+/// Boot script: the payload with loader.bin as its initrd; the payload chains into it.
+const CHAIN_SCRIPT: &str = "setenv bootargs 'payload.next=loader'\n\
+    load virtio 0 ${ramdisk_addr_r} /loader.bin\n\
+    setenv rdsize ${filesize}\n\
+    load virtio 0 ${kernel_addr_r} /payload.bin\n\
+    booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}\n";
+
+/// What one payload run printed.
+struct Run {
+    el: String,
+    memreserve: String,
+    verdict: String,
+    timing: Option<String>,
+    generation: Option<String>,
+    ok_cpus: usize,
+    /// Lines reporting an injected park-without-zeroing caught by the pen.
+    unarmed: usize,
+}
+
+/// Reads one payload run, from its start line to its verdict line.
+fn payload_run(q: &mut Qemu) -> Run {
+    q.expect_within("PAYLOAD: start el=", T);
+    let el = q.expect_within(" ", T).trim().to_string();
+    q.expect_within("PAYLOAD: memreserve=", T);
+    let memreserve = q.expect_within("\n", T).trim().to_string();
+    let body = q.expect_within("PAYLOAD: VERDICT ", Duration::from_secs(180));
+    let verdict = q.expect_within("\n", T).trim().to_string();
+    let timing = body
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("PAYLOAD: rounds: "))
+        .map(str::to_string);
+    let generation = body
+        .lines()
+        .find_map(|l| l.split_once("generation "))
+        .map(|(_, g)| g.split(',').next().unwrap_or("").to_string());
+    let ok_cpus = body
+        .lines()
+        .filter(|l| l.trim().starts_with("PAYLOAD: ok cpu@") && l.contains(" MPIDR "))
+        .count();
+    let unarmed = body
+        .lines()
+        .filter(|l| l.contains("the pen held it UNARMED, no re-entry"))
+        .count();
+    Run {
+        el,
+        memreserve,
+        verdict,
+        timing,
+        generation,
+        ok_cpus,
+        unarmed,
+    }
+}
+
+fn pass_then_poweroff(name: &str, opts: Opts, bootargs: &str) -> Run {
+    let dir = scratch(name);
+    let img = disk(&dir, &poweroff_script("", bootargs), false);
+    let smp = opts.smp;
+    let el = if opts.el2 { 2 } else { 1 };
+    let mut opts = opts;
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    let r = payload_run(&mut q);
+    eprintln!(
+        "[{name}] verdict {:?}; rounds: {:?}; memreserve {}",
+        r.verdict, r.timing, r.memreserve
+    );
+    let want = format!("PASS cpus={smp} rounds=100 el={el}");
+    if r.verdict != want {
+        q.fail(&format!("verdict {:?}, expected {want:?}", r.verdict));
+    }
+    assert_eq!(r.el, el.to_string());
+    assert_eq!(
+        r.ok_cpus,
+        smp as usize - 1,
+        "one summary line per secondary"
+    );
+    assert!(r.timing.is_some(), "no timing line");
+    q.expect_within("PAYLOAD: poweroff (PSCI SYSTEM_OFF via ", T);
+    if !q.wait_exit(T) {
+        q.fail("QEMU did not power off");
+    }
+    r
+}
+
+#[test]
+fn payload_release_park_el2_smp4() {
+    pass_then_poweroff("pen-payload-el2-smp4", Opts::default(), "");
+}
+
+#[test]
+fn payload_release_park_el1_smp2() {
+    pass_then_poweroff(
+        "pen-payload-el1-smp2",
+        Opts {
+            el2: false,
+            smp: 2,
+            ..Opts::default()
+        },
+        "",
+    );
+}
+
+/// Every secondary parks once WITHOUT zeroing its release word (the payload
+/// breaks §5.2 step 2 on purpose): the pen must hold it UNARMED instead of
+/// jumping to the stale entry again; once the payload zeroes the word the CPU
+/// arms, shows PARKED, and the remaining rounds pass.
+#[test]
+fn payload_park_without_zeroing_is_held_unarmed() {
+    let r = pass_then_poweroff(
+        "pen-payload-inject-no-zero",
+        Opts::default(),
+        "payload.inject=no-zero",
+    );
+    assert_eq!(r.unarmed, 3, "one UNARMED catch per secondary");
+}
+
+/// With `cpu_method=psci` the loader hands the CPUs back to firmware and the DT
+/// says "psci": the payload must fail in one clean line and still power off.
+#[test]
+fn payload_fails_cleanly_without_spin_table() {
+    let name = "pen-payload-psci-fail";
+    let dir = scratch(name);
+    let img = disk(
+        &dir,
+        &poweroff_script("setenv cpu_method psci\n", ""),
+        false,
+    );
+    let mut opts = Opts {
+        smp: 2,
+        ..Opts::default()
+    };
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    let r = payload_run(&mut q);
+    assert!(
+        r.verdict.starts_with("FAIL ") && r.verdict.contains("enable-method \"psci\""),
+        "{:?}",
+        r.verdict
+    );
+    assert_eq!(
+        r.memreserve, "none",
+        "no pen reservation with cpu_method=psci"
+    );
+    q.expect_within("PAYLOAD: poweroff", T);
+    if !q.wait_exit(T) {
+        q.fail("QEMU did not power off after the failure");
+    }
+}
+
+/// loader → payload (initrd = loader.bin) → loader → payload … in one QEMU run:
+/// every new loader must reclaim the CPUs the previous payload left PARKED in
+/// the pen, every payload passes with all CPUs, and the /memreserve/ table
+/// never changes.
+fn chain(name: &str, opts: Opts, cycles: usize) {
+    let dir = scratch(name);
+    let img = disk(&dir, CHAIN_SCRIPT, true);
+    let smp = opts.smp;
+    let el = if opts.el2 { 2 } else { 1 };
+    let mut opts = opts;
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    let want = format!("PASS cpus={smp} rounds=100 el={el}");
+    let mut first: Option<String> = None;
+    for n in 0..cycles {
+        q.expect_within("parkboot 0.1.0", T);
+        let r = payload_run(&mut q);
+        eprintln!(
+            "[{name}] cycle {n}: {} | gen {:?} | {:?} | memreserve {}",
+            r.verdict, r.generation, r.timing, r.memreserve
+        );
+        if r.verdict != want {
+            q.fail(&format!(
+                "cycle {n}: verdict {:?}, expected {want:?}",
+                r.verdict
+            ));
+        }
+        assert_eq!(r.ok_cpus, smp as usize - 1, "cycle {n}");
+        match &first {
+            None => first = Some(r.memreserve.clone()),
+            Some(f) if *f != r.memreserve => q.fail(&format!(
+                "cycle {n}: /memreserve/ {} differs from the first cycle's {f}",
+                r.memreserve
+            )),
+            Some(_) => {}
+        }
+        q.expect_within("PAYLOAD: entering loader at ", T);
+    }
+    // The loader after the last payload reclaims the CPUs once more and boots the next one.
+    q.expect_within("parkboot 0.1.0", T);
+    q.expect_within("PAYLOAD: start", T);
+}
+
+#[test]
+fn payload_chain_el2_smp4_50_cycles() {
+    chain("pen-chain-el2-smp4", Opts::default(), 50);
+}
+
+#[test]
+fn payload_chain_el1_smp2_10_cycles() {
+    chain(
+        "pen-chain-el1-smp2",
+        Opts {
+            el2: false,
+            smp: 2,
+            ..Opts::default()
+        },
+        10,
+    );
+}
