@@ -232,3 +232,119 @@ fn booti_bad_input_then_good_boot() {
     let r = init_report(&mut q);
     assert_eq!(r["nproc"], "2", "{r:?}");
 }
+
+/// Types the boot at the loader's prompt (autoboot is stopped first).
+fn typed_boot(q: &mut Qemu, method: &str, args: &str) {
+    q.expect("autoboot");
+    q.send_raw(b" ");
+    q.expect("=> ");
+    q.cmd(&format!("setenv cpu_method {method}"));
+    q.cmd(&format!("setenv bootargs '{args}'"));
+    q.cmd("load virtio 0 ${ramdisk_addr_r} /initramfs.cpio.gz");
+    q.cmd("setenv rdsize ${filesize}");
+    q.cmd("load virtio 0 ${kernel_addr_r} /Image");
+    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
+    q.expect_within("Starting kernel", KERNEL_TIMEOUT);
+}
+
+/// In the initramfs shell: run `cmd`, return its output.
+fn sh(q: &mut Qemu, cmd: &str) -> String {
+    q.send(cmd);
+    let out = q.expect_within("initramfs# ", KERNEL_TIMEOUT);
+    out.replace('\r', "")
+}
+
+#[test]
+fn psci_method_gives_cpu_hotplug() {
+    let img = kernel_disk("linux-psci-hotplug", false, "echo typed boot\n");
+    let mut opts = Opts::default();
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start("linux-psci-hotplug", &opts);
+    typed_boot(&mut q, "psci", "console=ttyAMA0");
+    let r = init_report(&mut q);
+    assert_eq!(r["nproc"], "4", "{r:?}");
+    assert_eq!(r["enable-method"], "psci", "{r:?}");
+    assert_eq!(r["memreserve"], "", "psci mode reserves nothing: {r:?}");
+    q.expect("initramfs# ");
+    sh(&mut q, "echo 0 > /sys/devices/system/cpu/cpu2/online");
+    let out = sh(&mut q, "cat /sys/devices/system/cpu/online");
+    assert!(out.contains("0-1,3"), "cpu2 offline: {out}");
+    sh(&mut q, "echo 1 > /sys/devices/system/cpu/cpu2/online");
+    let out = sh(&mut q, "cat /sys/devices/system/cpu/online");
+    assert!(out.contains("0-3"), "cpu2 back online: {out}");
+}
+
+#[test]
+fn cpu_the_machine_lacks_is_reported_and_left_out() {
+    // A DT that lists a fifth CPU (MPIDR 4) on a 4-CPU machine: PSCI
+    // refuses CPU_ON; the loader reports it and drops the node; Linux boots
+    // with the four that exist, through the pen.
+    let dir = scratch("linux-missing-cpu");
+    let dtb = dir.join("virt.dtb");
+    let st = std::process::Command::new("qemu-system-aarch64")
+        .args([
+            "-M",
+            &format!("virt,virtualization=on,dumpdtb={}", dtb.display()),
+        ])
+        .args([
+            "-cpu",
+            "cortex-a57",
+            "-smp",
+            "4",
+            "-m",
+            "1G",
+            "-display",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    let dts = std::process::Command::new("dtc")
+        .args(["-q", "-I", "dtb", "-O", "dts"])
+        .arg(&dtb)
+        .output()
+        .expect("dtc (apt-get install device-tree-compiler)");
+    let src = String::from_utf8(dts.stdout).unwrap();
+    let extra = "cpu@4 {\n reg = <0x04>;\n enable-method = \"psci\";\n compatible = \"arm,cortex-a57\";\n device_type = \"cpu\";\n};\n\t\tcpu@0 {";
+    let edited = src.replacen("cpu@0 {", extra, 1);
+    let dts_path = dir.join("virt5.dts");
+    std::fs::write(&dts_path, edited).unwrap();
+    let dtb5 = dir.join("virt5.dtb");
+    let st = std::process::Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb5)
+        .arg(&dts_path)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    let img = kernel_disk("linux-missing-cpu-disk", false, "echo typed boot\n");
+    let mut opts = Opts {
+        dtb: Some(dtb5),
+        ..Opts::default()
+    };
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start("linux-missing-cpu", &opts);
+    let banner = q.expect("autoboot");
+    assert!(banner.contains("CPUs: 5 in DT, 3 in pen"), "{banner}");
+    assert!(
+        banner.contains("CPU 0x4 (/cpus/cpu@4): Missing"),
+        "{banner}"
+    );
+    q.send_raw(b" ");
+    q.expect("=> ");
+    let cpus = q.cmd("cpus");
+    assert!(
+        cpus.contains("missing") && cpus.contains("PSCI CPU_ON"),
+        "{cpus}"
+    );
+    q.send("reset");
+    let mut q = {
+        drop(q);
+        Qemu::start("linux-missing-cpu-2", &opts)
+    };
+    typed_boot(&mut q, "spin-table", "console=ttyAMA0");
+    let r = init_report(&mut q);
+    assert_eq!(r["nproc"], "4", "{r:?}");
+    assert_eq!(r["possible"], "0-3", "{r:?}");
+    assert_eq!(r["enable-method"], "spin-table", "{r:?}");
+}
