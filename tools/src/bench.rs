@@ -11,8 +11,8 @@
 //!                 the QMP `cont` that lets the paused guest run
 //! ```
 //!
-//! Both loaders run on `-M virt,virtualization=on -cpu cortex-a57 -smp 4 -m 1G` (TCG, `-nic none`)
-//! with one FAT32/MBR disk on virtio-mmio holding the stock Debian Image, the test
+//! Both loaders run on `-M virt,virtualization=on -cpu cortex-a57 -smp 4 -m 1G` (TCG, `-nic none`,
+//! `-mem-prealloc`; started paused, all times count from the QMP `cont`) with one FAT32/MBR disk on virtio-mmio holding the stock Debian Image, the test
 //! initramfs, /boot.cmd (parkboot), /boot.scr (U-Boot, the same commands via mkimage) and
 //! /loader.bin. Every serial chunk is timestamped on the host as it arrives (reader thread on
 //! QEMU's stdout pipe); a pattern's time is the arrival of the chunk that completed it.
@@ -24,10 +24,15 @@
 //!   neither countdown nor typing is in the total (= start→autoboot line + loads + booti→kernel);
 //! * autoboot: bootdelay=0 in both (parkboot: /parkboot.env on the disk; U-Boot: its default
 //!   environment with bootdelay=0 in the env flash bank, made with mkenvimage), each loader's
-//!   default bootcmd finds the script; wall-clock spawn→kernel line, then until /init is ready;
+//!   default bootcmd finds the script; wall clock start→kernel line, then until /init is ready;
 //! * raw: `virtio read` of the Image's blocks into fresh RAM (cold), again (warm), then a FAT
-//!   load of /Image over the same, now warm, RAM; for parkboot also a chain (`booti` of
-//!   /loader.bin) and the CPU gather when the loader offers them.
+//!   load of /Image over the same, now warm, RAM; for parkboot also a loader → loader hop
+//!   (`booti` of /loader.bin);
+//! * raw and autoboot again with `-smp 1` (diagnostic: no secondary CPUs, so no pen);
+//! * parkboot only: one kexec chain cycle (loader → Linux → `kexec -l /loader.bin` → loader).
+//!
+//! The CPU gather time comes from parkboot's start-up line (`CPUs: … in pen … after N us`);
+//! rows for what the loader does not offer say "not yet implemented".
 //!
 //! Writes target/bench/latest.md (and prints it); session transcripts with arrival times go to
 //! target/bench/logs/.
@@ -111,7 +116,6 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                     .ok_or(format!("--runs {v:?}: want 1..100; {usage}"))?;
             }
             "--no-build" => o.build = false,
-            "--prealloc" => o.prealloc = true,
             "--no-prealloc" => o.prealloc = false,
             "-h" | "--help" => return Err(usage.into()),
             _ => return Err(format!("unknown argument {a:?}; {usage}")),
@@ -1509,6 +1513,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         &parkboot_version,
         t_all.elapsed(),
     );
+    let _ = std::fs::remove_file(ctx.dir.join("qmp.sock"));
     let out = ctx.dir.join("latest.md");
     std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{report}");

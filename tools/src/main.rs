@@ -47,7 +47,11 @@ pub fn build() -> Result<PathBuf, String> {
         "aarch64-unknown-none",
         "--release",
     ]))?;
-    let elf_path = root().join("target/aarch64-unknown-none/release/parkboot");
+    // Cargo writes where CARGO_TARGET_DIR says (default: <root>/target).
+    let cargo_target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let elf_path = cargo_target.join("aarch64-unknown-none/release/parkboot");
     let elf = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
     let bin = elf::to_flat_binary(&elf)?;
     check_image_header(&bin)?;
@@ -110,7 +114,9 @@ fn main() {
         .collect();
     let res = match cmd {
         "build" => build().map(|_| ()),
-        "payload" => xtask::payload::build_payload().map(|p| eprintln!("xtask: wrote {}", p.display())),
+        "payload" => {
+            xtask::payload::build_payload().map(|p| eprintln!("xtask: wrote {}", p.display()))
+        }
         "run" => build().and_then(|l| {
             let img = disk::demo_disk(disk::DEMO_BOOT_CMD)?;
             let mut args = disk::qemu_disk_args(&img, "demo");
