@@ -202,6 +202,10 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     );
     // CPUs: through our pen (spin-table) or handed back to firmware (psci).
     let method = sh.env.get("cpu_method").unwrap_or("spin-table").to_string();
+    if method == "spin-table" && sh.platform.st.smp.is_none() && sh.platform.st.smp_error.is_none()
+    {
+        crate::platform::gather_now(sh);
+    }
     let mut psci_handback = None;
     let mut pen_clean = None;
     if let Some(smp) = &sh.platform.st.smp {

@@ -267,6 +267,9 @@ fn cmd_cpus(sh: &mut Sh, args: &[String]) -> CmdResult {
     if args.len() != 1 {
         return Err(CmdError::Usage);
     }
+    if sh.platform.st.smp.is_none() && sh.platform.st.smp_error.is_none() {
+        gather_now(sh);
+    }
     let text = match (&sh.platform.st.smp, &sh.platform.st.smp_error) {
         (Some(s), _) => s.report(),
         (None, Some(e)) => format!("CPUs not gathered: {e}\n"),
@@ -365,24 +368,8 @@ pub fn run(st: &mut State) -> ! {
     if let Some(msg) = cs::load_saved_env(&mut sh) {
         sh.print(&format!("{msg}\n"));
     }
-    let pen_addr = sh.env.get("pen_addr").and_then(shell::parse_hex);
-    match crate::smp::gather(sh.platform.st, pen_addr) {
-        Ok(s) => {
-            sh.print(&format!("{}\n", s.summary()));
-            for c in s.cpus.iter().filter(|c| {
-                matches!(
-                    c.state,
-                    crate::smp::CpuState::Missing(_) | crate::smp::CpuState::Lost(_)
-                )
-            }) {
-                sh.print(&format!("CPU {:#x} ({}): {:?}\n", c.mpidr, c.path, c.state));
-            }
-            sh.platform.st.smp = Some(s);
-        }
-        Err(e) => {
-            sh.print(&format!("CPUs: not gathered: {e}\n"));
-            sh.platform.st.smp_error = Some(e);
-        }
+    if sh.env.get("pen_gather") != Some("boot") {
+        gather_now(&mut sh);
     }
     sh.platform.st.ready_ticks = timer::ticks();
     crate::boot::mark_at("shell ready", sh.platform.st.ready_ticks, 0);
@@ -437,4 +424,29 @@ fn autoboot(sh: &mut Sh) {
     }
     crate::boot::mark("autoboot");
     let _ = sh.run_script(&bootcmd);
+}
+
+/// Gathers the CPUs into the pen now (at start by default; with
+/// `pen_gather=boot` only when booti or `cpus` needs them — under QEMU TCG,
+/// WFE is a busy yield, so parked vCPUs slow the boot CPU down).
+pub fn gather_now(sh: &mut Sh) {
+    let pen_addr = sh.env.get("pen_addr").and_then(shell::parse_hex);
+    match crate::smp::gather(sh.platform.st, pen_addr) {
+        Ok(s) => {
+            sh.print(&format!("{}\n", s.summary()));
+            for c in s.cpus.iter().filter(|c| {
+                matches!(
+                    c.state,
+                    crate::smp::CpuState::Missing(_) | crate::smp::CpuState::Lost(_)
+                )
+            }) {
+                sh.print(&format!("CPU {:#x} ({}): {:?}\n", c.mpidr, c.path, c.state));
+            }
+            sh.platform.st.smp = Some(s);
+        }
+        Err(e) => {
+            sh.print(&format!("CPUs: not gathered: {e}\n"));
+            sh.platform.st.smp_error = Some(e);
+        }
+    }
 }

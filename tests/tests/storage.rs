@@ -440,3 +440,39 @@ fn bad_storage_input_is_refused_and_nothing_is_lost() {
     );
     assert_eq!(q.cmd("echo still alive"), "still alive");
 }
+
+#[test]
+fn pen_gather_boot_defers_the_pen_until_needed() {
+    // pen_gather=boot (from the saved env): no CPU is started at start; the
+    // `cpus` command (or booti with spin-table) gathers them then.
+    let dir = scratch("pen-gather-boot");
+    let d = disk(
+        &dir,
+        "env.img",
+        Table::Mbr,
+        32,
+        40,
+        vec![("/parkboot.env", b"pen_gather=boot\n".to_vec())],
+    );
+    let mut q = Qemu::boot_to_prompt(
+        "pen-gather-boot",
+        &opts_with(vec![Qemu::mmio_disk(&d, "d0")]).clone_with_smp(4),
+    );
+    assert!(
+        !q.transcript().contains("CPUs: "),
+        "nothing gathered at start"
+    );
+    let out = q.cmd("cpus");
+    assert!(out.contains("CPUs: 4 in DT, 3 in pen"), "{out}");
+    assert_eq!(out.matches("parked").count(), 3, "{out}");
+}
+
+trait WithSmp {
+    fn clone_with_smp(self, n: u32) -> Opts;
+}
+impl WithSmp for Opts {
+    fn clone_with_smp(mut self, n: u32) -> Opts {
+        self.smp = n;
+        self
+    }
+}
