@@ -81,7 +81,7 @@ fn probe_dtb(dtb: u64) -> Result<(u64, usize), String> {
     if dtb == 0 {
         return Err("x0 is 0".into());
     }
-    if dtb % 8 != 0 {
+    if !dtb.is_multiple_of(8) {
         return Err(format!("x0 {dtb:#x} is not 8-byte aligned"));
     }
     let read_be = |a: u64| exceptions::probe_read_u32(a as usize).map(u32::from_be);

@@ -73,7 +73,7 @@ fn read_mem(sh: &Sh, addr: u64, len: u64) -> Result<Vec<u8>, CmdError> {
 
 /// Reads a DTB's totalsize at `addr` and returns the blob.
 fn read_dtb(sh: &Sh, addr: u64) -> Result<Vec<u8>, CmdError> {
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return Err(msg(format!(
             "device tree at {addr:#x} is not 8-byte aligned"
         )));
@@ -406,16 +406,12 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     unsafe { handoff::handoff(entry, fdt_dest, &clean) }
 }
 
-fn lowest_free(map: &MemMap, hdr: &ImageHeader, footprint: u64) -> Result<u64, CmdError> {
+fn lowest_free(map: &MemMap, _hdr: &ImageHeader, footprint: u64) -> Result<u64, CmdError> {
     map.find_free(footprint, MIB2, None, Prefer::Low)
         .ok_or_else(|| {
             msg(format!(
                 "booti: no free 2 MiB-aligned room for the kernel's {footprint:#x}-byte footprint"
             ))
-        })
-        .map(|b| {
-            let _ = hdr;
-            b
         })
 }
 

@@ -50,20 +50,12 @@ pub fn store(tree: &DeviceTree, boot_cpuid_phys: u32) -> Result<Vec<u8>, String>
 }
 
 fn chosen(tree: &mut DeviceTree) -> &mut DeviceTreeNode {
-    if tree.root.child_mut("chosen").is_none() {
-        tree.root.add_child(DeviceTreeNode::new_unchecked("chosen"));
-    }
-    // Just ensured above.
-    match tree.root.child_mut("chosen") {
-        Some(c) => c,
-        None => unreachable_chosen(),
-    }
-}
-
-#[cold]
-fn unreachable_chosen() -> ! {
-    // add_child followed by child_mut of the same name cannot fail.
-    loop {}
+    // Take it out (or make it) and put it back: one mutable path, no unwrap.
+    let node = tree
+        .root
+        .remove_child("chosen")
+        .unwrap_or_else(|| DeviceTreeNode::new_unchecked("chosen"));
+    tree.root.add_child_mut(node)
 }
 
 /// Applies booti's /chosen fixups. kaslr-seed is removed when non-zero
@@ -116,7 +108,7 @@ pub fn parse_value(args: &[&str]) -> Result<Vec<u8>, String> {
     }
     if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         let hex: String = inner.split_whitespace().collect();
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return Err("odd number of hex digits in [..]".into());
         }
         return (0..hex.len())
@@ -233,7 +225,7 @@ fn render_value(v: &[u8]) -> String {
             .collect();
         return format!(" = {}", strs.join(", "));
     }
-    if v.len() % 4 == 0 {
+    if v.len().is_multiple_of(4) {
         let cells: Vec<String> = v
             .chunks_exact(4)
             .map(|c| format!("{:#010x}", u32::from_be_bytes([c[0], c[1], c[2], c[3]])))

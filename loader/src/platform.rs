@@ -125,13 +125,13 @@ unsafe fn copy_in(addr: usize, buf: &mut [u8], ram: bool) {
             return;
         }
         match buf.len() {
-            8 if addr % 8 == 0 => {
+            8 if addr.is_multiple_of(8) => {
                 buf.copy_from_slice(&(addr as *const u64).read_volatile().to_le_bytes())
             }
-            4 if addr % 4 == 0 => {
+            4 if addr.is_multiple_of(4) => {
                 buf.copy_from_slice(&(addr as *const u32).read_volatile().to_le_bytes())
             }
-            2 if addr % 2 == 0 => {
+            2 if addr.is_multiple_of(2) => {
                 buf.copy_from_slice(&(addr as *const u16).read_volatile().to_le_bytes())
             }
             _ => {
@@ -150,11 +150,11 @@ unsafe fn copy_out(addr: usize, data: &[u8], ram: bool) {
             return;
         }
         match data.len() {
-            8 if addr % 8 == 0 => (addr as *mut u64)
+            8 if addr.is_multiple_of(8) => (addr as *mut u64)
                 .write_volatile(u64::from_le_bytes(data.try_into().unwrap_or([0; 8]))),
-            4 if addr % 4 == 0 => (addr as *mut u32)
+            4 if addr.is_multiple_of(4) => (addr as *mut u32)
                 .write_volatile(u32::from_le_bytes(data.try_into().unwrap_or([0; 4]))),
-            2 if addr % 2 == 0 => (addr as *mut u16)
+            2 if addr.is_multiple_of(2) => (addr as *mut u16)
                 .write_volatile(u16::from_le_bytes(data.try_into().unwrap_or([0; 2]))),
             _ => {
                 for (i, b) in data.iter().enumerate() {
@@ -225,6 +225,13 @@ fn cmd_bdinfo(sh: &mut Sh, args: &[String]) -> CmdResult {
             "virtio-mmio = {} slot(s), pci hosts = {}",
             dt.virtio_mmio.len(),
             dt.pci_hosts.len()
+        );
+    }
+    if st.map_errors != 0 {
+        let _ = writeln!(
+            o,
+            "map errors  = {} region(s) could not be mapped",
+            st.map_errors
         );
     }
     let _ = writeln!(o, "timer freq  = {} Hz", timer::freq());

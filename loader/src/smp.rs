@@ -325,7 +325,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     }
     let gather_us = timer::ticks_to_us(timer::ticks() - t0);
     crate::boot::mark_span("CPUs gathered", t0, timer::ticks(), 0);
-    let header = pen_view.header().clone();
+    let header = *pen_view.header();
     Ok(Smp {
         header,
         cpus,
@@ -453,7 +453,7 @@ fn try_adopt(
         }
         cpu::wait_event();
     }
-    let header = p.header().clone();
+    let header = *p.header();
     let gather_us = timer::ticks_to_us(timer::ticks() - t0);
     crate::boot::mark_span("CPUs gathered", t0, timer::ticks(), 0);
     Some(Ok(Smp {
@@ -517,19 +517,16 @@ impl Smp {
             ));
         }
         o.push_str(&format!("  cpu-park-addr {:#x}\n", self.header.park_addr()));
+        for k in &self.kept {
+            o.push_str(&format!(
+                "  note: old pen {:#x}+{:#x} kept reserved (a CPU of it is not back)\n",
+                k.base, k.size
+            ));
+        }
         for n in &self.notes {
             o.push_str(&format!("  note: {n}\n"));
         }
         o
-    }
-
-    /// The MPIDRs a kernel may use: boot CPU and those in the pen.
-    pub fn usable(&self) -> Vec<u64> {
-        self.cpus
-            .iter()
-            .filter(|c| matches!(c.state, CpuState::Boot | CpuState::InPen))
-            .map(|c| c.mpidr)
-            .collect()
     }
 
     pub fn unusable_paths(&self) -> Vec<String> {

@@ -137,7 +137,7 @@ impl BlockDevice for Disk {
 /// The request must be whole, non-empty blocks inside the device (the
 /// driver asserts on these; we refuse them first).
 fn check(lba: u64, len: usize, limit: u64) -> Result<(), BlockError> {
-    if len == 0 || len % 512 != 0 {
+    if len == 0 || !len.is_multiple_of(512) {
         return Err(BlockError::BadLength {
             len,
             block_size: 512,

@@ -121,7 +121,7 @@ pub fn halt(why: &str) -> ! {
 /// Reads a u32 at `addr`, returning None instead of faulting when nothing
 /// answers there (external abort / translation fault).
 pub fn probe_read_u32(addr: usize) -> Option<u32> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return None;
     }
     PROBE_FAULTED.store(false, Ordering::Relaxed);

@@ -54,6 +54,8 @@ impl<A: PagingAttributes> Translation<A> for PoolTranslation {
     }
 }
 
+/// Owns the live tables for the loader's lifetime (never read back).
+#[allow(dead_code)]
 enum Tables {
     El2(Mapping<PoolTranslation, El2>),
     El1(Mapping<PoolTranslation, El1And0>),

@@ -28,14 +28,6 @@ pub fn system_reset(c: Conduit) -> Result<(), psci::error::Error> {
     }
 }
 
-pub fn version(c: Conduit) -> Option<(u16, u16)> {
-    let v = match c {
-        Conduit::Smc => psci::version::<Smc>(),
-        Conduit::Hvc => psci::version::<Hvc>(),
-    };
-    v.ok().map(|v| (v.major, v.minor))
-}
-
 pub fn cpu_on(c: Conduit, mpidr: u64, entry: u64, context: u64) -> Result<(), psci::error::Error> {
     match c {
         Conduit::Smc => psci::cpu_on::<Smc>(mpidr, entry, context),
@@ -60,7 +52,7 @@ extern "C" {
 /// Address a pen CPU can be released to so that it calls CPU_OFF.
 pub fn cpu_off_stub(c: Conduit) -> u64 {
     match c {
-        Conduit::Smc => psci_off_smc as usize as u64,
-        Conduit::Hvc => psci_off_hvc as usize as u64,
+        Conduit::Smc => psci_off_smc as *const () as usize as u64,
+        Conduit::Hvc => psci_off_hvc as *const () as usize as u64,
     }
 }

@@ -26,10 +26,3 @@ pub fn ticks_to_us(t: u64) -> u64 {
 pub fn now_us() -> u64 {
     ticks_to_us(ticks())
 }
-
-pub fn delay_us(us: u64) {
-    let end = now_us().saturating_add(us);
-    while now_us() < end {
-        core::hint::spin_loop();
-    }
-}
