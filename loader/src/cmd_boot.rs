@@ -392,6 +392,8 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     ));
     sh.print(&o);
     crate::boot::mark("handoff");
+    let since = sh.platform.st.us_since_entry(timer::ticks());
+    sh.print(&format!("## loader entry -> handoff: {since} us\n"));
     let mut clean: Vec<(u64, u64)> = Vec::new();
     clean.push((entry, hdr.image_size));
     clean.push((fdt_dest, dt_out.len() as u64));

@@ -258,6 +258,22 @@ fn chain(name: &str, opts: Opts, cycles: usize) {
     // The loader after the last payload reclaims the CPUs once more and boots the next one.
     q.expect_within("parkboot 0.1.0", T);
     q.expect_within("PAYLOAD: start", T);
+    // Per-cycle time as the loaders report it: entry -> handoff (guest timer),
+    // with the disk loads of payload.bin and loader.bin included.
+    let mut us: Vec<u64> = q
+        .transcript()
+        .lines()
+        .filter_map(|l| l.split("## loader entry -> handoff: ").nth(1))
+        .filter_map(|v| v.trim().trim_end_matches(" us").parse().ok())
+        .collect();
+    us.sort();
+    assert!(us.len() > cycles, "every loader reports its handoff time");
+    eprintln!(
+        "[{name}] loader entry -> handoff per cycle (guest us): min {} median {} max {}",
+        us[0],
+        us[us.len() / 2],
+        us[us.len() - 1]
+    );
 }
 
 #[test]
@@ -275,5 +291,99 @@ fn payload_chain_el1_smp2_10_cycles() {
             ..Opts::default()
         },
         10,
+    );
+}
+
+/// Typed chain: every cycle the test picks the pen's place (`pen_addr`,
+/// alternating between two addresses, gathered at booti with
+/// `pen_gather=boot`), so each new loader must MOVE the CPUs from the old pen
+/// into a new one and drop the old reservation. Every cycle: payload PASS
+/// with every CPU, exactly one /memreserve/ (the new pen), the same loader
+/// heap high-water mark, and the loader's entry → handoff time reported.
+#[test]
+fn payload_chain_moves_pen_every_other_cycle() {
+    let name = "pen-chain-move";
+    let dir = scratch(name);
+    let img = {
+        let files = vec![
+            (
+                "/parkboot.env".to_string(),
+                Source::Bytes(b"bootdelay=-1\npen_gather=boot\n".to_vec()),
+            ),
+            ("/payload.bin".to_string(), Source::Host(payload_bin())),
+            ("/loader.bin".to_string(), Source::Host(loader_bin())),
+        ];
+        let img = dir.join("disk.img");
+        make_fat_disk(
+            &img,
+            &DiskSpec {
+                table: Table::Mbr,
+                fat: 32,
+                size_mib: 40,
+                files,
+                label: None,
+            },
+        )
+        .unwrap();
+        img
+    };
+    let mut opts = Opts::default();
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    let places = [0x7ff0_0000u64, 0x7fe0_0000];
+    let mut hwm: Option<String> = None;
+    let mut times = Vec::new();
+    for n in 0..12 {
+        q.expect_within("parkboot 0.1.0", T);
+        q.expect_within("=> ", T);
+        let bd = q.cmd("bdinfo");
+        let hw = bd
+            .lines()
+            .find(|l| l.starts_with("heap"))
+            .and_then(|l| l.split("high water ").nth(1))
+            .unwrap_or_else(|| q.fail("bdinfo has no heap line"))
+            .to_string();
+        // Cycle 0 starts from QEMU; later ones from a payload, with an old pen to read.
+        if n >= 1 {
+            match &hwm {
+                None => hwm = Some(hw.clone()),
+                Some(h) if *h != hw => q.fail(&format!("cycle {n}: heap high water {hw} != {h}")),
+                Some(_) => {}
+            }
+        }
+        let pen = places[(n / 2) % 2];
+        q.cmd(&format!("setenv pen_addr {pen:x}"));
+        q.cmd("setenv bootargs 'payload.next=loader'");
+        q.cmd("load virtio 0 ${ramdisk_addr_r} /loader.bin");
+        q.cmd("setenv rdsize ${filesize}");
+        q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
+        q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
+        q.expect_within("## loader entry -> handoff: ", T);
+        let us: u64 = q
+            .expect_within(" us", T)
+            .trim_end_matches(" us")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        times.push(us);
+        let r = payload_run(&mut q);
+        eprintln!(
+            "[{name}] cycle {n}: pen {pen:#x} {} memreserve {} handoff {us} us",
+            r.verdict, r.memreserve
+        );
+        assert_eq!(r.verdict, "PASS cpus=4 rounds=100 el=2", "cycle {n}");
+        assert_eq!(
+            r.memreserve,
+            format!("{pen:#x}+0x1000"),
+            "cycle {n}: exactly one /memreserve/, the new pen"
+        );
+        q.expect_within("PAYLOAD: entering loader at ", T);
+    }
+    times.sort();
+    eprintln!(
+        "[{name}] loader entry -> handoff (guest us): min {} median {} max {}",
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
     );
 }
