@@ -86,7 +86,17 @@ fn chain(name: &str, opts: Opts, plan: &[(&str, &str, &str)], mut each: impl FnM
             None => {
                 by_cpus.insert(r["nproc"].clone(), r["memtotal"].clone());
             }
-            Some(m) => assert_eq!(m, &r["memtotal"], "kernel {n}: MemTotal drifted"),
+            // Linux's MemTotal jitters by a page between identical boots (seen:
+            // 1005316 vs 1005320 kB on the same first boot); a leak of even one
+            // 4 KiB reservation per cycle leaves this window by the third cycle.
+            // Reservations themselves are compared exactly above.
+            Some(m) => {
+                let (a, b): (i64, i64) = (m.parse().unwrap(), r["memtotal"].parse().unwrap());
+                assert!(
+                    (a - b).abs() <= 8,
+                    "kernel {n}: MemTotal drifted: {a} kB -> {b} kB"
+                );
+            }
         }
         q.expect("initramfs# ");
         each(&mut q);
