@@ -380,3 +380,21 @@ impl Qemu {
         }
     }
 }
+
+impl Qemu {
+    /// At a loader that is counting down: stop autoboot, then type the boot
+    /// of the test disk's /Image + /initramfs.cpio.gz (virtio 0) with
+    /// `cpu_method` and `bootargs`, and wait for "Starting kernel".
+    pub fn typed_linux_boot(&mut self, method: &str, args: &str, timeout: Duration) {
+        self.expect_within("autoboot", timeout);
+        self.send_raw(b" ");
+        self.expect("=> ");
+        self.cmd(&format!("setenv cpu_method {method}"));
+        self.cmd(&format!("setenv bootargs '{args}'"));
+        self.cmd("load virtio 0 ${ramdisk_addr_r} /initramfs.cpio.gz");
+        self.cmd("setenv rdsize ${filesize}");
+        self.cmd("load virtio 0 ${kernel_addr_r} /Image");
+        self.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
+        self.expect_within("Starting kernel", timeout);
+    }
+}

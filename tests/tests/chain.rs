@@ -43,20 +43,6 @@ fn chain_disk(name: &str) -> std::path::PathBuf {
     img
 }
 
-/// At a loader's prompt: boot Linux with `cpu_method` and `bootargs`.
-fn boot_linux(q: &mut Qemu, method: &str, args: &str) {
-    q.expect_within("autoboot", T);
-    q.send_raw(b" ");
-    q.expect("=> ");
-    q.cmd(&format!("setenv cpu_method {method}"));
-    q.cmd(&format!("setenv bootargs '{args}'"));
-    q.cmd("load virtio 0 ${ramdisk_addr_r} /initramfs.cpio.gz");
-    q.cmd("setenv rdsize ${filesize}");
-    q.cmd("load virtio 0 ${kernel_addr_r} /Image");
-    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
-    q.expect_within("Starting kernel", T);
-}
-
 /// `plan[n]` = (cpu_method, extra bootargs, expected nproc) for kernel n.
 fn chain(name: &str, opts: Opts, plan: &[(&str, &str, &str)], mut each: impl FnMut(&mut Qemu)) {
     let img = chain_disk(name);
@@ -68,7 +54,7 @@ fn chain(name: &str, opts: Opts, plan: &[(&str, &str, &str)], mut each: impl FnM
     for (n, (method, extra, want)) in plan.iter().enumerate() {
         q.expect_within("parkboot 0.1.0", T);
         let args = format!("console=ttyAMA0 {extra}");
-        boot_linux(&mut q, method, args.trim());
+        q.typed_linux_boot(method, args.trim(), T);
         let r = report(&mut q);
         eprintln!("[{name}] kernel {n}: {r:?}");
         assert_eq!(&r["nproc"], want, "kernel {n}: {r:?}");

@@ -237,20 +237,6 @@ fn booti_bad_input_then_good_boot() {
     assert_eq!(r["nproc"], "2", "{r:?}");
 }
 
-/// Types the boot at the loader's prompt (autoboot is stopped first).
-fn typed_boot(q: &mut Qemu, method: &str, args: &str) {
-    q.expect("autoboot");
-    q.send_raw(b" ");
-    q.expect("=> ");
-    q.cmd(&format!("setenv cpu_method {method}"));
-    q.cmd(&format!("setenv bootargs '{args}'"));
-    q.cmd("load virtio 0 ${ramdisk_addr_r} /initramfs.cpio.gz");
-    q.cmd("setenv rdsize ${filesize}");
-    q.cmd("load virtio 0 ${kernel_addr_r} /Image");
-    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
-    q.expect_within("Starting kernel", KERNEL_TIMEOUT);
-}
-
 /// In the initramfs shell: run `cmd`, return its output.
 fn sh(q: &mut Qemu, cmd: &str) -> String {
     q.send(cmd);
@@ -264,7 +250,7 @@ fn psci_method_gives_cpu_hotplug() {
     let mut opts = Opts::default();
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start("linux-psci-hotplug", &opts);
-    typed_boot(&mut q, "psci", "console=ttyAMA0");
+    q.typed_linux_boot("psci", "console=ttyAMA0", KERNEL_TIMEOUT);
     let r = init_report(&mut q);
     assert_eq!(r["nproc"], "4", "{r:?}");
     assert_eq!(r["enable-method"], "psci", "{r:?}");
@@ -346,7 +332,7 @@ fn cpu_the_machine_lacks_is_reported_and_left_out() {
         drop(q);
         Qemu::start("linux-missing-cpu-2", &opts)
     };
-    typed_boot(&mut q, "spin-table", "console=ttyAMA0");
+    q.typed_linux_boot("spin-table", "console=ttyAMA0", KERNEL_TIMEOUT);
     let r = init_report(&mut q);
     assert_eq!(r["nproc"], "4", "{r:?}");
     assert_eq!(r["possible"], "0-3", "{r:?}");
