@@ -1530,6 +1530,16 @@ fn prepare_write<D: BlockDevice + ?Sized>(
         vol.chain_len(c, limit)?;
     }
     let existing = vol.find_in(parent, last)?;
+    // fatfs regenerates names on overwrite too and panics on a multi-byte
+    // first character (fuzz: regressions/fat/overwrite-lfn-non-ascii-first-char):
+    // refuse such a name, typed or stored, before fatfs sees it.
+    let stored_non_ascii_first = existing
+        .as_ref()
+        .and_then(|e| e.lfn.first())
+        .is_some_and(|&c| c >= 0x80);
+    if !last.is_char_boundary(1) || stored_non_ascii_first {
+        return Err(FsError::InvalidName(String::from(*last)));
+    }
     let mut held = 0u64;
     match &existing {
         Some(e) if e.is_dir() && !want_dir => {
@@ -1633,6 +1643,19 @@ pub fn mkdir<D: BlockDevice + ?Sized>(dev: &mut D, path: &str) -> Result<(), FsE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz regression: overwriting a file whose long name starts with a
+    /// multi-byte character must be an error, not a panic in fatfs.
+    #[test]
+    fn overwrite_of_non_ascii_first_char_name_is_refused() {
+        let gz = include_bytes!(
+            "../../tests/fuzz/regressions/fat/overwrite-lfn-non-ascii-first-char.img.gz"
+        );
+        let img = miniz_oxide::inflate::decompress_to_vec(&gz[10..gz.len() - 8]).unwrap();
+        let mut d = crate::block::MemDisk::new(img);
+        let r = write(&mut d, "/été long name.txt", b"x");
+        assert!(matches!(r, Err(FsError::InvalidName(_))), "{r:?}");
+    }
 
     #[test]
     fn split_path_normalises() {

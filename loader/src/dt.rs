@@ -294,7 +294,22 @@ impl fmt::Display for WarningKind {
 
 impl fmt::Display for DtWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.kind)
+        // Paths and values come from the DT: never let control characters
+        // (newlines, escapes) through to the console (fuzz regression
+        // stdout-path-control-chars).
+        struct Printable<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Printable<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                for c in s.chars() {
+                    self.0.write_char(if c.is_control() { '?' } else { c })?;
+                }
+                Ok(())
+            }
+        }
+        fmt::Write::write_fmt(
+            &mut Printable(f),
+            format_args!("{}: {}", self.path, self.kind),
+        )
     }
 }
 
@@ -1004,7 +1019,9 @@ struct Window {
 impl Xlat {
     fn translate(&self, r: Region) -> Option<Region> {
         match self {
-            Self::Identity => Some(r),
+            // Fuzz regression (pci-window-wraps): identity must not let a
+            // wrapping range through either.
+            Self::Identity => r.base.checked_add(r.size).map(|_| r),
             Self::Windows(ws) => ws.iter().find_map(|w| {
                 let off = r.base.checked_sub(w.child)?;
                 if off.checked_add(r.size)? > w.size {
@@ -1806,7 +1823,9 @@ impl<'a> Parser<'a> {
     }
 
     fn chosen(&mut self) {
-        let Some(chosen) = self.fdt.find_node("/chosen") else {
+        // The node named exactly "chosen" (as Linux uses), not a "chosen@0"
+        // that happens to come first (fuzz regression chosen-unit-address-first).
+        let Some(chosen) = self.fdt.root().children().find(|c| c.name() == "chosen") else {
             return;
         };
         let path = "/chosen";
@@ -1921,6 +1940,53 @@ fn is_special_root_child(node: &FdtNode<'_>, name: &str) -> bool {
             | "__fixups__"
             | "__local_fixups__"
     ) || prop(node, "device_type").is_some_and(|v| first_str(v) == Some("memory"))
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+    use alloc::format;
+
+    const R: &str = "../tests/fuzz/regressions/dt_parse";
+
+    #[test]
+    fn pci_window_never_wraps() {
+        let b = include_bytes!("../../tests/fuzz/regressions/dt_parse/pci-window-wraps.dtb");
+        if let Ok(i) = parse(b) {
+            for m in &i.mmio {
+                assert!(m.region.base.checked_add(m.region.size).is_some(), "{m:?}");
+            }
+            for h in &i.pci_hosts {
+                for w in &h.windows {
+                    assert!(w.cpu_addr.checked_add(w.size).is_some(), "{w:?}");
+                }
+            }
+        }
+        let _ = R;
+    }
+
+    #[test]
+    fn chosen_is_the_node_named_chosen() {
+        let b =
+            include_bytes!("../../tests/fuzz/regressions/dt_parse/chosen-unit-address-first.dtb");
+        let i = parse(b).unwrap();
+        assert_eq!(
+            i.chosen.bootargs.as_deref(),
+            Some("console=ttyAMA0 root=/dev/vda")
+        );
+    }
+
+    #[test]
+    fn warnings_print_without_control_characters() {
+        let b =
+            include_bytes!("../../tests/fuzz/regressions/dt_parse/stdout-path-control-chars.dtb");
+        if let Ok(i) = parse(b) {
+            for w in &i.warnings {
+                let s = format!("{w}");
+                assert!(!s.chars().any(char::is_control), "{s:?}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

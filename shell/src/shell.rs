@@ -12,6 +12,9 @@ use crate::parse::{parse_script, AndOr, Cmd, Conn, IfCmd, List, Seg, Word};
 use crate::platform::Platform;
 use crate::{MAX_EXPANSION, MAX_RUN_DEPTH};
 
+/// Most commands one top-level line or script may run (fan-out bound).
+pub const MAX_COMMANDS: u32 = 20_000;
+
 /// Bound on the total execution nesting (each script being executed — the
 /// top-level one, each `run` level — and each `if` being executed count
 /// one). Keeps the stack use of the recursive executor bounded even when
@@ -68,6 +71,9 @@ pub struct Shell<P: Platform> {
     status: u8,
     run_depth: usize,
     exec_depth: usize,
+    /// Commands the current top-level script may still run: depth limits
+    /// bound nesting, this bounds fan-out (`run a; run a` at every level).
+    budget: u32,
     /// Set when ctrl-C was seen; stops the running script. Cleared when a
     /// new top-level script starts.
     pub(crate) interrupted: bool,
@@ -93,6 +99,7 @@ impl<P: Platform> Shell<P> {
             status: 0,
             run_depth: 0,
             exec_depth: 0,
+            budget: MAX_COMMANDS,
             interrupted: false,
             input: InputState::new(),
         };
@@ -162,6 +169,7 @@ impl<P: Platform> Shell<P> {
     pub fn run_script(&mut self, script: &str) -> CmdResult {
         if self.exec_depth == 0 {
             self.interrupted = false;
+            self.budget = MAX_COMMANDS;
         }
         self.exec_text(script)
     }
@@ -191,6 +199,20 @@ impl<P: Platform> Shell<P> {
         let Some(name) = args.first() else {
             return Ok(());
         };
+        if self.budget == 0 {
+            // Already reported; stop the whole script.
+            self.interrupted = true;
+            return Err(CmdError::Failed);
+        }
+        self.budget -= 1;
+        if self.budget == 0 {
+            crate::sh_println!(
+                self,
+                "script stopped: more than {MAX_COMMANDS} commands from one line"
+            );
+            self.interrupted = true;
+            return Err(CmdError::Failed);
+        }
         let Some(cmd) = self.find_command(name).copied() else {
             crate::sh_println!(self, "Unknown command '{}' - try 'help'", name);
             return Err(CmdError::Failed);

@@ -447,3 +447,25 @@ fn worst_case_nesting_fits_a_small_stack() {
 }
 
 extern crate std;
+
+/// Fuzz regression (run-fanout-hang): depth is bounded, and so is fan-out —
+/// four `run a` per level would otherwise run 4^16 commands.
+#[test]
+fn run_fanout_is_bounded() {
+    let script = include_str!("../../../tests/fuzz/regressions/shell_line/run-fanout-hang.txt");
+    let mut sh = super::shell();
+    let t = std::time::Instant::now();
+    let out = super::run(&mut sh, script);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        out.contains("script stopped: more than 20000 commands"),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+    // The next line runs normally.
+    assert_eq!(super::run(&mut sh, "echo ok"), "ok\n");
+}
