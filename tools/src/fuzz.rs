@@ -6,7 +6,8 @@
 //!                                            after the other) for N seconds
 //!                                            (default 60); prints execs, exec/s
 //!                                            and the result of each
-//! cargo xtask fuzz cmin [TARGET...]          minimise the corpora (before committing)
+//! cargo xtask fuzz cmin [TARGET...]          minimise the corpora (before committing;
+//!                                            keeps every covered edge)
 //! cargo xtask fuzz repro TARGET FILE...      run a target on saved inputs only
 //! options: --asan   build with AddressSanitizer (default: no sanitizer; the
 //!                   fuzzed crates have no `unsafe`, and overflow checks and
@@ -258,7 +259,14 @@ fn run_targets(o: &Opts) -> Result<(), String> {
 fn cmin(o: &Opts) -> Result<(), String> {
     for t in selected(o)? {
         let mut c = cargo_fuzz();
-        c.arg("cmin").args(sanitizer_args(o)).arg(&t);
+        // Edge coverage only (no hit-count buckets): every covered edge is
+        // kept, with a corpus several times smaller than a full-feature
+        // merge; small enough to commit.
+        c.arg("cmin").args(sanitizer_args(o)).arg(&t).args([
+            "--",
+            "-use_counters=0",
+            "-timeout=10",
+        ]);
         eprintln!("xtask: {c:?}");
         let st = c.status().map_err(|e| format!("cargo fuzz: {e}"))?;
         if !st.success() {
@@ -283,6 +291,8 @@ fn repro(o: &Opts) -> Result<(), String> {
         let p = std::fs::canonicalize(f).map_err(|e| format!("{f}: {e}"))?;
         c.arg(p);
     }
+    // A hang must show up as a failure, not as a 20-minute wait.
+    c.args(["--", "-timeout=10"]);
     eprintln!("xtask: {c:?}");
     let st = c.status().map_err(|e| format!("cargo fuzz: {e}"))?;
     if st.success() {
