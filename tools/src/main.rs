@@ -149,6 +149,35 @@ fn test(rest: &[String]) -> Result<(), String> {
     c.args(["test", "--workspace", "--release"])
         .env("PARKBOOT_LOADER", &loader)
         .args(["--", "--test-threads=2"])
-        .args(rest);
-    run(&mut c)
+        .args(rest)
+        .stdout(std::process::Stdio::piped());
+    eprintln!("xtask: {c:?}");
+    let mut child = c.spawn().map_err(|e| format!("cargo test: {e}"))?;
+    // Pass the output through and total the per-binary results, so the run
+    // ends with one plain line that counts every test.
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(r) = line.strip_prefix("test result: ") {
+                let num = |key: &str| -> u64 {
+                    r.split(';')
+                        .find_map(|p| p.trim().strip_suffix(key))
+                        .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+                        .unwrap_or(0)
+                };
+                passed += num(" passed");
+                failed += num(" failed");
+                ignored += num(" ignored");
+            }
+        }
+    }
+    let st = child.wait().map_err(|e| format!("cargo test: {e}"))?;
+    println!("summary: {passed} passed, {failed} failed, {ignored} skipped");
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test failed: {st}"))
+    }
 }
