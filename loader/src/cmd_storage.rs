@@ -70,8 +70,7 @@ fn resolve(sh: &mut Sh, iface: &str, spec: &str) -> Result<(usize, u32), CmdErro
 /// No partition given: the whole disk if it holds a FAT filesystem,
 /// otherwise the default partition of its table (first bootable, else first).
 fn default_part(d: &mut Disk) -> Result<u32, CmdError> {
-    let mut sector = alloc::vec![0u8; 512];
-    if d.read_blocks(0, &mut sector).is_ok() && fs::probe(&sector) {
+    if whole_disk_is_fat(d) {
         return Ok(0);
     }
     let t = part::read_table(d).map_err(|e| CmdError::Msg(format!("{e}")))?;
@@ -158,16 +157,26 @@ pub fn cmd_virtio(sh: &mut Sh, args: &[String]) -> CmdResult {
     }
 }
 
-/// "N bytes read in M ms (X MiB/s)"-style rate text.
-fn rate(bytes: u64, ticks: u64) -> String {
+/// Whether the disk holds a FAT filesystem itself (no partition table).
+fn whole_disk_is_fat(d: &mut Disk) -> bool {
+    let mut sector = alloc::vec![0u8; 512];
+    d.read_blocks(0, &mut sector).is_ok() && fs::probe(&sector)
+}
+
+/// Duration in ms and rate as "X.YY MiB/s" for `bytes` moved in `ticks`.
+fn ms_and_rate(bytes: u64, ticks: u64) -> (u64, String) {
     let us = timer::ticks_to_us(ticks).max(1);
     let kib_s = (bytes as u128 * 1_000_000 / us as u128 / 1024) as u64;
-    format!(
-        "{bytes} bytes in {} ms, {}.{:02} MiB/s",
+    (
         us / 1000,
-        kib_s / 1024,
-        (kib_s % 1024) * 100 / 1024
+        format!("{}.{:02} MiB/s", kib_s / 1024, (kib_s % 1024) * 100 / 1024),
     )
+}
+
+/// "N bytes in M ms, X MiB/s" (virtio read).
+fn rate(bytes: u64, ticks: u64) -> String {
+    let (ms, r) = ms_and_rate(bytes, ticks);
+    format!("{bytes} bytes in {ms} ms, {r}")
 }
 
 pub fn cmd_part(sh: &mut Sh, args: &[String]) -> CmdResult {
@@ -261,14 +270,8 @@ pub fn cmd_load(sh: &mut Sh, args: &[String]) -> CmdResult {
     };
     let t1 = timer::ticks();
     crate::boot::mark_span("load", t0, t1, n as u64);
-    let us = timer::ticks_to_us(t1 - t0).max(1);
-    let kib_s = (n as u128 * 1_000_000 / us as u128 / 1024) as u64;
-    sh.print(&format!(
-        "{n} bytes read in {} ms ({}.{:02} MiB/s)\n",
-        us / 1000,
-        kib_s / 1024,
-        (kib_s % 1024) * 100 / 1024
-    ));
+    let (ms, r) = ms_and_rate(n as u64, t1 - t0);
+    sh.print(&format!("{n} bytes read in {ms} ms ({r})\n"));
     let _ = sh.env.set("filesize", &format!("{n:x}"));
     let _ = sh.env.set("fileaddr", &format!("{addr:x}"));
     Ok(())
@@ -394,8 +397,7 @@ pub fn cmd_bootscript(sh: &mut Sh, args: &[String]) -> CmdResult {
     for dev in 0..sh.platform.st.disks.len() {
         let parts: Vec<u32> = {
             let d = &mut sh.platform.st.disks[dev];
-            let mut sector = alloc::vec![0u8; 512];
-            if d.read_blocks(0, &mut sector).is_ok() && fs::probe(&sector) {
+            if whole_disk_is_fat(d) {
                 alloc::vec![0]
             } else {
                 match part::read_table(d) {

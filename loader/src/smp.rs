@@ -257,38 +257,13 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     // SAFETY: our claimed pen region.
     let mut pen_view = Pen::open(unsafe { ram_mut(base, size) }, base, &mut ops)
         .map_err(|e| format!("pen: {e}"))?;
-    let start = timer::now_us();
-    loop {
-        let mut pending = 0;
-        for e in cpus
-            .iter_mut()
-            .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
-        {
-            match pen_view.status(&mut ops, e.mpidr) {
-                Ok(SlotStatus::Waiting) => e.arrival_us = Some(timer::now_us() - start),
-                Ok(SlotStatus::Refused) => {
-                    e.state = CpuState::Missing("arrived at the wrong EL (refused)".into())
-                }
-                _ => pending += 1,
-            }
-        }
-        if pending == 0 {
-            break;
-        }
-        cpu::wait_event();
-        if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
-            for e in cpus
-                .iter_mut()
-                .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
-            {
-                e.state = CpuState::Missing(format!(
-                    "did not arrive within {} ms",
-                    ARRIVAL_TIMEOUT_US / 1000
-                ));
-            }
-            break;
-        }
-    }
+    await_arrivals(
+        &mut pen_view,
+        &mut ops,
+        &mut cpus,
+        |st| st == SlotStatus::Waiting,
+        &format!("did not arrive within {} ms", ARRIVAL_TIMEOUT_US / 1000),
+    );
     // Old pens whose CPUs all moved are dropped; others stay reserved.
     let moved: Vec<u64> = cpus
         .iter()
@@ -427,32 +402,13 @@ fn try_adopt(
         }
         cpus.push(e);
     }
-    let start = timer::now_us();
-    loop {
-        let mut pending = 0;
-        for e in cpus
-            .iter_mut()
-            .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
-        {
-            match p.status(&mut ops, e.mpidr) {
-                Ok(s) if s.is_held() => e.arrival_us = Some(timer::now_us() - start),
-                _ => pending += 1,
-            }
-        }
-        if pending == 0 {
-            break;
-        }
-        if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
-            for e in cpus
-                .iter_mut()
-                .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
-            {
-                e.state = CpuState::Missing("not held in the adopted pen".into());
-            }
-            break;
-        }
-        cpu::wait_event();
-    }
+    await_arrivals(
+        &mut p,
+        &mut ops,
+        &mut cpus,
+        SlotStatus::is_held,
+        "not held in the adopted pen",
+    );
     let header = *p.header();
     let gather_us = timer::ticks_to_us(timer::ticks() - t0);
     crate::boot::mark_span("CPUs gathered", t0, timer::ticks(), 0);
@@ -464,6 +420,48 @@ fn try_adopt(
         kept: Vec::new(),
         notes: Vec::new(),
     }))
+}
+
+/// Waits (WFE, woken by the pen's SEV or the timer event stream) until every
+/// CPU expected in the pen shows a status `arrived` accepts; a CPU the pen
+/// REFUSED (wrong EL) or that is still out after the timeout is marked
+/// missing. All CPUs are waited for at once: they come up in parallel.
+fn await_arrivals(
+    pen: &mut Pen<'_>,
+    ops: &mut ArchCache,
+    cpus: &mut [CpuEntry],
+    arrived: impl Fn(SlotStatus) -> bool,
+    timeout_reason: &str,
+) {
+    let start = timer::now_us();
+    loop {
+        let mut pending = 0;
+        for e in cpus
+            .iter_mut()
+            .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
+        {
+            match pen.status(ops, e.mpidr) {
+                Ok(st) if arrived(st) => e.arrival_us = Some(timer::now_us() - start),
+                Ok(SlotStatus::Refused) => {
+                    e.state = CpuState::Missing("arrived at the wrong EL (refused)".into())
+                }
+                _ => pending += 1,
+            }
+        }
+        if pending == 0 {
+            return;
+        }
+        if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
+            for e in cpus
+                .iter_mut()
+                .filter(|e| e.state == CpuState::InPen && e.arrival_us.is_none())
+            {
+                e.state = CpuState::Missing(timeout_reason.into());
+            }
+            return;
+        }
+        cpu::wait_event();
+    }
 }
 
 impl Smp {
