@@ -392,8 +392,14 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     ));
     sh.print(&o);
     crate::boot::mark("handoff");
-    let since = sh.platform.st.us_since_entry(timer::ticks());
-    sh.print(&format!("## loader entry -> handoff: {since} us\n"));
+    let now = timer::ticks();
+    let since = sh.platform.st.us_since_entry(now);
+    sh.print(&format!(
+        "## loader entry -> handoff: {since} us (counter {:#x} -> {now:#x} at {} Hz); heap high water {} bytes\n",
+        sh.platform.st.entry_ticks,
+        timer::freq(),
+        crate::arch::heap::stats().high_water
+    ));
     let mut clean: Vec<(u64, u64)> = Vec::new();
     clean.push((entry, hdr.image_size));
     clean.push((fdt_dest, dt_out.len() as u64));

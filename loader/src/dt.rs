@@ -53,6 +53,10 @@ const MAX_PCI_HOSTS: usize = 16;
 const MAX_REG_ENTRIES: usize = 64;
 const MAX_WINDOWS: usize = 32;
 const MAX_STRINGS: usize = 32;
+/// Most `/config/environment` properties imported.
+pub const MAX_ENV_PROPS: usize = 128;
+/// The node whose properties become env variables.
+pub const ENV_NODE: &str = "/config/environment";
 
 // ---------------------------------------------------------------------------------------------
 // Errors and warnings
@@ -212,6 +216,8 @@ pub enum WarningKind {
         len: usize,
         limit: usize,
     },
+    /// A `/config/environment` property that cannot be an env variable (ignored).
+    BadEnvProperty { name: String, why: &'static str },
 }
 
 impl fmt::Display for WarningKind {
@@ -282,6 +288,9 @@ impl fmt::Display for WarningKind {
                 f,
                 "ranges entry with phys.hi {phys_hi:#010x} is not an io/mem window; ignored"
             ),
+            Self::BadEnvProperty { name, why } => {
+                write!(f, "env property \"{name}\" {why}; ignored")
+            }
             Self::TooMany { what, limit } => {
                 write!(f, "more than {limit} {what}; the rest are ignored")
             }
@@ -656,6 +665,10 @@ pub struct DtInfo {
     pub timer_frequency: Option<u32>,
     /// Device `reg`s (translated through parent `ranges`) and PCI windows, in tree order.
     pub mmio: Vec<MmioRegion>,
+    /// `/config/environment` properties (U-Boot's `CONFIG_ENV_IMPORT_FDT`): each one a
+    /// single NUL-terminated UTF-8 string without control characters other than tab; in
+    /// blob order, at most [`MAX_ENV_PROPS`], each at most [`MAX_BOOTARGS`] bytes.
+    pub config_env: Vec<(String, String)>,
     pub warnings: Vec<DtWarning>,
     /// Warnings beyond the kept ones.
     pub warnings_dropped: usize,
@@ -1196,6 +1209,57 @@ impl<'a> Parser<'a> {
         };
         self.walk(&root, "/", &root_bus, 0);
         self.chosen();
+        self.config_env();
+    }
+
+    /// `/config/environment`: every property a string variable (U-Boot's
+    /// `env_import_fdt`); anything else is a warning, never an error.
+    fn config_env(&mut self) {
+        let Some(node) = self
+            .fdt
+            .root()
+            .children()
+            .find(|c| c.name() == "config")
+            .and_then(|c| c.children().find(|e| e.name() == "environment"))
+        else {
+            return;
+        };
+        let mut out: Vec<(String, String)> = Vec::new();
+        for p in node.properties() {
+            let name = p.name();
+            let value = p.value_as::<&[u8]>().unwrap_or(&[]);
+            let why = if name.is_empty()
+                || name.len() > MAX_NODE_NAME
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+            {
+                Some("is not a valid variable name")
+            } else if out.len() >= MAX_ENV_PROPS {
+                Some("is beyond the 128 kept")
+            } else {
+                match value.split_last() {
+                    Some((0, body)) if body.len() > MAX_BOOTARGS => Some("is too long"),
+                    Some((0, body)) => match core::str::from_utf8(body) {
+                        Ok(s) if s.chars().all(|c| c == '\t' || !c.is_control()) => {
+                            out.push((name.to_owned(), s.to_owned()));
+                            None
+                        }
+                        _ => Some("is not one printable UTF-8 string"),
+                    },
+                    _ => Some("is not a NUL-terminated string"),
+                }
+            };
+            if let Some(why) = why {
+                let name = name
+                    .chars()
+                    .take(MAX_NODE_NAME)
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+                self.warn(ENV_NODE, WarningKind::BadEnvProperty { name, why });
+            }
+        }
+        self.info.config_env = out;
     }
 
     fn memreserve(&mut self) {
@@ -2770,6 +2834,58 @@ mod tests {
             info.console.map(|c| c.path).as_deref(),
             Some("/serial@9000000")
         );
+    }
+
+    #[test]
+    fn config_environment_becomes_env() {
+        let env = n(
+            "environment",
+            vec![
+                ps("bootcmd", "booti ${a} - ${fdtcontroladdr}"),
+                ps("bootdelay", "0"),
+                ps("empty", ""),
+                pb("cells", &cells(&[1, 2])),
+                pb("list", b"a\0b\0"),
+                pb("ctl", b"a\x1bb\0"),
+                pb("tabbed", b"a\tb\0"),
+                pb("bad#name", b"x\0"),
+            ],
+            vec![],
+        );
+        let info = parse_tree(&tree(vec![n("config", vec![], vec![env])]));
+        assert_eq!(
+            info.config_env,
+            vec![
+                ("bootcmd".into(), "booti ${a} - ${fdtcontroladdr}".into()),
+                ("bootdelay".into(), "0".into()),
+                ("empty".into(), String::new()),
+                ("tabbed".into(), "a\tb".into()),
+            ]
+        );
+        let bad: Vec<String> = info
+            .warnings
+            .iter()
+            .filter_map(|w| match &w.kind {
+                WarningKind::BadEnvProperty { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bad, ["cells", "list", "ctl", "bad#name"]);
+        // Only /config/environment counts, and too many properties are cut with a warning.
+        let many: Vec<DeviceTreeProperty> = (0..MAX_ENV_PROPS + 3)
+            .map(|i| ps(&format!("v{i}"), "1"))
+            .collect();
+        let info = parse_tree(&tree(vec![
+            n("environment", vec![ps("x", "1")], vec![]),
+            n("config", vec![], vec![n("environment", many, vec![])]),
+        ]));
+        assert_eq!(info.config_env.len(), MAX_ENV_PROPS);
+        assert_eq!(info.config_env[0], ("v0".into(), "1".into()));
+        assert!(has_warning(&info, |k| matches!(
+            k,
+            WarningKind::BadEnvProperty { why, .. } if why.contains("beyond")
+        )));
+        assert!(parse_tree(&tree(vec![])).config_env.is_empty());
     }
 
     #[test]

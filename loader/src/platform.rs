@@ -375,6 +375,9 @@ pub fn run(st: &mut State) -> ! {
     if let Some(msg) = cs::load_saved_env(&mut sh) {
         sh.print(&format!("{msg}\n"));
     }
+    if let Some(msg) = import_dt_env(&mut sh) {
+        sh.print(&format!("{msg}\n"));
+    }
     if sh.env.get("pen_gather") != Some("boot") {
         gather_now(&mut sh);
     }
@@ -391,6 +394,29 @@ pub fn run(st: &mut State) -> ! {
     sh.probe_terminal(100);
     sh.run_prompt_loop();
     exceptions::halt("console input ended")
+}
+
+/// U-Boot's `CONFIG_ENV_IMPORT_FDT`: the properties of `/config/environment`
+/// in the DT the loader was given become env variables, over the board
+/// defaults and `/parkboot.env` (the previous stage — a kernel doing kexec, a
+/// test — knows best what this boot should do). The node stays in the DT
+/// handed on, so a chain of loaders shares it.
+fn import_dt_env(sh: &mut Sh) -> Option<String> {
+    let vars = sh.platform.st.dt.as_ref()?.config_env.clone();
+    if vars.is_empty() {
+        return None;
+    }
+    let mut n = 0;
+    for (k, v) in &vars {
+        match sh.env.set(k, v) {
+            Ok(()) => n += 1,
+            Err(e) => sh.print(&format!("env: {} {k}: {e}\n", loader::dt::ENV_NODE)),
+        }
+    }
+    Some(format!(
+        "env: {n} variable(s) from the DT's {}",
+        loader::dt::ENV_NODE
+    ))
 }
 
 /// U-Boot's autoboot: `bootdelay` seconds of countdown that any key stops
@@ -447,7 +473,7 @@ pub fn gather_now(sh: &mut Sh) {
                     crate::smp::CpuState::Missing(_) | crate::smp::CpuState::Lost(_)
                 )
             }) {
-                sh.print(&format!("CPU {:#x} ({}): {:?}\n", c.mpidr, c.path, c.state));
+                sh.print(&format!("CPU {:#x} ({}): {}\n", c.mpidr, c.path, c.state));
             }
             sh.platform.st.smp = Some(s);
         }

@@ -50,6 +50,18 @@ pub enum CpuState {
     Lost(String),
 }
 
+impl core::fmt::Display for CpuState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Boot => f.write_str("boot"),
+            Self::InPen => f.write_str("parked"),
+            Self::Off => f.write_str("off"),
+            Self::Missing(why) => write!(f, "missing: {why}"),
+            Self::Lost(why) => write!(f, "lost: {why}"),
+        }
+    }
+}
+
 pub struct CpuEntry {
     pub mpidr: u64,
     pub path: String,

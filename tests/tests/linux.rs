@@ -1,7 +1,7 @@
 //! Stock Debian arm64 kernel through parkboot: loader → boot.cmd → load →
 //! booti → Linux /init, which reports what the kernel saw. Covers Image and
 //! Image.gz, EL2 and EL1, 1 and 4 CPUs, GICv3 — and booti's bad input.
-use qemu_harness::{hex, pattern, scratch, Opts, Qemu};
+use qemu_harness::{edited_virt_dtb, hex, pattern, scratch, Opts, Qemu};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -270,43 +270,10 @@ fn cpu_the_machine_lacks_is_reported_and_left_out() {
     // refuses CPU_ON; the loader reports it and drops the node; Linux boots
     // with the four that exist, through the pen.
     let dir = scratch("linux-missing-cpu");
-    let dtb = dir.join("virt.dtb");
-    let st = std::process::Command::new("qemu-system-aarch64")
-        .args([
-            "-M",
-            &format!("virt,virtualization=on,dumpdtb={}", dtb.display()),
-        ])
-        .args([
-            "-cpu",
-            "cortex-a57",
-            "-smp",
-            "4",
-            "-m",
-            "1G",
-            "-display",
-            "none",
-        ])
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "{st:?}");
-    let dts = std::process::Command::new("dtc")
-        .args(["-q", "-I", "dtb", "-O", "dts"])
-        .arg(&dtb)
-        .output()
-        .expect("dtc (apt-get install device-tree-compiler)");
-    let src = String::from_utf8(dts.stdout).unwrap();
     let extra = "cpu@4 {\n reg = <0x04>;\n enable-method = \"psci\";\n compatible = \"arm,cortex-a57\";\n device_type = \"cpu\";\n};\n\t\tcpu@0 {";
-    let edited = src.replacen("cpu@0 {", extra, 1);
-    let dts_path = dir.join("virt5.dts");
-    std::fs::write(&dts_path, edited).unwrap();
-    let dtb5 = dir.join("virt5.dtb");
-    let st = std::process::Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&dtb5)
-        .arg(&dts_path)
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "{st:?}");
+    let dtb5 = edited_virt_dtb(&dir, "virt5", &Opts::default(), |src| {
+        src.replacen("cpu@0 {", extra, 1)
+    });
     let img = kernel_disk("linux-missing-cpu-disk", false, "echo typed boot\n");
     let mut opts = Opts {
         dtb: Some(dtb5),
@@ -317,7 +284,7 @@ fn cpu_the_machine_lacks_is_reported_and_left_out() {
     let banner = q.expect("autoboot");
     assert!(banner.contains("CPUs: 5 in DT, 3 in pen"), "{banner}");
     assert!(
-        banner.contains("CPU 0x4 (/cpus/cpu@4): Missing"),
+        banner.contains("CPU 0x4 (/cpus/cpu@4): missing: PSCI CPU_ON"),
         "{banner}"
     );
     q.send_raw(b" ");

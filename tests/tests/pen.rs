@@ -7,7 +7,9 @@
 //! `/parkboot.env` (`bootdelay=0`), `/payload.bin` and, for chains,
 //! `/loader.bin` — so each new loader in a chain boots the next payload by
 //! itself, without typing.
-use qemu_harness::{loader_bin, root, scratch, Opts, Qemu};
+use qemu_harness::{
+    dts_add_root_child, dts_string, edited_virt_dtb, loader_bin, root, scratch, Opts, Qemu,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xtask::disk::{make_fat_disk, DiskSpec, Source, Table};
@@ -77,6 +79,8 @@ const CHAIN_SCRIPT: &str = "setenv bootargs 'payload.next=loader'\n\
 /// What one payload run printed.
 struct Run {
     el: String,
+    /// The payload's counter (CNTPCT) at its entry.
+    entry_counter: Option<u64>,
     memreserve: String,
     verdict: String,
     timing: Option<String>,
@@ -90,6 +94,11 @@ struct Run {
 fn payload_run(q: &mut Qemu) -> Run {
     q.expect_within("PAYLOAD: start el=", T);
     let el = q.expect_within(" ", T).trim().to_string();
+    let start = q.expect_within("\n", T);
+    let entry_counter = start
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("counter=0x"))
+        .and_then(|h| u64::from_str_radix(h, 16).ok());
     q.expect_within("PAYLOAD: memreserve=", T);
     let memreserve = q.expect_within("\n", T).trim().to_string();
     let body = q.expect_within("PAYLOAD: VERDICT ", Duration::from_secs(180));
@@ -112,6 +121,7 @@ fn payload_run(q: &mut Qemu) -> Run {
         .count();
     Run {
         el,
+        entry_counter,
         memreserve,
         verdict,
         timing,
@@ -264,7 +274,7 @@ fn chain(name: &str, opts: Opts, cycles: usize) {
         .transcript()
         .lines()
         .filter_map(|l| l.split("## loader entry -> handoff: ").nth(1))
-        .filter_map(|v| v.trim().trim_end_matches(" us").parse().ok())
+        .filter_map(|v| v.split(" us").next()?.trim().parse().ok())
         .collect();
     us.sort();
     assert!(us.len() > cycles, "every loader reports its handoff time");
@@ -386,4 +396,219 @@ fn payload_chain_moves_pen_every_other_cycle() {
         times[times.len() / 2],
         times[times.len() - 1]
     );
+}
+
+/// What a loader's `## loader entry -> handoff:` line says.
+struct Handoff {
+    us: u64,
+    entry_counter: u64,
+    freq: u64,
+    heap_high_water: u64,
+}
+
+/// Reads the next handoff line: `N us (counter 0xA -> 0xB at F Hz); heap high water H bytes`.
+fn handoff(q: &mut Qemu) -> Handoff {
+    q.expect_within("## loader entry -> handoff: ", T);
+    let line = q.expect_within("\n", T);
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let num = |s: &str| {
+        s.strip_prefix("0x")
+            .map_or_else(|| s.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
+    };
+    let parsed = (|| {
+        Some(Handoff {
+            us: num(w.first()?)?,
+            entry_counter: num(w.get(3)?)?,
+            freq: num(w.get(7)?)?,
+            heap_high_water: num(w.get(12)?)?,
+        })
+    })();
+    parsed.unwrap_or_else(|| q.fail(&format!("cannot read the handoff line {line:?}")))
+}
+
+/// The in-memory chain (issue "Chain-boot forever", 5c and the per-cycle
+/// measure): no disk at all. QEMU puts pristine copies of payload.bin and
+/// loader.bin into RAM (`-device loader`); the DT the first loader gets has a
+/// `/config/environment` node (U-Boot's ENV_IMPORT_FDT) whose bootcmd boots
+/// the payload with loader.bin as its initrd, and — with `fdt set` on the DT
+/// it hands on — flips `pen_addr` for the next loader every other cycle. So
+/// 50 loaders in a row run by themselves: they alternately adopt the old pen
+/// in place and move every CPU into a new pen at the other address.
+///
+/// Every cycle: the payload passes with every CPU; the /memreserve/ table is
+/// exactly the one pen, at the address the cycle asked for; the loader's heap
+/// high-water mark equals that of every other cycle of the same kind (adopt or
+/// move). Reported: loader entry -> payload entry per cycle, in guest time
+/// (both read the same counter).
+#[test]
+fn payload_chain_in_memory_50_cycles_moving_the_pen() {
+    const CYCLES: usize = 50;
+    let name = "pen-chain-memory";
+    let dir = scratch(name);
+    let loader = loader_bin();
+    let loader_len = std::fs::metadata(&loader).unwrap().len();
+    // Not 2 MiB aligned: booti copies a pristine payload to its run place every cycle.
+    let payload_at = 0x7c01_0000u64;
+    let loader_at = 0x7c80_0000u64;
+    let places = [0x7ff0_0000u64, 0x7fe0_0000];
+    let set = |var: &str, v: &str| format!("fdt set /config/environment {var} {v}");
+    let step = format!(
+        "if test ${{pen_phase}} = 0; then {}; else {}; \
+         if test ${{pen_addr}} = {:x}; then {}; else {}; fi; fi; \
+         booti ${{payload_at}} ${{next_loader_at}}:${{next_loader_size}}",
+        set("pen_phase", "1"),
+        set("pen_phase", "0"),
+        places[0],
+        set("pen_addr", &format!("{:x}", places[1])),
+        set("pen_addr", &format!("{:x}", places[0])),
+    );
+    let vars = [
+        ("bootdelay", "0".to_string()),
+        ("bootargs", "payload.next=loader payload.rounds=10".into()),
+        ("pen_phase", "0".into()),
+        ("pen_addr", format!("{:x}", places[0])),
+        ("payload_at", format!("{payload_at:x}")),
+        ("next_loader_at", format!("{loader_at:x}")),
+        ("next_loader_size", format!("{loader_len:x}")),
+        ("bootcmd", step),
+    ];
+    let body: String = vars
+        .iter()
+        .map(|(k, v)| format!("\t\t{k} = {};\n", dts_string(v)))
+        .collect();
+    let node = format!("\tconfig {{\n\t\tenvironment {{\n{body}\t\t}};\n\t}};\n");
+    let mut opts = Opts::default();
+    opts.dtb = Some(edited_virt_dtb(&dir, "env", &opts, |dts| {
+        dts_add_root_child(&dts, &node)
+    }));
+    for (file, at) in [(payload_bin(), payload_at), (loader, loader_at)] {
+        opts.extra.push("-device".into());
+        opts.extra.push(format!(
+            "loader,file={},addr={at:#x},force-raw=on",
+            file.display()
+        ));
+    }
+    let mut q = Qemu::start(name, &opts);
+    let want = "PASS cpus=4 rounds=10 el=2";
+    let mut hwm_adopt: Option<u64> = None;
+    let mut hwm_move: Option<u64> = None;
+    let mut cycle_ms = Vec::new();
+    for n in 0..CYCLES {
+        q.expect_within("parkboot 0.1.0", T);
+        q.expect_within(
+            &format!(
+                "env: {} variable(s) from the DT's /config/environment",
+                vars.len()
+            ),
+            T,
+        );
+        let pen = places[(n / 2) % 2];
+        let h = handoff(&mut q);
+        let r = payload_run(&mut q);
+        let ms = r
+            .entry_counter
+            .map(|c| c.saturating_sub(h.entry_counter) as f64 * 1000.0 / h.freq as f64)
+            .unwrap_or_else(|| q.fail("payload start line has no counter"));
+        cycle_ms.push(ms);
+        let kind = match n {
+            0 => "first",
+            _ if n % 2 == 1 => "adopt",
+            _ => "move",
+        };
+        eprintln!(
+            "[{name}] cycle {n} ({kind}): pen {pen:#x}, {}, memreserve {}, loader entry -> payload entry {ms:.1} ms (-> handoff {} us), heap high water {}",
+            r.verdict, r.memreserve, h.us, h.heap_high_water
+        );
+        if r.verdict != want {
+            q.fail(&format!(
+                "cycle {n}: verdict {:?}, expected {want:?}",
+                r.verdict
+            ));
+        }
+        assert_eq!(r.ok_cpus, 3, "cycle {n}");
+        if r.memreserve != format!("{pen:#x}+0x1000") {
+            q.fail(&format!(
+                "cycle {n}: /memreserve/ {}, expected exactly the pen at {pen:#x}",
+                r.memreserve
+            ));
+        }
+        let slot = match kind {
+            "adopt" => Some(&mut hwm_adopt),
+            "move" => Some(&mut hwm_move),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            match *slot {
+                None => *slot = Some(h.heap_high_water),
+                Some(v) if v != h.heap_high_water => q.fail(&format!(
+                    "cycle {n} ({kind}): heap high water {} bytes, earlier {kind} cycles {v}",
+                    h.heap_high_water
+                )),
+                Some(_) => {}
+            }
+        }
+        q.expect_within("PAYLOAD: entering loader at ", T);
+    }
+    q.expect_within("parkboot 0.1.0", T);
+    let mut sorted = cycle_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    eprintln!(
+        "[{name}] loader entry -> payload entry over {CYCLES} in-memory cycles (guest ms): min {:.1} median {:.1} max {:.1}",
+        sorted[0],
+        sorted[CYCLES / 2],
+        sorted[CYCLES - 1]
+    );
+}
+
+/// A CPU that never arrives (issue "Robustness", 3): the DT says cpu@1 waits
+/// on a foreign spin-table at a reserved address, but nothing spins there
+/// (QEMU keeps that CPU powered off). The loader writes the release word,
+/// waits its 1 s, reports the CPU in one line and leaves its node out of the
+/// DT it hands on; the following boot (the payload, from the disk's boot.cmd)
+/// passes with the boot CPU alone and powers off.
+#[test]
+fn cpu_that_never_arrives_is_reported_and_left_out() {
+    let name = "pen-cpu-never-arrives";
+    let dir = scratch(name);
+    let mut opts = Opts {
+        smp: 2,
+        ..Opts::default()
+    };
+    let dtb = edited_virt_dtb(&dir, "spin", &opts, |dts| {
+        let at = dts.find("cpu@1 {").expect("cpu@1 in QEMU's DT");
+        let (head, tail) = dts.split_at(at);
+        let tail = tail.replacen(
+            "enable-method = \"psci\";",
+            "enable-method = \"spin-table\";\n\t\t\tcpu-release-addr = <0x00 0x7fff0000>;",
+            1,
+        );
+        format!("{head}{tail}").replacen(
+            "/dts-v1/;",
+            "/dts-v1/;\n/memreserve/ 0x7fff0000 0x1000;",
+            1,
+        )
+    });
+    opts.dtb = Some(dtb);
+    let img = disk(&dir, &poweroff_script("", ""), false);
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    let banner = q.expect_within("Starting kernel", T);
+    for want in [
+        "CPUs: 2 in DT, 0 in pen",
+        "1 missing or lost",
+        "CPU 0x1 (/cpus/cpu@1): missing: did not arrive within 1000 ms",
+    ] {
+        if !banner.contains(want) {
+            q.fail(&format!("no {want:?} in the start-up report"));
+        }
+    }
+    let r = payload_run(&mut q);
+    // The boot CPU alone: nothing to release, so no rounds.
+    if r.verdict != "PASS cpus=1 rounds=0 el=2" {
+        q.fail(&format!("verdict {:?} with cpu@1 left out", r.verdict));
+    }
+    q.expect_within("PAYLOAD: poweroff", T);
+    if !q.wait_exit(T) {
+        q.fail("QEMU did not power off");
+    }
 }

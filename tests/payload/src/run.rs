@@ -203,7 +203,7 @@ fn release(ctx: &Ctx, t: &mut Track, entry: u64) {
 #[allow(clippy::too_many_arguments)]
 extern "C" fn payload_main(
     dtb: u64,
-    _entry_ticks: u64,
+    entry_ticks: u64,
     el: u64,
     x1: u64,
     x2: u64,
@@ -221,7 +221,7 @@ extern "C" fn payload_main(
             rt::set_uart(base);
         }
     }
-    println!("PAYLOAD: start el={el} dtb={dtb:#x}");
+    println!("PAYLOAD: start el={el} dtb={dtb:#x} counter={entry_ticks:#x}");
     let mut ctx = Ctx {
         next: Next::Stop,
         psci_hvc: None,
