@@ -208,8 +208,7 @@ fn memory_commands_match_host() {
     );
     let out = q.cmd(&format!("md.l {a:x} 4"));
     assert!(out.contains("12345678 12345678 12345678 12345678"), "{out}");
-    let data: Vec<u8> = std::iter::repeat([0x78u8, 0x56, 0x34, 0x12])
-        .take(0x40)
+    let data: Vec<u8> = std::iter::repeat_n([0x78u8, 0x56, 0x34, 0x12], 0x40)
         .flatten()
         .collect();
     let out = q.cmd(&format!("crc32 {a:x} 100"));

@@ -191,8 +191,7 @@ fn fatwrite_saveenv_and_env_at_start() {
         assert!(out.contains("4096 bytes written"), "{out}");
         q.cmd(&format!("mw.l {addr:x} 0 400"));
         q.cmd(&format!("load virtio 0 {addr:x} /written-by-loader.bin"));
-        let data: Vec<u8> = std::iter::repeat(0xcafe_f00du32.to_le_bytes())
-            .take(0x400)
+        let data: Vec<u8> = std::iter::repeat_n(0xcafe_f00du32.to_le_bytes(), 0x400)
             .flatten()
             .collect();
         assert!(q
