@@ -206,6 +206,9 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     {
         crate::platform::gather_now(sh);
     }
+    if method == "spin-table" {
+        crate::platform::recall_now(sh).map_err(|e| msg(format!("booti: CPUs: {e}")))?;
+    }
     let mut psci_handback = None;
     let mut pen_clean = None;
     if let Some(smp) = &sh.platform.st.smp {

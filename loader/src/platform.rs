@@ -380,6 +380,8 @@ pub fn run(st: &mut State) -> ! {
     }
     if sh.env.get("pen_gather") != Some("boot") {
         gather_now(&mut sh);
+    } else if held_by_spin_table(sh.platform.st) {
+        rest_now(&mut sh);
     }
     sh.platform.st.ready_ticks = timer::ticks();
     crate::boot::mark_at("shell ready", sh.platform.st.ready_ticks, 0);
@@ -457,6 +459,72 @@ fn autoboot(sh: &mut Sh) {
     }
     crate::boot::mark("autoboot");
     let _ = sh.run_script(&bootcmd);
+}
+
+/// Whether the DT says secondaries wait on a spin-table (a predecessor's pen
+/// after a kexec, or foreign spin-table firmware): they are spinning now.
+fn held_by_spin_table(st: &crate::boot::State) -> bool {
+    st.dt.as_ref().is_some_and(|d| {
+        d.cpus.iter().any(|c| {
+            c.enable_method == Some(loader::dt::EnableMethod::SpinTable)
+                && matches!(c.release_addr, loader::dt::Prop64::Value(_))
+        })
+    })
+}
+
+/// `pen_gather=boot` after a predecessor left CPUs spinning: take them over
+/// as at start, then let them wait in firmware (PSCI CPU_OFF) until booti or
+/// `cpus` recalls them. Without usable PSCI they stay in the pen.
+fn rest_now(sh: &mut Sh) {
+    let Some(conduit) = sh
+        .platform
+        .st
+        .psci
+        .filter(|c| crate::arch::psci::usable(*c))
+    else {
+        gather_now(sh);
+        return;
+    };
+    gather_now(sh);
+    let line = sh
+        .platform
+        .st
+        .smp
+        .as_mut()
+        .map(|smp| match smp.rest_in_firmware(conduit) {
+            Ok(()) => smp.summary(),
+            Err(e) => format!("CPUs: cannot rest in firmware: {e}"),
+        });
+    if let Some(line) = line {
+        sh.print(&format!("{line}\n"));
+    }
+}
+
+/// Recalls CPUs resting in firmware into the pen (at `pen_addr` if set, else
+/// where it is); a no-op when none rest.
+pub fn recall_now(sh: &mut Sh) -> Result<(), String> {
+    let st = &mut *sh.platform.st;
+    let Some(mut smp) = st.smp.take() else {
+        return Ok(());
+    };
+    if !smp.resting {
+        st.smp = Some(smp);
+        return Ok(());
+    }
+    let target = sh
+        .env
+        .get("pen_addr")
+        .and_then(shell::parse_hex)
+        .unwrap_or(smp.header.phys_base);
+    let r = match st.psci.filter(|c| crate::arch::psci::usable(*c)) {
+        Some(cd) => smp.recall(st, cd, target),
+        None => Err("no usable PSCI".into()),
+    };
+    let summary = smp.summary();
+    st.smp = Some(smp);
+    r?;
+    sh.print(&format!("{summary}\n"));
+    Ok(())
 }
 
 /// Gathers the CPUs into the pen now (at start by default; with

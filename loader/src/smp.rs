@@ -81,6 +81,8 @@ pub struct Smp {
     /// Old pen regions kept (something may still run there).
     pub kept: Vec<Region>,
     pub notes: Vec<String>,
+    /// The pen CPUs wait in firmware (PSCI CPU_OFF) until booti recalls them.
+    pub resting: bool,
 }
 
 fn code() -> (&'static [u8], u32, u32) {
@@ -126,7 +128,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     let dt = st.dt.as_ref().ok_or("no device tree: no CPUs to gather")?;
     let el = cpu::current_el();
     let conduit = st.psci.filter(|c| psci::usable(*c));
-    let (code_bytes, entry_off, park_off) = code();
+    let (code_bytes, _, _) = code();
     let me = cpu::mpidr();
     let plan = pen::plan_reclaim(
         dt,
@@ -145,18 +147,12 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     if let Some(r) = try_adopt(st, &plan, &mpidrs, el, conduit, pen_addr, t0) {
         return r;
     }
-    let layout = PenLayout::new(mpidrs.len(), code_bytes.len(), el)
-        .map_err(|e| format!("pen layout: {e}"))?
-        .with_generation(plan.next_generation);
-    let size = layout.total_size;
     let base = match pen_addr {
-        Some(a) => {
-            if a % pen::PEN_ALIGN != 0 {
-                return Err(format!("pen_addr {a:#x} is not 4 KiB aligned"));
-            }
-            a
-        }
+        Some(a) => a,
         None => {
+            let size = PenLayout::new(mpidrs.len(), code_bytes.len(), el)
+                .map_err(|e| format!("pen layout: {e}"))?
+                .total_size;
             let first = st.map.banks().first().copied().ok_or("no RAM")?;
             st.map
                 .find_free(
@@ -168,29 +164,9 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
                 .ok_or("no free RAM for the pen")?
         }
     };
-    let claim = st
-        .map
-        .claim(base, size, Owner::Pen)
-        .map_err(|e| format!("pen: {e}"))?;
-    // SAFETY: just claimed for the pen.
-    let region = unsafe { ram_mut(base, size) };
-    let code = PenCode {
-        bytes: code_bytes,
-        entry: entry_off,
-        park: park_off,
-    };
-    let header = match layout.build(region, base, &code, &mpidrs) {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = st.map.release(claim);
-            return Err(format!("pen build: {e}"));
-        }
-    };
+    let header = build_pen(st, base, &mpidrs, plan.next_generation)?;
+    let size = header.total_size;
     let mut ops = ArchCache;
-    ops.clean_invalidate(base, size);
-    // SAFETY: the pen code was just written; make it visible to instruction fetch.
-    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
-
     let mut cpus = Vec::new();
     let mut notes = Vec::new();
     let entry = header.entry_addr();
@@ -320,7 +296,49 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
         dropped,
         kept,
         notes,
+        resting: false,
     })
+}
+
+/// Claims `[base, base + pen size)` and builds a fresh pen there with a slot
+/// for each of `mpidrs` (all EMPTY, release words 0), cleaned to PoC and made
+/// visible to instruction fetch.
+fn build_pen(
+    st: &mut State,
+    base: u64,
+    mpidrs: &[u64],
+    generation: u64,
+) -> Result<PenHeader, String> {
+    let (code_bytes, entry_off, park_off) = code();
+    let layout = PenLayout::new(mpidrs.len(), code_bytes.len(), cpu::current_el())
+        .map_err(|e| format!("pen layout: {e}"))?
+        .with_generation(generation);
+    if !base.is_multiple_of(pen::PEN_ALIGN) {
+        return Err(format!("pen_addr {base:#x} is not 4 KiB aligned"));
+    }
+    let size = layout.total_size;
+    let claim = st
+        .map
+        .claim(base, size, Owner::Pen)
+        .map_err(|e| format!("pen: {e}"))?;
+    // SAFETY: just claimed for the pen.
+    let region = unsafe { ram_mut(base, size) };
+    let code = PenCode {
+        bytes: code_bytes,
+        entry: entry_off,
+        park: park_off,
+    };
+    let header = match layout.build(region, base, &code, mpidrs) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = st.map.release(claim);
+            return Err(format!("pen build: {e}"));
+        }
+    };
+    ArchCache.clean_invalidate(base, size);
+    // SAFETY: the pen code was just written; make it visible to instruction fetch.
+    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+    Ok(header)
 }
 
 /// Adopts the predecessor's pen in place when it is ours (same code), at
@@ -431,6 +449,7 @@ fn try_adopt(
         dropped: Vec::new(),
         kept: Vec::new(),
         notes: Vec::new(),
+        resting: false,
     }))
 }
 
@@ -488,13 +507,27 @@ impl Smp {
             .iter()
             .filter(|c| matches!(c.state, CpuState::Missing(_) | CpuState::Lost(_)))
             .count();
-        let mut s = format!(
-            "CPUs: {} in DT, {inpen} in pen at {:#x} ({} bytes) after {} us",
-            self.cpus.len(),
-            self.header.phys_base,
-            self.header.total_size,
-            self.gather_us
-        );
+        let mut s = if self.resting {
+            let off = self
+                .cpus
+                .iter()
+                .filter(|c| c.state == CpuState::Off)
+                .count();
+            format!(
+                "CPUs: {} in DT, {off} resting in firmware until booti (pen_gather=boot), pen at {:#x} ({} bytes)",
+                self.cpus.len(),
+                self.header.phys_base,
+                self.header.total_size,
+            )
+        } else {
+            format!(
+                "CPUs: {} in DT, {inpen} in pen at {:#x} ({} bytes) after {} us",
+                self.cpus.len(),
+                self.header.phys_base,
+                self.header.total_size,
+                self.gather_us
+            )
+        };
         if bad > 0 {
             s.push_str(&format!(", {bad} missing or lost"));
         }
@@ -542,7 +575,7 @@ impl Smp {
     pub fn unusable_paths(&self) -> Vec<String> {
         self.cpus
             .iter()
-            .filter(|c| !matches!(c.state, CpuState::Boot | CpuState::InPen))
+            .filter(|c| !matches!(c.state, CpuState::Boot | CpuState::InPen | CpuState::Off))
             .map(|c| c.path.clone())
             .collect()
     }
@@ -574,6 +607,108 @@ impl Smp {
             }
             c.state = CpuState::Off;
         }
+        Ok(())
+    }
+}
+
+impl Smp {
+    /// `pen_gather=boot`: the CPUs just taken over from a predecessor's pen
+    /// wait in firmware (PSCI CPU_OFF) instead of in the pen while the loader
+    /// runs — under QEMU TCG a vCPU in the pen's WFE loop spins a host thread;
+    /// on hardware it saves power. [`Smp::recall`] brings them back.
+    pub fn rest_in_firmware(&mut self, conduit: psci::Conduit) -> Result<(), String> {
+        self.hand_back_to_firmware(conduit)?;
+        self.resting = true;
+        Ok(())
+    }
+
+    /// Brings resting CPUs back with PSCI CPU_ON into the pen at `target`: the
+    /// current pen (each CPU arrives UNARMED, because its release word still
+    /// holds the CPU_OFF stub; it is re-armed, then WAITING), or a new pen
+    /// built there, after which the current one is dropped (no CPU of ours
+    /// is left in it: firmware reported every one OFF).
+    pub fn recall(
+        &mut self,
+        st: &mut State,
+        conduit: psci::Conduit,
+        target: u64,
+    ) -> Result<(), String> {
+        let t0 = timer::ticks();
+        let old = self.header;
+        let mut ops = ArchCache;
+        if target != old.phys_base {
+            let mpidrs: Vec<u64> = self
+                .cpus
+                .iter()
+                .filter(|c| matches!(c.state, CpuState::Boot | CpuState::Off))
+                .map(|c| c.mpidr & pen::MPIDR_MASK)
+                .collect();
+            self.header = build_pen(st, target, &mpidrs, old.generation.wrapping_add(1))?;
+            let id = st
+                .map
+                .claims()
+                .find(|c| c.owner == Owner::Pen && c.start == old.phys_base)
+                .map(|c| c.id);
+            if let Some(id) = id {
+                let _ = st.map.release(id);
+            }
+            let r = pen_region(&old);
+            let in_dt = st.dt.as_ref().is_some_and(|d| d.memreserve.contains(&r));
+            if in_dt && !self.dropped.contains(&r) {
+                self.dropped.push(r);
+            }
+        }
+        let base = self.header.phys_base;
+        let entry = self.header.entry_addr();
+        for c in self.cpus.iter_mut() {
+            if c.state == CpuState::Off {
+                c.arrival_us = None;
+                c.state = CpuState::InPen;
+                c.how = String::from("PSCI CPU_ON after resting in firmware");
+                if let Err(e) = psci::cpu_on(conduit, c.mpidr, entry, 0) {
+                    c.state = CpuState::Missing(format!("PSCI CPU_ON: {e}"));
+                }
+            }
+        }
+        // SAFETY: our own claimed pen.
+        let mut p = Pen::open(
+            unsafe { ram_mut(base, self.header.total_size) },
+            base,
+            &mut ops,
+        )
+        .map_err(|e| format!("pen: {e}"))?;
+        await_arrivals(
+            &mut p,
+            &mut ops,
+            &mut self.cpus,
+            |s| s == SlotStatus::Waiting || s == SlotStatus::Unarmed,
+            "did not come back from firmware",
+        );
+        let mut rearmed = false;
+        for c in self.cpus.iter_mut().filter(|c| c.state == CpuState::InPen) {
+            if p.status(&mut ops, c.mpidr) == Ok(SlotStatus::Unarmed) {
+                if let Err(e) = p.rearm(&mut ops, c.mpidr) {
+                    c.state = CpuState::Missing(format!("re-arm: {e}"));
+                }
+                c.arrival_us = None;
+                rearmed = true;
+            }
+        }
+        if rearmed {
+            await_arrivals(
+                &mut p,
+                &mut ops,
+                &mut self.cpus,
+                |s| s == SlotStatus::Waiting,
+                "did not re-arm",
+            );
+        }
+        for c in self.cpus.iter_mut() {
+            c.slot = p.slot_addr(c.mpidr);
+        }
+        self.resting = false;
+        self.gather_us = timer::ticks_to_us(timer::ticks() - t0);
+        crate::boot::mark_span("CPUs recalled", t0, timer::ticks(), 0);
         Ok(())
     }
 }
