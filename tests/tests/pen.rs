@@ -629,3 +629,84 @@ fn cpu_that_never_arrives_is_reported_and_left_out() {
         q.fail("QEMU did not power off");
     }
 }
+
+/// A payload that keeps CPUs and never returns them (issue "Robustness", 3):
+/// it releases every secondary into a loop of its own (`payload.keep=1`) and
+/// kexecs the loader. The new loader finds their slots RELEASED in the old
+/// pen: it reports each CPU as lost in one line, never writes to their slots,
+/// keeps the old pen reserved, and leaves their nodes out of the DT. The
+/// prompt comes back, and a following boot works with the boot CPU alone.
+#[test]
+fn payload_that_keeps_cpus_leaves_them_lost_and_untouched() {
+    let name = "pen-payload-keeps-cpus";
+    let dir = scratch(name);
+    let img = {
+        let files = vec![
+            (
+                "/parkboot.env".to_string(),
+                Source::Bytes(b"bootdelay=-1\n".to_vec()),
+            ),
+            ("/payload.bin".to_string(), Source::Host(payload_bin())),
+            ("/loader.bin".to_string(), Source::Host(loader_bin())),
+        ];
+        let img = dir.join("disk.img");
+        make_fat_disk(
+            &img,
+            &DiskSpec {
+                table: Table::Mbr,
+                fat: 32,
+                size_mib: 40,
+                files,
+                label: None,
+            },
+        )
+        .unwrap();
+        img
+    };
+    let mut opts = Opts::default();
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    q.expect_within("=> ", T);
+    q.cmd("setenv bootargs 'payload.next=loader payload.keep=1 payload.rounds=10'");
+    q.cmd("load virtio 0 ${ramdisk_addr_r} /loader.bin");
+    q.cmd("setenv rdsize ${filesize}");
+    q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
+    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
+    let r = payload_run(&mut q);
+    assert_eq!(r.verdict, "PASS cpus=4 rounds=10 el=2");
+    let old_pen = r.memreserve.clone();
+    let kept = q.expect_within("PAYLOAD: entering loader at ", T);
+    assert_eq!(kept.matches("PAYLOAD: keeping cpu@").count(), 3, "{kept}");
+    q.expect_within("parkboot 0.1.0", T);
+    let banner = q.expect_within("=> ", T);
+    if !banner.contains("3 missing or lost") {
+        q.fail("the new loader does not report the 3 kept CPUs");
+    }
+    for i in 1..=3 {
+        let want =
+            format!("CPU {i:#x} (/cpus/cpu@{i}): lost: released to an OS that never parked it");
+        if !banner.contains(&want) {
+            q.fail(&format!("no one-line report {want:?}"));
+        }
+    }
+    let cpus = q.cmd("cpus");
+    assert!(cpus.contains("kept reserved"), "{cpus}");
+    // A good boot afterwards: the boot CPU alone, the old pen still reserved.
+    q.cmd("setenv bootargs 'payload.next=poweroff'");
+    q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
+    q.send("booti ${kernel_addr_r}");
+    let r = payload_run(&mut q);
+    if r.verdict != "PASS cpus=1 rounds=0 el=2" {
+        q.fail(&format!("verdict {:?} after the kept CPUs", r.verdict));
+    }
+    let (old_base, _) = old_pen.split_once('+').unwrap_or((&old_pen, ""));
+    assert!(
+        r.memreserve.contains(old_base),
+        "the old pen {old_pen} stays reserved: {}",
+        r.memreserve
+    );
+    q.expect_within("PAYLOAD: poweroff", T);
+    if !q.wait_exit(T) {
+        q.fail("QEMU did not power off");
+    }
+}

@@ -243,6 +243,19 @@ payload_secondary_entry:
     br      x11
 
 /*
+ * payload.keep=1: where a secondary is released to be kept (a kernel that
+ * never returns a CPU): interrupts masked, WFI for ever. Nothing configures
+ * a wake-up source for it, so it never fetches from here again — the next
+ * stage may reuse this memory.
+ */
+.balign 8
+.global payload_keep_entry
+payload_keep_entry:
+    msr     daifset, #0xf
+1:  wfi
+    b       1b
+
+/*
  * Exception vectors (boot CPU and secondaries): report and stop. Nothing is
  * expected to trap; a trap is a test failure with a register report.
  */

@@ -58,6 +58,9 @@ pub struct Args {
     /// CPU instead of re-entering the stale entry; the boot CPU zeroes the word (§5.2 step 5) and
     /// the CPU must arm and show PARKED.
     pub inject_no_zero: bool,
+    /// `payload.keep=1`: after the verdict, release every secondary once more into a loop of
+    /// our own that never parks (a kernel keeping its CPUs), then go on as `payload.next` says.
+    pub keep: bool,
 }
 
 impl Default for Args {
@@ -66,6 +69,7 @@ impl Default for Args {
             next: Next::Stop,
             rounds: DEFAULT_ROUNDS,
             inject_no_zero: false,
+            keep: false,
         }
     }
 }
@@ -96,6 +100,12 @@ pub fn parse_bootargs(bootargs: Option<&str>) -> Result<Args, String> {
                         "bootargs: payload.rounds={v}: expected 1..={MAX_ROUNDS}"
                     ))
                 }
+            };
+        } else if let Some(v) = w.strip_prefix("payload.keep=") {
+            a.keep = match v {
+                "1" => true,
+                "0" => false,
+                other => return Err(format!("bootargs: payload.keep={other}: expected 0 or 1")),
             };
         } else if let Some(v) = w.strip_prefix("payload.inject=") {
             match v {

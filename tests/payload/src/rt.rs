@@ -90,6 +90,7 @@ pub static BOOT_MPIDR: Shared<u64> = Shared::new(u64::MAX);
 
 extern "C" {
     pub fn payload_secondary_entry();
+    pub fn payload_keep_entry();
     static __image_start: u8;
     static __image_end: u8;
     static __heap_start: u8;

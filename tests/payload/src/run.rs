@@ -290,8 +290,11 @@ extern "C" fn payload_main(
     }
 
     let rounds = exercise(&ctx, &st, &img, boot, el, &args);
-    drop(bytes);
     println!("{}", verdict_pass(st.cpus.len(), rounds, el));
+    if args.keep {
+        keep(&ctx, &st, &img, boot);
+    }
+    drop(bytes);
 
     match args.next {
         Next::Stop => {
@@ -301,6 +304,38 @@ extern "C" fn payload_main(
         }
         Next::Poweroff => poweroff(&ctx),
         Next::Loader => chain(&ctx, &info, dtb, &st),
+    }
+}
+
+/// `payload.keep=1`: release every (parked) secondary once more, into a WFI loop that never
+/// parks, and wait until the pen shows it RELEASED: the next stage finds the CPUs taken and not
+/// given back, as after a kernel that keeps them.
+fn keep(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64) {
+    let entry = rt::payload_keep_entry as *const () as usize as u64;
+    for c in st.cpus.iter().filter(|c| c.mpidr != boot & MPIDR_MASK) {
+        let Some(state_addr) = img
+            .slot_of(c.mpidr)
+            .and_then(|s| img.header().state_addr(s.index))
+        else {
+            fail(ctx, &format!("{}: no state record", c.name));
+        };
+        if !read_state(state_addr).status.is_held() {
+            fail(ctx, &format!("{}: not held before keep", c.name));
+        }
+        civac(c.release, 8);
+        wr(c.release as *mut u64, entry);
+        cvac(c.release, 8);
+        rt::sev();
+        let t0 = rt::ticks();
+        while read_state(state_addr).status != SlotStatus::Released {
+            if rt::ticks_to_us(rt::ticks() - t0) > ROUND_TIMEOUT_US {
+                fail(ctx, &format!("{}: not RELEASED after keep", c.name));
+            }
+        }
+        println!(
+            "PAYLOAD: keeping {} MPIDR {:#x}: released into a WFI loop at {entry:#x}, never parked",
+            c.name, c.mpidr
+        );
     }
 }
 

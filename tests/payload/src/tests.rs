@@ -213,6 +213,9 @@ fn bootargs() {
             .inject_no_zero
     );
     assert!(parse_bootargs(Some("payload.inject=other")).is_err());
+    assert!(parse_bootargs(Some("payload.keep=1")).unwrap().keep);
+    assert!(!parse_bootargs(Some("payload.keep=0")).unwrap().keep);
+    assert!(parse_bootargs(Some("payload.keep=yes")).is_err());
     assert!(parse_bootargs(Some("payload.rounds=0")).is_err());
     assert!(parse_bootargs(Some("payload.rounds=x")).is_err());
     assert_eq!(
