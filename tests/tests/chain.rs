@@ -140,3 +140,27 @@ fn spin_table_chain_reclaims_cpus_from_the_old_pen() {
         },
     );
 }
+
+#[test]
+fn psci_chain_el1() {
+    // No EL2 (virtualization=off): the loader, the kernels and every kexec'd
+    // loader run at EL1; PSCI goes through hvc to QEMU.
+    let p = ("psci", "", "4");
+    chain(
+        "chain-psci-el1",
+        Opts {
+            el2: false,
+            ..Opts::default()
+        },
+        &[p, p, p],
+        |q| {
+            let t = q.transcript();
+            let last = t.rfind("parkboot 0.1.0 (EL").map(|i| &t[i..]).unwrap_or("");
+            assert!(
+                last.starts_with("parkboot 0.1.0 (EL1)"),
+                "{}",
+                &last[..last.len().min(60)]
+            );
+        },
+    );
+}
