@@ -1332,7 +1332,7 @@ impl<'a> Parser<'a> {
     }
 
     fn reserved_memory(&mut self, root_cells: CellSizes) {
-        let Some(rm) = self.fdt.find_node("/reserved-memory") else {
+        let Some(rm) = self.top_node("reserved-memory") else {
             return;
         };
         let path = join_path("/", rm.name());
@@ -1401,7 +1401,7 @@ impl<'a> Parser<'a> {
     }
 
     fn cpus(&mut self) {
-        let Some(cpus) = self.fdt.find_node("/cpus") else {
+        let Some(cpus) = self.top_node("cpus") else {
             return;
         };
         let path = join_path("/", cpus.name());
@@ -1886,6 +1886,13 @@ impl<'a> Parser<'a> {
         Some((node, canon))
     }
 
+    /// The root's child named exactly `name`, as Linux's `of_find_node_by_path`
+    /// finds `/name` (a `name@1` sibling listed first is not it), and as
+    /// `dtfix` edits it.
+    fn top_node(&self, name: &str) -> Option<FdtNode<'a>> {
+        self.fdt.root().children().find(|c| c.name() == name)
+    }
+
     fn chosen(&mut self) {
         // The node named exactly "chosen" (as Linux uses), not a "chosen@0"
         // that happens to come first (fuzz regression chosen-unit-address-first).
@@ -1948,8 +1955,7 @@ impl<'a> Parser<'a> {
                 Some((a, r)) => (a, Some(r)),
                 None => (target, None),
             };
-            self.fdt
-                .find_node("/aliases")
+            self.top_node("aliases")
                 .and_then(|a| prop(&a, alias))
                 .and_then(first_str)
                 .filter(|p| p.len() <= MAX_PATH)

@@ -80,12 +80,54 @@ pub fn apply_chosen(tree: &mut DeviceTree, fx: &ChosenFixups) {
     }
 }
 
-fn find_mut<'a>(tree: &'a mut DeviceTree, path: &str) -> Result<&'a mut DeviceTreeNode, String> {
-    if path == "/" {
-        return Ok(&mut tree.root);
+/// The child of `node` that path component `comp` names: the child named
+/// exactly `comp`, else (when `comp` has no unit address) the first child
+/// named `comp@...` — U-Boot's rule. One resolver for `fdt set`, `rm` and
+/// `print`, so they always address the same node (dtoolkit's `find_node` and
+/// `find_node_mut` disagree when `x` and `x@1` are siblings: fuzz regression
+/// fdt_edit/set-then-print-sibling-unit-address).
+fn child_name(node: &DeviceTreeNode, comp: &str) -> Option<String> {
+    if node.children().any(|c| c.name() == comp) {
+        return Some(comp.to_string());
     }
-    tree.find_node_mut(path)
-        .ok_or_else(|| format!("no node {path}"))
+    if comp.contains('@') {
+        return None;
+    }
+    node.children()
+        .find(|c| {
+            c.name()
+                .split_once('@')
+                .is_some_and(|(base, _)| base == comp)
+        })
+        .map(|c| c.name().to_string())
+}
+
+/// The node at `path` (absolute; empty components ignored), resolved as
+/// [`child_name`] says.
+pub fn find<'a>(tree: &'a DeviceTree, path: &str) -> Option<&'a DeviceTreeNode> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut node = &tree.root;
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        let name = child_name(node, comp)?;
+        node = node.children().find(|c| c.name() == name)?;
+    }
+    Some(node)
+}
+
+fn find_mut<'a>(tree: &'a mut DeviceTree, path: &str) -> Result<&'a mut DeviceTreeNode, String> {
+    if !path.starts_with('/') {
+        return Err(format!("no node {path}"));
+    }
+    let mut node = &mut tree.root;
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        let name = child_name(node, comp).ok_or_else(|| format!("no node {path}"))?;
+        node = node
+            .child_mut(&name)
+            .ok_or_else(|| format!("no node {path}"))?;
+    }
+    Ok(node)
 }
 
 /// Parses U-Boot `fdt set` value syntax: `<0x1 2>` (u32 cells), `[00 11]`
@@ -142,8 +184,18 @@ pub fn set_property(
     prop: &str,
     value: Vec<u8>,
 ) -> Result<(), String> {
-    if prop.is_empty() || prop.len() > 31 || !prop.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("bad property name '{prop}'"));
+    // Devicetree spec 2.2.4: 1-31 characters of [0-9a-zA-Z,._+?#-]. Anything
+    // else would make a tree that no parser (ours, Linux's) reads back.
+    if prop.is_empty()
+        || prop.len() > 31
+        || !prop
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b",._+?#-".contains(&b))
+    {
+        return Err(format!(
+            "bad property name '{}': 1-31 characters of 0-9 a-z A-Z , . _ + ? # -",
+            prop.escape_debug()
+        ));
     }
     let node = find_mut(tree, path)?;
     node.remove_property(prop);
@@ -169,7 +221,8 @@ pub fn remove(tree: &mut DeviceTree, path: &str, prop: Option<&str>) -> Result<(
                 return Err("cannot remove the root node".into());
             }
             let node = find_mut(tree, parent)?;
-            node.remove_child(name)
+            let name = child_name(node, name).ok_or_else(|| format!("no node {path}"))?;
+            node.remove_child(&name)
                 .map(|_| ())
                 .ok_or_else(|| format!("no node {path}"))
         }
@@ -178,12 +231,7 @@ pub fn remove(tree: &mut DeviceTree, path: &str, prop: Option<&str>) -> Result<(
 
 /// DTS-style text of the subtree at `path` (depth-bounded).
 pub fn print(tree: &DeviceTree, path: &str) -> Result<String, String> {
-    let node = if path == "/" {
-        &tree.root
-    } else {
-        tree.find_node(path)
-            .ok_or_else(|| format!("no node {path}"))?
-    };
+    let node = find(tree, path).ok_or_else(|| format!("no node {path}"))?;
     let mut o = String::new();
     if path == "/" {
         for r in &tree.memory_reservations {
@@ -317,6 +365,64 @@ mod tests {
 
     const VIRT: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-el2-gicv3-smp4.dtb");
 
+    /// Fuzz regression fdt_edit/set-invalid-property-name: `fdt set` of a
+    /// property named `regpl011@90000000` used to be stored and left a tree
+    /// that no longer parsed.
+    #[test]
+    fn fuzz_regression_set_invalid_property_name() {
+        let input =
+            include_bytes!("../../tests/fuzz/regressions/fdt_edit/set-invalid-property-name.bin");
+        let n = usize::from(u16::from_le_bytes([input[0], input[1]]));
+        let (mut t, _) = load(&input[2..2 + n]).unwrap();
+        let text = core::str::from_utf8(&input[2 + n..]).unwrap();
+        let line = text.lines().next().unwrap();
+        let w: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(w[0], "set");
+        let v = parse_value(&w[3..]).unwrap();
+        assert!(set_property(&mut t, w[1], w[2], v).is_err());
+        assert!(crate::dt::parse(&store(&t, 0).unwrap()).is_ok());
+    }
+
+    /// Fuzz regression fdt_edit/set-then-print-sibling-unit-address: a tree
+    /// with `cpus@8000000` listed before `cpus`. `fdt set /cpus/cpu@1` edited
+    /// `/cpus` (exact) while `fdt print` and the next load looked in
+    /// `cpus@8000000` (dtoolkit's `find_node` takes the first `cpus@...`).
+    #[test]
+    fn fuzz_regression_sibling_unit_address() {
+        let input = include_bytes!(
+            "../../tests/fuzz/regressions/fdt_edit/set-then-print-sibling-unit-address.bin"
+        );
+        let n = usize::from(u16::from_le_bytes([input[0], input[1]]));
+        let (mut t, info) = load(&input[2..2 + n]).unwrap();
+        // The parser reads the exact /cpus too.
+        assert!(
+            info.cpus.iter().any(|c| c.path == "/cpus/cpu@1"),
+            "{:?}",
+            info.cpus
+        );
+        set_property(
+            &mut t,
+            "/cpus/cpu@1",
+            "enable-method",
+            b"spin-table\0".to_vec(),
+        )
+        .unwrap();
+        assert!(print(&t, "/cpus/cpu@1").unwrap().contains("\"spin-table\""));
+        let (back, _) = load(&store(&t, 0).unwrap()).unwrap();
+        let node = find(&back, "/cpus/cpu@1").unwrap();
+        assert!(node
+            .properties()
+            .any(|p| p.name() == "enable-method" && p.value() == b"spin-table\0"));
+        // Without a unit address a component still finds `name@...` when no exact name exists.
+        assert_eq!(
+            find(&back, "/memory")
+                .map(|n| n.name().to_string())
+                .as_deref(),
+            Some("memory@40000000")
+        );
+        assert!(find(&back, "/nope").is_none() && find(&back, "cpus").is_none());
+    }
+
     #[test]
     fn chosen_fixups_roundtrip() {
         let (mut t, _) = load(VIRT).unwrap();
@@ -408,6 +514,24 @@ mod tests {
         remove(&mut t, "/chosen", Some("s")).unwrap();
         assert!(remove(&mut t, "/chosen", Some("s")).is_err());
         assert!(set_property(&mut t, "/nope", "x", Vec::new()).is_err());
+        // Only the spec's characters: a name with '@', '/', '{' or a quote would make a tree
+        // nothing reads back (fuzz regression fdt_edit/set-invalid-property-name).
+        for bad in [
+            "reg@1",
+            "a/b",
+            "x{",
+            "q\"",
+            "",
+            "a b",
+            "0123456789012345678901234567890123",
+        ] {
+            let e = set_property(&mut t, "/chosen", bad, Vec::new()).unwrap_err();
+            assert!(e.starts_with("bad property name"), "{e}");
+        }
+        for good in ["linux,initrd-start", "#size-cells", "a.b_c+d?e-f"] {
+            set_property(&mut t, "/chosen", good, alloc::vec![1]).unwrap();
+        }
+        assert!(crate::dt::parse(&store(&t, 0).unwrap()).is_ok());
         assert!(parse_value(&["<0x100000000>"]).is_err());
         assert!(parse_value(&["[0]"]).is_err());
         remove(&mut t, "/chosen", None).unwrap();

@@ -3,6 +3,7 @@
 
 Seeds come from the project's own fixtures:
   dt_parse      loader/tests/fixtures/*.dtb
+  fdt_edit      the same DTBs, each with `fdt set/rm/print` edit scripts
   image_header  the first 64 bytes of build/kernel/Image (if present) and of
                 target/loader.bin (if built), plus synthetic headers, each
                 followed by a small memory-map description
@@ -47,6 +48,28 @@ def dtbs():
     for n in sorted(os.listdir(fx)):
         if n.endswith(".dtb"):
             put("dt_parse", open(os.path.join(fx, n), "rb").read(), "seed-" + n)
+
+
+EDITS = [
+    "set /chosen bootargs console=ttyAMA0 root=/dev/vda\nprint /chosen\n",
+    "set /config/environment bootcmd run x\n",
+    "set /chosen linux,initrd-start <0x0 0x48000000>\nset /chosen x [01 02 03]\nrm /chosen x\n",
+    "set / model \"hello world\"\nrm /chosen\nprint /\n",
+    "set /cpus/cpu@1 enable-method spin-table\nset /cpus/cpu@1 cpu-release-addr <0 0x7ff00340>\nrm /psci\n",
+    "set /memory@40000000 reg <0 0x40000000 0 0x20000000>\nrm /memory@40000000 device_type\n",
+]
+
+
+def fdt_edits():
+    fx = os.path.join(ROOT, "loader", "tests", "fixtures")
+    for n in sorted(os.listdir(fx)):
+        if not n.endswith(".dtb"):
+            continue
+        blob = open(os.path.join(fx, n), "rb").read()
+        if len(blob) > 0xFFFF:
+            continue
+        for i, e in enumerate(EDITS):
+            put("fdt_edit", struct.pack("<H", len(blob)) + blob + e.encode(), f"seed-{n}-{i}")
 
 
 # ---------------------------------------------------------- Image header
@@ -355,6 +378,7 @@ def pens():
 
 def main():
     dtbs()
+    fdt_edits()
     gzips()
     pens()
     boot_scripts()
