@@ -4,6 +4,7 @@
 Seeds come from the project's own fixtures:
   dt_parse      loader/tests/fixtures/*.dtb
   fdt_edit      the same DTBs, each with `fdt set/rm/print` edit scripts
+  pen_ops       pens of 1-8 slots, no or a few scribbles, op sequences
   image_header  the first 64 bytes of build/kernel/Image (if present) and of
                 target/loader.bin (if built), plus synthetic headers, each
                 followed by a small memory-map description
@@ -70,6 +71,20 @@ def fdt_edits():
             continue
         for i, e in enumerate(EDITS):
             put("fdt_edit", struct.pack("<H", len(blob)) + blob + e.encode(), f"seed-{n}-{i}")
+
+
+def pen_ops():
+    # nr-1, el bit, MPIDRs (u16 each), scribble count, then ops:
+    # op, pick (not 0 mod 4: an MPIDR of the pen), entry selector 1 + u16.
+    for nr in (1, 2, 4, 8):
+        head = bytes([nr - 1, 0]) + b"".join(struct.pack("<H", i) for i in range(nr))
+        ops = b""
+        for op in range(7):
+            ops += bytes([op, 1 + 4 * op]) + bytes([1]) + struct.pack("<H", 0x40 + op)
+        put("pen_ops", head + bytes([0, 14]) + ops + ops, f"seed-{nr}-clean")
+        # a few scribbles well past the header (state records / release words)
+        scr = b"".join(struct.pack("<H", 0x200 + 0x40 * i) + struct.pack("<Q", 1) for i in range(3))
+        put("pen_ops", head + bytes([3]) + scr + bytes([14]) + ops + ops, f"seed-{nr}-scribbled")
 
 
 # ---------------------------------------------------------- Image header
@@ -379,6 +394,7 @@ def pens():
 def main():
     dtbs()
     fdt_edits()
+    pen_ops()
     gzips()
     pens()
     boot_scripts()
