@@ -101,54 +101,28 @@ impl Opts {
     }
 }
 
-/// QEMU's own DT for the machine `opts` describes (`-machine dumpdtb`),
-/// decompiled, passed through `edit` (DTS text in, DTS text out) and compiled
-/// again into `dir/name.dtb` — for `Opts::dtb`. Needs `dtc`.
+/// QEMU's own DT for the machine `opts` describes, passed through `edit`
+/// (DTS text in, DTS text out) and compiled into `dir/name.dtb` — for
+/// `Opts::dtb` (see `xtask::virt_dt`). Needs `dtc`.
 pub fn edited_virt_dtb(
     dir: &Path,
     name: &str,
     opts: &Opts,
     edit: impl FnOnce(String) -> String,
 ) -> PathBuf {
-    let raw = dir.join(format!("{name}-qemu.dtb"));
-    let st = Command::new("qemu-system-aarch64")
-        .arg("-M")
-        .arg(format!("{},dumpdtb={}", opts.machine(), raw.display()))
-        .args(["-cpu", &opts.cpu, "-smp", &opts.smp.to_string()])
-        .args(["-m", &opts.mem, "-display", "none"])
-        .output()
-        .expect("qemu-system-aarch64");
-    assert!(st.status.success(), "dumpdtb: {st:?}");
-    let dts = Command::new("dtc")
-        .args(["-q", "-I", "dtb", "-O", "dts"])
-        .arg(&raw)
-        .output()
-        .expect("dtc (apt-get install device-tree-compiler)");
-    assert!(dts.status.success(), "dtc: {dts:?}");
-    let src = edit(String::from_utf8(dts.stdout).unwrap());
-    let dts_path = dir.join(format!("{name}.dts"));
-    std::fs::write(&dts_path, src).unwrap();
-    let out = dir.join(format!("{name}.dtb"));
-    let st = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&out)
-        .arg(&dts_path)
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "dtc: {st:?}");
-    out
+    xtask::virt_dt::edited_virt_dtb(
+        dir,
+        name,
+        &opts.machine(),
+        &opts.cpu,
+        opts.smp,
+        &opts.mem,
+        edit,
+    )
+    .unwrap_or_else(|e| panic!("{name}.dtb: {e}"))
 }
 
-/// DTS text: `node` (a whole `name { ... };` block) added as the last child of the root.
-pub fn dts_add_root_child(dts: &str, node: &str) -> String {
-    let end = dts.trim_end().rfind("};").expect("a DTS with a root node");
-    format!("{}{node}\n{}", &dts[..end], &dts[end..])
-}
-
-/// A DTS string literal for `s` (quotes and backslashes escaped).
-pub fn dts_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
+pub use xtask::virt_dt::{dts_add_root_child, dts_string};
 
 struct Shared {
     out: Mutex<Vec<u8>>,

@@ -7,12 +7,13 @@
 //! `/parkboot.env` (`bootdelay=0`), `/payload.bin` and, for chains,
 //! `/loader.bin` — so each new loader in a chain boots the next payload by
 //! itself, without typing.
-use qemu_harness::{
-    dts_add_root_child, dts_string, edited_virt_dtb, loader_bin, root, scratch, Opts, Qemu,
-};
+use qemu_harness::{dts_add_root_child, edited_virt_dtb, loader_bin, root, scratch, Opts, Qemu};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xtask::disk::{make_fat_disk, DiskSpec, Source, Table};
+use xtask::virt_dt::{
+    config_environment_node, parse_handoff, parse_payload_counter, Handoff, MEMORY_CHAIN,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -30,17 +31,25 @@ fn payload_bin() -> PathBuf {
 }
 
 fn disk(dir: &Path, boot_cmd: &str, with_loader: bool) -> PathBuf {
+    disk_with(dir, "bootdelay=0\n", Some(boot_cmd), with_loader)
+}
+
+/// A disk with `/parkboot.env` = `env`, `/payload.bin`, and optionally
+/// `/boot.cmd` and `/loader.bin`.
+fn disk_with(dir: &Path, env: &str, boot_cmd: Option<&str>, with_loader: bool) -> PathBuf {
     let mut files = vec![
         (
-            "/boot.cmd".to_string(),
-            Source::Bytes(boot_cmd.as_bytes().to_vec()),
-        ),
-        (
             "/parkboot.env".to_string(),
-            Source::Bytes(b"bootdelay=0\n".to_vec()),
+            Source::Bytes(env.as_bytes().to_vec()),
         ),
         ("/payload.bin".to_string(), Source::Host(payload_bin())),
     ];
+    if let Some(cmd) = boot_cmd {
+        files.push((
+            "/boot.cmd".to_string(),
+            Source::Bytes(cmd.as_bytes().to_vec()),
+        ));
+    }
     if with_loader {
         files.push(("/loader.bin".to_string(), Source::Host(loader_bin())));
     }
@@ -57,6 +66,15 @@ fn disk(dir: &Path, boot_cmd: &str, with_loader: bool) -> PathBuf {
     )
     .unwrap_or_else(|e| panic!("making {}: {e}", img.display()));
     img
+}
+
+/// Typed at the prompt: the payload from the disk with loader.bin as its initrd.
+fn typed_payload_with_loader(q: &mut Qemu, bootargs: &str) {
+    q.cmd(&format!("setenv bootargs '{bootargs}'"));
+    q.cmd("load virtio 0 ${ramdisk_addr_r} /loader.bin");
+    q.cmd("setenv rdsize ${filesize}");
+    q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
+    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
 }
 
 /// Boot script: `pre` commands, then the payload alone with `bootargs` (plus
@@ -95,10 +113,7 @@ fn payload_run(q: &mut Qemu) -> Run {
     q.expect_within("PAYLOAD: start el=", T);
     let el = q.expect_within(" ", T).trim().to_string();
     let start = q.expect_within("\n", T);
-    let entry_counter = start
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("counter=0x"))
-        .and_then(|h| u64::from_str_radix(h, 16).ok());
+    let entry_counter = parse_payload_counter(&start);
     q.expect_within("PAYLOAD: memreserve=", T);
     let memreserve = q.expect_within("\n", T).trim().to_string();
     let body = q.expect_within("PAYLOAD: VERDICT ", Duration::from_secs(180));
@@ -314,29 +329,7 @@ fn payload_chain_el1_smp2_10_cycles() {
 fn payload_chain_moves_pen_every_other_cycle() {
     let name = "pen-chain-move";
     let dir = scratch(name);
-    let img = {
-        let files = vec![
-            (
-                "/parkboot.env".to_string(),
-                Source::Bytes(b"bootdelay=-1\npen_gather=boot\n".to_vec()),
-            ),
-            ("/payload.bin".to_string(), Source::Host(payload_bin())),
-            ("/loader.bin".to_string(), Source::Host(loader_bin())),
-        ];
-        let img = dir.join("disk.img");
-        make_fat_disk(
-            &img,
-            &DiskSpec {
-                table: Table::Mbr,
-                fat: 32,
-                size_mib: 40,
-                files,
-                label: None,
-            },
-        )
-        .unwrap();
-        img
-    };
+    let img = disk_with(&dir, "bootdelay=-1\npen_gather=boot\n", None, true);
     let mut opts = Opts::default();
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start(name, &opts);
@@ -363,11 +356,7 @@ fn payload_chain_moves_pen_every_other_cycle() {
         }
         let pen = places[(n / 2) % 2];
         q.cmd(&format!("setenv pen_addr {pen:x}"));
-        q.cmd("setenv bootargs 'payload.next=loader'");
-        q.cmd("load virtio 0 ${ramdisk_addr_r} /loader.bin");
-        q.cmd("setenv rdsize ${filesize}");
-        q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
-        q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
+        typed_payload_with_loader(&mut q, "payload.next=loader");
         q.expect_within("## loader entry -> handoff: ", T);
         let us: u64 = q
             .expect_within(" us", T)
@@ -398,32 +387,12 @@ fn payload_chain_moves_pen_every_other_cycle() {
     );
 }
 
-/// What a loader's `## loader entry -> handoff:` line says.
-struct Handoff {
-    us: u64,
-    entry_counter: u64,
-    freq: u64,
-    heap_high_water: u64,
-}
-
-/// Reads the next handoff line: `N us (counter 0xA -> 0xB at F Hz); heap high water H bytes`.
+/// Reads the next handoff line of a loader.
 fn handoff(q: &mut Qemu) -> Handoff {
     q.expect_within("## loader entry -> handoff: ", T);
     let line = q.expect_within("\n", T);
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let num = |s: &str| {
-        s.strip_prefix("0x")
-            .map_or_else(|| s.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
-    };
-    let parsed = (|| {
-        Some(Handoff {
-            us: num(w.first()?)?,
-            entry_counter: num(w.get(3)?)?,
-            freq: num(w.get(7)?)?,
-            heap_high_water: num(w.get(12)?)?,
-        })
-    })();
-    parsed.unwrap_or_else(|| q.fail(&format!("cannot read the handoff line {line:?}")))
+    parse_handoff(&line)
+        .unwrap_or_else(|| q.fail(&format!("cannot read the handoff line {line:?}")))
 }
 
 /// The in-memory chain (issue "Chain-boot forever", 5c and the per-cycle
@@ -459,48 +428,14 @@ fn in_memory_chain(name: &str, cycles: usize, pen_gather: &str) {
     let dir = scratch(name);
     let loader = loader_bin();
     let loader_len = std::fs::metadata(&loader).unwrap().len();
-    // Not 2 MiB aligned: booti copies a pristine payload to its run place every cycle.
-    let payload_at = 0x7c01_0000u64;
-    let loader_at = 0x7c80_0000u64;
-    let places = [0x7ff0_0000u64, 0x7fe0_0000];
-    let set = |var: &str, v: &str| format!("fdt set /config/environment {var} {v}");
-    let step = format!(
-        "if test ${{pen_phase}} = 0; then {}; else {}; \
-         if test ${{pen_addr}} = {:x}; then {}; else {}; fi; fi; \
-         booti ${{payload_at}} ${{next_loader_at}}:${{next_loader_size}}",
-        set("pen_phase", "1"),
-        set("pen_phase", "0"),
-        places[0],
-        set("pen_addr", &format!("{:x}", places[1])),
-        set("pen_addr", &format!("{:x}", places[0])),
-    );
-    let vars = [
-        ("bootdelay", "0".to_string()),
-        ("pen_gather", pen_gather.into()),
-        ("bootargs", "payload.next=loader payload.rounds=10".into()),
-        ("pen_phase", "0".into()),
-        ("pen_addr", format!("{:x}", places[0])),
-        ("payload_at", format!("{payload_at:x}")),
-        ("next_loader_at", format!("{loader_at:x}")),
-        ("next_loader_size", format!("{loader_len:x}")),
-        ("bootcmd", step),
-    ];
-    let body: String = vars
-        .iter()
-        .map(|(k, v)| format!("\t\t{k} = {};\n", dts_string(v)))
-        .collect();
-    let node = format!("\tconfig {{\n\t\tenvironment {{\n{body}\t\t}};\n\t}};\n");
+    let chain = &MEMORY_CHAIN;
+    let vars = chain.env(loader_len, pen_gather, 10);
+    let node = config_environment_node(&vars);
     let mut opts = Opts::default();
     opts.dtb = Some(edited_virt_dtb(&dir, "env", &opts, |dts| {
         dts_add_root_child(&dts, &node)
     }));
-    for (file, at) in [(payload_bin(), payload_at), (loader, loader_at)] {
-        opts.extra.push("-device".into());
-        opts.extra.push(format!(
-            "loader,file={},addr={at:#x},force-raw=on",
-            file.display()
-        ));
-    }
+    opts.extra.extend(chain.qemu_args(&payload_bin(), &loader));
     let mut q = Qemu::start(name, &opts);
     let want = "PASS cpus=4 rounds=10 el=2";
     let name = name.to_string();
@@ -519,7 +454,7 @@ fn in_memory_chain(name: &str, cycles: usize, pen_gather: &str) {
         if pen_gather == "boot" && n > 0 {
             q.expect_within("CPUs: 4 in DT, 3 resting in firmware until booti", T);
         }
-        let pen = places[(n / 2) % 2];
+        let pen = chain.pen_for_cycle(n);
         let h = handoff(&mut q);
         let r = payload_run(&mut q);
         let ms = r
@@ -640,38 +575,15 @@ fn cpu_that_never_arrives_is_reported_and_left_out() {
 fn payload_that_keeps_cpus_leaves_them_lost_and_untouched() {
     let name = "pen-payload-keeps-cpus";
     let dir = scratch(name);
-    let img = {
-        let files = vec![
-            (
-                "/parkboot.env".to_string(),
-                Source::Bytes(b"bootdelay=-1\n".to_vec()),
-            ),
-            ("/payload.bin".to_string(), Source::Host(payload_bin())),
-            ("/loader.bin".to_string(), Source::Host(loader_bin())),
-        ];
-        let img = dir.join("disk.img");
-        make_fat_disk(
-            &img,
-            &DiskSpec {
-                table: Table::Mbr,
-                fat: 32,
-                size_mib: 40,
-                files,
-                label: None,
-            },
-        )
-        .unwrap();
-        img
-    };
+    let img = disk_with(&dir, "bootdelay=-1\n", None, true);
     let mut opts = Opts::default();
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start(name, &opts);
     q.expect_within("=> ", T);
-    q.cmd("setenv bootargs 'payload.next=loader payload.keep=1 payload.rounds=10'");
-    q.cmd("load virtio 0 ${ramdisk_addr_r} /loader.bin");
-    q.cmd("setenv rdsize ${filesize}");
-    q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
-    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
+    typed_payload_with_loader(
+        &mut q,
+        "payload.next=loader payload.keep=1 payload.rounds=10",
+    );
     let r = payload_run(&mut q);
     assert_eq!(r.verdict, "PASS cpus=4 rounds=10 el=2");
     let old_pen = r.memreserve.clone();

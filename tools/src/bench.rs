@@ -29,7 +29,9 @@
 //!   load of /Image over the same, now warm, RAM; for parkboot also a loader → loader hop
 //!   (`booti` of /loader.bin);
 //! * raw and autoboot again with `-smp 1` (diagnostic: no secondary CPUs, so no pen);
-//! * parkboot only: one kexec chain cycle (loader → Linux → `kexec -l /loader.bin` → loader).
+//! * parkboot only: one kexec chain cycle (loader → Linux → `kexec -l /loader.bin` → loader);
+//! * parkboot only: the in-memory payload chain (docs/chain.md), 10 cycles per mode
+//!   (`pen_gather=start` and `boot`): loader entry → payload entry in guest time.
 //!
 //! The CPU gather time comes from parkboot's start-up line (`CPUs: … in pen … after N us`);
 //! rows for what the loader does not offer say "not yet implemented".
@@ -47,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use xtask::disk::{self, DiskSpec, Source, Table};
 use xtask::kernel;
+use xtask::virt_dt;
 
 const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const BOOTARGS: &str = "console=ttyAMA0 earlycon parkboot.poweroff=1";
@@ -638,6 +641,10 @@ const S_RAW: &str =
 const S_PARK: &str = "parkboot only";
 const S_CHAIN: &str =
     "parkboot kexec chain: loader → Linux → kexec loader.bin → loader (one cycle per round)";
+const S_MEMCHAIN: &str = "parkboot in-memory payload chain: loader entry → payload entry, guest time from both CNTPCT stamps (no disk; every cycle a fresh loader copy; pen moved every other cycle)";
+/// Cycles per in-memory chain session, and the payload's release/park rounds per cycle.
+const MEMCHAIN_CYCLES: usize = 10;
+const MEMCHAIN_ROUNDS: u32 = 10;
 const S_SMP1_AUTO: &str = "Diagnostic: autoboot with -smp 1 (no secondary CPUs; until the kernel line; not a goal metric)";
 const S_SMP1: &str =
     "Diagnostic: the raw session with -smp 1 (no secondary CPUs; not a goal metric)";
@@ -657,10 +664,15 @@ struct Ctx {
     disk_chain: PathBuf,
     /// Commands the loader's `help` lists.
     commands: Vec<String>,
+    /// The bare-metal test payload (for the in-memory chain).
+    payload: PathBuf,
+    /// DTs for the in-memory chain, per `pen_gather` mode.
+    memchain_dtbs: Vec<(&'static str, PathBuf)>,
 }
 
 impl Ctx {
-    fn qemu_args(&self, l: Loader, disk_img: &Path, flash: bool, smp: u32) -> Vec<String> {
+    /// The machine both loaders run on: virt at EL2, cortex-a57, 1 GiB, serial on stdio.
+    fn machine_args(&self, smp: u32) -> Vec<String> {
         let mut a: Vec<String> = [
             "-M",
             "virt,virtualization=on",
@@ -686,6 +698,11 @@ impl Ctx {
         if self.opts.prealloc {
             a.push("-mem-prealloc".into());
         }
+        a
+    }
+
+    fn qemu_args(&self, l: Loader, disk_img: &Path, flash: bool, smp: u32) -> Vec<String> {
+        let mut a = self.machine_args(smp);
         match l {
             Loader::UBoot => {
                 a.push("-bios".into());
@@ -889,7 +906,35 @@ fn prepare(opts: Opts) -> Result<Ctx, String> {
         initrd_size
     );
 
+    // The in-memory payload chain (docs/chain.md): payload.bin and loader.bin in RAM, a DT whose
+    // /config/environment drives the chain, one per pen_gather mode.
+    let built_payload = xtask::payload::build_payload()?;
+    let payload = dir.join("payload.bin");
+    std::fs::copy(&built_payload, &payload)
+        .map_err(|e| format!("copy {}: {e}", built_payload.display()))?;
+    let loader_len = size(&loader)?;
+    let mut memchain_dtbs = Vec::new();
+    for gather in ["start", "boot"] {
+        let node = virt_dt::config_environment_node(&virt_dt::MEMORY_CHAIN.env(
+            loader_len,
+            gather,
+            MEMCHAIN_ROUNDS,
+        ));
+        let dtb = virt_dt::edited_virt_dtb(
+            &dir,
+            &format!("memchain-{gather}"),
+            "virt,virtualization=on",
+            "cortex-a57",
+            4,
+            "1G",
+            |dts| virt_dt::dts_add_root_child(&dts, &node),
+        )?;
+        memchain_dtbs.push((gather, dtb));
+    }
+
     Ok(Ctx {
+        payload,
+        memchain_dtbs,
         raw_blocks: image_size.div_ceil(512),
         opts,
         flash: dir.join("uboot-env-flash.img"),
@@ -1439,6 +1484,57 @@ fn run_chain(ctx: &Ctx, run: usize, r: &mut Results) -> Result<Option<String>, S
     Ok(None)
 }
 
+/// `MEMCHAIN_CYCLES` cycles of the in-memory chain with `pen_gather=<gather>`: every
+/// cycle's loader entry → payload entry from the loader's handoff line and the payload's
+/// start line (same counter), in guest ms.
+fn run_memchain(
+    ctx: &Ctx,
+    run: usize,
+    gather: &str,
+    dtb: &Path,
+    r: &mut Results,
+) -> Result<Option<String>, String> {
+    let l = Loader::Parkboot;
+    let mut args = ctx.machine_args(4);
+    args.extend(["-kernel".to_string(), ctx.loader.display().to_string()]);
+    args.extend(["-dtb".to_string(), dtb.display().to_string()]);
+    args.extend(virt_dt::MEMORY_CHAIN.qemu_args(&ctx.payload, &ctx.loader));
+    let name = format!("parkboot memchain-{gather} run {run}");
+    let log = ctx.logs.join(format!("memchain-{gather}-{run}.log"));
+    let mut s = Session::spawn(&name, &args, log, &ctx.dir.join("qmp.sock"))?;
+    let label = format!("one cycle, pen_gather={gather}");
+    for n in 0..MEMCHAIN_CYCLES {
+        let (_, text) = s.wait("## loader entry -> handoff: ", WAIT)?;
+        let _ = text;
+        let (_, line) = s.wait("\n", WAIT)?;
+        let Some(h) = virt_dt::parse_handoff(&line) else {
+            return Ok(Some(format!(
+                "memchain {gather} run {run} cycle {n}: handoff line {line:?}"
+            )));
+        };
+        s.wait("PAYLOAD: start el=", WAIT)?;
+        let (_, start) = s.wait("\n", WAIT)?;
+        let Some(c) = virt_dt::parse_payload_counter(&start) else {
+            return Ok(Some(format!(
+                "memchain {gather} run {run} cycle {n}: payload line {start:?}"
+            )));
+        };
+        let ms = c.saturating_sub(h.entry_counter) as f64 * 1000.0 / h.freq.max(1) as f64;
+        r.add(S_MEMCHAIN, &label, "ms", l, ms);
+        let (k, _, text) = s.wait_any(
+            &["PAYLOAD: entering loader at ", "PAYLOAD: VERDICT FAIL"],
+            WAIT,
+        )?;
+        if k != 0 {
+            return Ok(Some(format!(
+                "memchain {gather} run {run} cycle {n}: payload failed: {}",
+                text.lines().last().unwrap_or("").trim()
+            )));
+        }
+    }
+    Ok(None)
+}
+
 fn git_desc() -> String {
     let out = |args: &[&str]| {
         Command::new("git")
@@ -1495,6 +1591,15 @@ fn bench(args: &[String]) -> Result<(), String> {
                     "raw" => run_raw(&ctx, l, run, &mut r, 4)?,
                     _ => run_raw(&ctx, l, run, &mut r, 1)?,
                 }
+            }
+        }
+        for (gather, dtb) in &ctx.memchain_dtbs {
+            eprintln!(
+                "xtask: bench: round {run}/{runs}: in-memory payload chain, pen_gather={gather}"
+            );
+            if let Some(n) = run_memchain(&ctx, run, gather, dtb, &mut r)? {
+                eprintln!("xtask: bench: note: {n}");
+                x.notes.push(n);
             }
         }
         eprintln!("xtask: bench: round {run}/{runs}: kexec chain cycle parkboot");

@@ -4,3 +4,4 @@ pub mod disk;
 pub mod elf;
 pub mod kernel;
 pub mod payload;
+pub mod virt_dt;
