@@ -18,8 +18,9 @@ fn report(q: &mut Qemu) -> HashMap<String, String> {
         .collect()
 }
 
-/// One disk with the kernel and an initramfs that carries loader.bin.
-fn chain_disk(name: &str) -> std::path::PathBuf {
+/// One disk with the kernel, an initramfs that carries loader.bin, and
+/// optionally a `/parkboot.env`.
+fn chain_disk(name: &str, env: Option<&str>) -> std::path::PathBuf {
     let dir = scratch(name);
     let loader = std::fs::read(qemu_harness::loader_bin()).unwrap();
     let rd = dir.join("initramfs.cpio.gz");
@@ -32,10 +33,18 @@ fn chain_disk(name: &str) -> std::path::PathBuf {
             table: Table::Mbr,
             fat: 32,
             size_mib: 64,
-            files: vec![
-                ("/Image".into(), Source::Host(a.image.clone())),
-                ("/initramfs.cpio.gz".into(), Source::Host(rd)),
-            ],
+            files: [
+                ("/Image".to_string(), Source::Host(a.image.clone())),
+                ("/initramfs.cpio.gz".to_string(), Source::Host(rd)),
+            ]
+            .into_iter()
+            .chain(env.map(|e| {
+                (
+                    "/parkboot.env".to_string(),
+                    Source::Bytes(e.as_bytes().to_vec()),
+                )
+            }))
+            .collect(),
             label: None,
         },
     )
@@ -44,8 +53,19 @@ fn chain_disk(name: &str) -> std::path::PathBuf {
 }
 
 /// `plan[n]` = (cpu_method, extra bootargs, expected nproc) for kernel n.
-fn chain(name: &str, opts: Opts, plan: &[(&str, &str, &str)], mut each: impl FnMut(&mut Qemu)) {
-    let img = chain_disk(name);
+fn chain(name: &str, opts: Opts, plan: &[(&str, &str, &str)], each: impl FnMut(&mut Qemu)) {
+    chain_env(name, None, opts, plan, each)
+}
+
+/// [`chain`] with a `/parkboot.env` on the disk.
+fn chain_env(
+    name: &str,
+    env: Option<&str>,
+    opts: Opts,
+    plan: &[(&str, &str, &str)],
+    mut each: impl FnMut(&mut Qemu),
+) {
+    let img = chain_disk(name, env);
     let mut opts = opts;
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start(name, &opts);
@@ -161,6 +181,40 @@ fn psci_chain_el1() {
                 "{}",
                 &last[..last.len().min(60)]
             );
+        },
+    );
+}
+
+#[test]
+fn spin_table_chain_cpus_rest_in_firmware() {
+    // pen_gather=boot: every kexec'd loader takes the three secondaries over
+    // from the old pen, lets them wait in firmware (PSCI CPU_OFF) while it
+    // sits at the prompt, and booti recalls them into the pen; the last
+    // kernel comes up with every CPU via spin-table.
+    let one = ("spin-table", "nr_cpus=1", "1");
+    let mut n = 0;
+    chain_env(
+        "chain-spin-table-rest",
+        Some("pen_gather=boot\n"),
+        Opts::default(),
+        &[one, one, ("spin-table", "", "4")],
+        |q| {
+            let t = q.transcript();
+            if n > 0 {
+                assert!(
+                    t.contains("CPUs: 4 in DT, 3 resting in firmware until booti"),
+                    "kernel {n}: the loader must rest the CPUs"
+                );
+            }
+            let last = t.rfind("CPUs: ").map(|i| &t[i..]).unwrap_or("");
+            if n > 0 {
+                assert!(
+                    last.starts_with("CPUs: 4 in DT, 3 in pen"),
+                    "kernel {n}: booti must recall 3 CPUs: {}",
+                    &last[..last.len().min(120)]
+                );
+            }
+            n += 1;
         },
     );
 }
