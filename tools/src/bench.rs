@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: parkboot against U-Boot, on the same QEMU and the same disk.
 //!
 //! ```text
-//! cargo xtask bench [--runs N] [--no-build] [--no-prealloc]
+//! cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot]
+//!                   [--cpu-method spin-table|psci]
 //!   --runs N      rounds (default 5); each round runs every session once per loader,
 //!                 interleaved: U-Boot, parkboot, U-Boot, parkboot, ...
 //!   --no-build    use the existing target/loader.bin instead of building it first
@@ -9,6 +10,11 @@
 //!                 touch, which on some hosts costs more than the loaders' own work (see
 //!                 docs/performance.md); by default QEMU preallocates and the clock starts at
 //!                 the QMP `cont` that lets the paused guest run
+//!   --pen-gather  parkboot's `pen_gather` for the typed, autoboot and raw sessions (default:
+//!                 the loader's own default, `start`); `boot` keeps the secondaries in firmware
+//!                 until booti, so under TCG they do not spin while the loader works
+//!   --cpu-method  parkboot's `cpu_method` for those sessions (default `spin-table`); `psci`
+//!                 hands the secondaries back to firmware at booti, as U-Boot leaves them
 //! ```
 //!
 //! Both loaders run on `-M virt,virtualization=on -cpu cortex-a57 -smp 4 -m 1G` (TCG, `-nic none`,
@@ -98,14 +104,21 @@ struct Opts {
     runs: usize,
     build: bool,
     prealloc: bool,
+    /// `pen_gather` written to parkboot's /parkboot.env (None: the loader's default).
+    pen_gather: Option<String>,
+    /// `cpu_method` written to parkboot's /parkboot.env (None: the loader's default).
+    cpu_method: Option<String>,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
-    let usage = "usage: cargo xtask bench [--runs N] [--no-build] [--no-prealloc]";
+    let usage =
+        "usage: cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot] [--cpu-method spin-table|psci]";
     let mut o = Opts {
         runs: 5,
         build: true,
         prealloc: true,
+        pen_gather: None,
+        cpu_method: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -120,6 +133,26 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             }
             "--no-build" => o.build = false,
             "--no-prealloc" => o.prealloc = false,
+            "--pen-gather" => {
+                let v = it
+                    .next()
+                    .ok_or(format!("--pen-gather needs start or boot; {usage}"))?;
+                if v != "start" && v != "boot" {
+                    return Err(format!("--pen-gather {v:?}: want start or boot; {usage}"));
+                }
+                o.pen_gather = Some(v.clone());
+            }
+            "--cpu-method" => {
+                let v = it
+                    .next()
+                    .ok_or(format!("--cpu-method needs spin-table or psci; {usage}"))?;
+                if v != "spin-table" && v != "psci" {
+                    return Err(format!(
+                        "--cpu-method {v:?}: want spin-table or psci; {usage}"
+                    ));
+                }
+                o.cpu_method = Some(v.clone());
+            }
             "-h" | "--help" => return Err(usage.into()),
             _ => return Err(format!("unknown argument {a:?}; {usage}")),
         }
@@ -843,6 +876,13 @@ fn prepare(opts: Opts) -> Result<Ctx, String> {
             .arg(&cmd_path)
             .arg(&scr_path),
     )?;
+    let gather_line = [
+        ("pen_gather", &opts.pen_gather),
+        ("cpu_method", &opts.cpu_method),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}\n")))
+    .collect::<String>();
     let files = |env: bool| {
         let mut f = vec![
             ("/Image".to_string(), Source::Host(k.image.clone())),
@@ -854,10 +894,11 @@ fn prepare(opts: Opts) -> Result<Ctx, String> {
             ("/boot.scr".to_string(), Source::Host(scr_path.clone())),
             ("/loader.bin".to_string(), Source::Host(loader.clone())),
         ];
-        if env {
+        let text = format!("{}{gather_line}", if env { "bootdelay=0\n" } else { "" });
+        if !text.is_empty() {
             f.push((
                 "/parkboot.env".to_string(),
-                Source::Bytes(b"bootdelay=0\n".to_vec()),
+                Source::Bytes(text.into_bytes()),
             ));
         }
         f
@@ -1675,6 +1716,18 @@ fn render(
         o,
         "- {qemu}, TCG on {ncpu} host CPU(s): `-M virt,virtualization=on -cpu cortex-a57 -smp 4 -m 1G -nic none`{}",
         if ctx.opts.prealloc { " `-mem-prealloc`" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "- parkboot `pen_gather`: {}, `cpu_method`: {} (typed, autoboot and raw sessions)",
+        ctx.opts
+            .pen_gather
+            .as_deref()
+            .unwrap_or("start (the loader's default)"),
+        ctx.opts
+            .cpu_method
+            .as_deref()
+            .unwrap_or("spin-table (the loader's default)")
     );
     let _ = writeln!(
         o,
