@@ -10,8 +10,8 @@
 //! read back byte-identical from the stored tree.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use dtoolkit::{Node, Property};
+use libfuzzer_sys::fuzz_target;
 use loader::dtfix;
 
 fn one_line(r: Result<(), String>) -> bool {
@@ -42,8 +42,9 @@ fuzz_target!(|data: &[u8]| {
         let w: Vec<&str> = line.split_whitespace().collect();
         match w.as_slice() {
             ["set", path, prop, value @ ..] => {
-                let r = dtfix::parse_value(value)
-                    .and_then(|v| dtfix::set_property(&mut tree, path, prop, v.clone()).map(|()| v));
+                let r = dtfix::parse_value(value).and_then(|v| {
+                    dtfix::set_property(&mut tree, path, prop, v.clone()).map(|()| v)
+                });
                 match r {
                     Ok(v) => {
                         // The same node may be named by another path spelling: keep one entry per name.
@@ -79,7 +80,8 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = loader::dt::parse(&out) {
         panic!("the stored tree does not parse: {e}");
     }
-    let (back, _) = dtfix::load(&out).unwrap_or_else(|e| panic!("the stored tree does not load: {e}"));
+    let (back, _) =
+        dtfix::load(&out).unwrap_or_else(|e| panic!("the stored tree does not load: {e}"));
     for (path, prop, bytes) in &written {
         let node = dtfix::find(&back, path)
             .unwrap_or_else(|| panic!("node {path} of a set property is gone"));
@@ -88,6 +90,9 @@ fuzz_target!(|data: &[u8]| {
             .find(|p| p.name() == prop)
             .map(|p| p.value().to_vec())
             .unwrap_or_else(|| panic!("property {path} {prop} is gone"));
-        assert_eq!(found, *bytes, "property {path} {prop} reads back different bytes");
+        assert_eq!(
+            found, *bytes,
+            "property {path} {prop} reads back different bytes"
+        );
     }
 });

@@ -92,7 +92,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(p) => p,
         Err(e) => {
             one_line(e);
-            assert!(changed(&before_open, bytes_of(&mut store)).is_empty(), "open wrote to a pen it refused");
+            assert!(
+                changed(&before_open, bytes_of(&mut store)).is_empty(),
+                "open wrote to a pen it refused"
+            );
             return;
         }
     };
@@ -117,10 +120,21 @@ fuzz_target!(|data: &[u8]| {
             .slot_addr(mpidr)
             .map(|a| usize::try_from(a - PHYS).unwrap());
         let result: Result<(), String> = match op {
-            0 => pen.status(&mut ops, mpidr).map(|_| ()).map_err(|e| e.to_string()),
-            1 => pen.state(&mut ops, mpidr).map(|_| ()).map_err(|e| e.to_string()),
-            2 => pen.release_word(&mut ops, mpidr).map(|_| ()).map_err(|e| e.to_string()),
-            3 => pen.release(&mut ops, mpidr, entry).map_err(|e| e.to_string()),
+            0 => pen
+                .status(&mut ops, mpidr)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            1 => pen
+                .state(&mut ops, mpidr)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            2 => pen
+                .release_word(&mut ops, mpidr)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            3 => pen
+                .release(&mut ops, mpidr, entry)
+                .map_err(|e| e.to_string()),
             4 => pen
                 .release_to_el1(&mut ops, mpidr, entry, b.u64())
                 .map_err(|e| e.to_string()),
@@ -143,7 +157,10 @@ fuzz_target!(|data: &[u8]| {
                         .iter()
                         .any(|&f| (s + f..s + f + 8).contains(&i))
                 };
-                assert!(diff.iter().all(|&i| allowed(i)), "release wrote outside the slot: {diff:?}");
+                assert!(
+                    diff.iter().all(|&i| allowed(i)),
+                    "release wrote outside the slot: {diff:?}"
+                );
                 let img = img.expect("the pen parsed before the release");
                 let st = img.status(mpidr).expect("status of a released CPU");
                 assert!(st.is_held(), "released a CPU whose status was {st}");
@@ -154,13 +171,19 @@ fuzz_target!(|data: &[u8]| {
             }
             (Ok(()), 5) => {
                 let s = slot_off.expect("re-armed a CPU without a slot");
-                assert!(diff.iter().all(|&i| (s..s + 8).contains(&i)), "rearm wrote {diff:?}");
+                assert!(
+                    diff.iter().all(|&i| (s..s + 8).contains(&i)),
+                    "rearm wrote {diff:?}"
+                );
                 let img = img.expect("the pen parsed before the rearm");
                 assert_eq!(img.status(mpidr), Some(SlotStatus::Unarmed));
                 assert_eq!(u64::from_le_bytes(after[s..s + 8].try_into().unwrap()), 0);
             }
             (Ok(()), _) => {
-                assert!(diff.iter().all(|&i| i < HEADER_SIZE as usize), "adopt wrote {diff:?}");
+                assert!(
+                    diff.iter().all(|&i| i < HEADER_SIZE as usize),
+                    "adopt wrote {diff:?}"
+                );
                 let h2 = PenHeader::parse(&after, PHYS).expect("adopted header validates");
                 assert_eq!(h2.generation, h.generation.wrapping_add(1));
             }
