@@ -190,7 +190,6 @@ pub fn scan(dt: &DtInfo, notes: &mut Vec<String>) -> Vec<Disk> {
 }
 
 fn scan_pci(host: &loader::dt::PciHost, disks: &mut Vec<Disk>, notes: &mut Vec<String>) {
-    let before = disks.len();
     // ECAM must cover the buses we walk.
     let buses = (host.bus_end as u64).saturating_sub(host.bus_start as u64) + 1;
     if host.ecam.size < buses << 20 {
@@ -233,6 +232,8 @@ fn scan_pci(host: &loader::dt::PciHost, disks: &mut Vec<Disk>, notes: &mut Vec<S
     // (each an MMIO exit under a hypervisor) where QEMU's virt has one bus.
     let mut buses = alloc::vec![host.bus_start];
     let mut walked: Vec<u8> = Vec::new();
+    // Disks with their bus/device/function, numbered in that order below.
+    let mut found_disks: Vec<(DeviceFunction, Disk)> = Vec::new();
     while let Some(bus) = buses.pop() {
         if walked.contains(&bus) || walked.len() >= 256 {
             continue;
@@ -272,29 +273,24 @@ fn scan_pci(host: &loader::dt::PciHost, disks: &mut Vec<Disk>, notes: &mut Vec<S
                 Ok(b) => {
                     let blocks = b.capacity();
                     let readonly = b.readonly();
-                    disks.push(Disk {
-                        location: loc,
-                        blk: Blk::Pci(b),
-                        blocks,
-                        readonly,
-                        bytes_read: 0,
-                    });
+                    found_disks.push((
+                        df,
+                        Disk {
+                            location: loc,
+                            blk: Blk::Pci(b),
+                            blocks,
+                            readonly,
+                            bytes_read: 0,
+                        },
+                    ));
                 }
                 Err(e) => notes.push(format!("{loc}: {e:?}")),
             }
         }
     }
     // Stable numbering: by bus/device/function whatever order bridges were found in.
-    disks[before..].sort_by_key(|d| pci_key(&d.location));
-}
-
-/// `pci BB:DD.F` as a sortable tuple.
-fn pci_key(loc: &str) -> (u32, u32, u32) {
-    let rest = loc.strip_prefix("pci ").unwrap_or("");
-    let (bus, rest) = rest.split_once(':').unwrap_or(("", ""));
-    let (dev, func) = rest.split_once('.').unwrap_or(("", ""));
-    let n = |s: &str, radix| u32::from_str_radix(s, radix).unwrap_or(u32::MAX);
-    (n(bus, 16), n(dev, 16), n(func, 10))
+    found_disks.sort_by_key(|(df, _)| *df);
+    disks.extend(found_disks.into_iter().map(|(_, d)| d));
 }
 
 type Window = Option<(u64, u64, u64)>; // (next cpu addr, end, cpu - pci offset)
