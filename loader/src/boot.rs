@@ -309,6 +309,11 @@ impl State {
     pub fn us_since_entry(&self, ticks: u64) -> u64 {
         timer::ticks_to_us(ticks.saturating_sub(self.entry_ticks))
     }
+
+    /// The DT's PSCI conduit, if the loader can call it from its EL.
+    pub fn usable_psci(&self) -> Option<psci::Conduit> {
+        self.psci.filter(|c| psci::usable(*c))
+    }
 }
 
 extern "C" {

@@ -238,14 +238,9 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
                 )
             }
             "psci" => {
-                let c = sh
-                    .platform
-                    .st
-                    .psci
-                    .filter(|c| crate::arch::psci::usable(*c))
-                    .ok_or_else(|| {
-                        msg("booti: cpu_method=psci needs firmware PSCI reachable from this EL")
-                    })?;
+                let c = sh.platform.st.usable_psci().ok_or_else(|| {
+                    msg("booti: cpu_method=psci needs firmware PSCI reachable from this EL")
+                })?;
                 psci_handback = Some(c);
                 let keep: Vec<loader::dt::Region> = existing
                     .iter()

@@ -476,16 +476,10 @@ fn held_by_spin_table(st: &crate::boot::State) -> bool {
 /// as at start, then let them wait in firmware (PSCI CPU_OFF) until booti or
 /// `cpus` recalls them. Without usable PSCI they stay in the pen.
 fn rest_now(sh: &mut Sh) {
-    let Some(conduit) = sh
-        .platform
-        .st
-        .psci
-        .filter(|c| crate::arch::psci::usable(*c))
-    else {
-        gather_now(sh);
+    gather_now(sh);
+    let Some(conduit) = sh.platform.st.usable_psci() else {
         return;
     };
-    gather_now(sh);
     let line = sh
         .platform
         .st
@@ -516,7 +510,7 @@ pub fn recall_now(sh: &mut Sh) -> Result<(), String> {
         .get("pen_addr")
         .and_then(shell::parse_hex)
         .unwrap_or(smp.header.phys_base);
-    let r = match st.psci.filter(|c| crate::arch::psci::usable(*c)) {
+    let r = match st.usable_psci() {
         Some(cd) => smp.recall(st, cd, target),
         None => Err("no usable PSCI".into()),
     };

@@ -127,7 +127,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     let t0 = timer::ticks();
     let dt = st.dt.as_ref().ok_or("no device tree: no CPUs to gather")?;
     let el = cpu::current_el();
-    let conduit = st.psci.filter(|c| psci::usable(*c));
+    let conduit = st.usable_psci();
     let (code_bytes, _, _) = code();
     let me = cpu::mpidr();
     let plan = pen::plan_reclaim(
@@ -609,9 +609,7 @@ impl Smp {
         }
         Ok(())
     }
-}
 
-impl Smp {
     /// `pen_gather=boot`: the CPUs just taken over from a predecessor's pen
     /// wait in firmware (PSCI CPU_OFF) instead of in the pen while the loader
     /// runs — under QEMU TCG a vCPU in the pen's WFE loop spins a host thread;
