@@ -1216,10 +1216,7 @@ impl<'a> Parser<'a> {
     /// `env_import_fdt`); anything else is a warning, never an error.
     fn config_env(&mut self) {
         let Some(node) = self
-            .fdt
-            .root()
-            .children()
-            .find(|c| c.name() == "config")
+            .top_node("config")
             .and_then(|c| c.children().find(|e| e.name() == "environment"))
         else {
             return;
@@ -1228,12 +1225,7 @@ impl<'a> Parser<'a> {
         for p in node.properties() {
             let name = p.name();
             let value = p.value_as::<&[u8]>().unwrap_or(&[]);
-            let why = if name.is_empty()
-                || name.len() > MAX_NODE_NAME
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-            {
+            let why = if name.len() > MAX_NODE_NAME || shell::check_name(name).is_err() {
                 Some("is not a valid variable name")
             } else if out.len() >= MAX_ENV_PROPS {
                 Some("is beyond the 128 kept")
@@ -1896,7 +1888,7 @@ impl<'a> Parser<'a> {
     fn chosen(&mut self) {
         // The node named exactly "chosen" (as Linux uses), not a "chosen@0"
         // that happens to come first (fuzz regression chosen-unit-address-first).
-        let Some(chosen) = self.fdt.root().children().find(|c| c.name() == "chosen") else {
+        let Some(chosen) = self.top_node("chosen") else {
             return;
         };
         let path = "/chosen";

@@ -45,7 +45,7 @@ mod shell;
 #[cfg(test)]
 mod tests;
 
-pub use env::{Env, EnvError};
+pub use env::{check_name, Env, EnvError};
 pub use input::{LineMode, ReadLine};
 pub use num::{parse_hex, parse_signed};
 pub use platform::Platform;
