@@ -169,34 +169,38 @@ fn rearm(t: &mut Track) {
     ));
 }
 
-/// Releases `t` into the payload (docs/protocol.md §5.1): the CPU must be held with its release
-/// word 0; then one 64-bit store of the entry, clean to PoC, DSB, SEV.
+/// Releases `t` into the payload (docs/protocol.md §5.1): see [`release_cpu`].
 fn release(ctx: &Ctx, t: &mut Track, entry: u64) {
-    let s = read_state(t.state_addr);
+    let what = format!("{}: round {}", t.cpu.name, t.round);
+    release_cpu(ctx, &t.cpu, t.state_addr, entry, &what);
+    t.released_at = rt::ticks();
+}
+
+/// docs/protocol.md §5.1: the CPU must be held with its release word 0; then one 64-bit store
+/// of the entry, clean to PoC, DSB, SEV. `what` names the CPU (and round) in a failure.
+fn release_cpu(ctx: &Ctx, cpu: &SpinCpu, state_addr: u64, entry: u64, what: &str) {
+    let s = read_state(state_addr);
     if !s.status.is_held() {
-        fail(
-            ctx,
-            &format!(
-                "{}: round {}: pen status {s} before release",
-                t.cpu.name, t.round
-            ),
-        );
+        fail(ctx, &format!("{what}: pen status {s} before release"));
     }
-    civac(t.cpu.release, 8);
-    let w = rd(t.cpu.release as *const u64);
+    civac(cpu.release, 8);
+    let w = rd(cpu.release as *const u64);
     if w != 0 {
         fail(
             ctx,
-            &format!(
-                "{}: round {}: release word {w:#x} is not 0 before release",
-                t.cpu.name, t.round
-            ),
+            &format!("{what}: release word {w:#x} is not 0 before release"),
         );
     }
-    wr(t.cpu.release as *mut u64, entry);
-    cvac(t.cpu.release, 8);
+    wr(cpu.release as *mut u64, entry);
+    cvac(cpu.release, 8);
     rt::sev();
-    t.released_at = rt::ticks();
+}
+
+/// The address of `c`'s state record in the pen (a failure if it has none).
+fn state_record(ctx: &Ctx, img: &PenImage<'_>, c: &SpinCpu) -> u64 {
+    img.slot_of(c.mpidr)
+        .and_then(|s| img.header().state_addr(s.index))
+        .unwrap_or_else(|| fail(ctx, &format!("{}: no state record", c.name)))
 }
 
 #[no_mangle]
@@ -313,19 +317,8 @@ extern "C" fn payload_main(
 fn keep(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64) {
     let entry = rt::payload_keep_entry as *const () as usize as u64;
     for c in st.cpus.iter().filter(|c| c.mpidr != boot & MPIDR_MASK) {
-        let Some(state_addr) = img
-            .slot_of(c.mpidr)
-            .and_then(|s| img.header().state_addr(s.index))
-        else {
-            fail(ctx, &format!("{}: no state record", c.name));
-        };
-        if !read_state(state_addr).status.is_held() {
-            fail(ctx, &format!("{}: not held before keep", c.name));
-        }
-        civac(c.release, 8);
-        wr(c.release as *mut u64, entry);
-        cvac(c.release, 8);
-        rt::sev();
+        let state_addr = state_record(ctx, img, c);
+        release_cpu(ctx, c, state_addr, entry, &format!("{}: keep", c.name));
         let t0 = rt::ticks();
         while read_state(state_addr).status != SlotStatus::Released {
             if rt::ticks_to_us(rt::ticks() - t0) > ROUND_TIMEOUT_US {
@@ -364,11 +357,7 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
         if c.mpidr == boot & MPIDR_MASK {
             continue;
         }
-        let slot = img.slot_of(c.mpidr).map(|s| s.index).unwrap_or(usize::MAX);
-        let state_addr = match img.header().state_addr(slot) {
-            Some(a) => a,
-            None => fail(ctx, &format!("{}: no state record", c.name)),
-        };
+        let state_addr = state_record(ctx, img, c);
         let s0 = read_state(state_addr);
         tracks.push(Track {
             idx: i,
