@@ -289,7 +289,7 @@ fn chain(name: &str, opts: Opts, cycles: usize) {
         .transcript()
         .lines()
         .filter_map(|l| l.split("## loader entry -> handoff: ").nth(1))
-        .filter_map(|v| v.split(" us").next()?.trim().parse().ok())
+        .filter_map(|v| parse_handoff(v).map(|h| h.us))
         .collect();
     us.sort();
     assert!(us.len() > cycles, "every loader reports its handoff time");
@@ -357,13 +357,7 @@ fn payload_chain_moves_pen_every_other_cycle() {
         let pen = places[(n / 2) % 2];
         q.cmd(&format!("setenv pen_addr {pen:x}"));
         typed_payload_with_loader(&mut q, "payload.next=loader");
-        q.expect_within("## loader entry -> handoff: ", T);
-        let us: u64 = q
-            .expect_within(" us", T)
-            .trim_end_matches(" us")
-            .trim()
-            .parse()
-            .unwrap_or(0);
+        let us = handoff(&mut q).us;
         times.push(us);
         let r = payload_run(&mut q);
         eprintln!(
@@ -459,7 +453,7 @@ fn in_memory_chain(name: &str, cycles: usize, pen_gather: &str) {
         let r = payload_run(&mut q);
         let ms = r
             .entry_counter
-            .map(|c| c.saturating_sub(h.entry_counter) as f64 * 1000.0 / h.freq as f64)
+            .map(|c| h.ms_until(c))
             .unwrap_or_else(|| q.fail("payload start line has no counter"));
         cycle_ms.push(ms);
         let kind = match n {

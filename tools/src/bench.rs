@@ -1545,8 +1545,7 @@ fn run_memchain(
     let mut s = Session::spawn(&name, &args, log, &ctx.dir.join("qmp.sock"))?;
     let label = format!("one cycle, pen_gather={gather}");
     for n in 0..MEMCHAIN_CYCLES {
-        let (_, text) = s.wait("## loader entry -> handoff: ", WAIT)?;
-        let _ = text;
+        s.wait("## loader entry -> handoff: ", WAIT)?;
         let (_, line) = s.wait("\n", WAIT)?;
         let Some(h) = virt_dt::parse_handoff(&line) else {
             return Ok(Some(format!(
@@ -1560,8 +1559,7 @@ fn run_memchain(
                 "memchain {gather} run {run} cycle {n}: payload line {start:?}"
             )));
         };
-        let ms = c.saturating_sub(h.entry_counter) as f64 * 1000.0 / h.freq.max(1) as f64;
-        r.add(S_MEMCHAIN, &label, "ms", l, ms);
+        r.add(S_MEMCHAIN, &label, "ms", l, h.ms_until(c));
         let (k, _, text) = s.wait_any(
             &["PAYLOAD: entering loader at ", "PAYLOAD: VERDICT FAIL"],
             WAIT,

@@ -164,6 +164,14 @@ pub struct Handoff {
     pub heap_high_water: u64,
 }
 
+impl Handoff {
+    /// Guest milliseconds from the loader's entry to `counter` (read from the same CNTPCT,
+    /// e.g. the payload's entry stamp).
+    pub fn ms_until(&self, counter: u64) -> f64 {
+        counter.saturating_sub(self.entry_counter) as f64 * 1000.0 / self.freq.max(1) as f64
+    }
+}
+
 /// Parses the text after `## loader entry -> handoff: `:
 /// `N us (counter 0xA -> 0xB at F Hz); heap high water H bytes`.
 pub fn parse_handoff(line: &str) -> Option<Handoff> {
@@ -207,6 +215,7 @@ mod tests {
                 heap_high_water: 233_096
             }
         );
+        assert_eq!(h.ms_until(0x144cd + 62_500), 1.0);
         assert!(parse_handoff("1234 us").is_none());
         assert_eq!(
             parse_payload_counter("2 dtb=0x4c200000 counter=0x93b997"),
