@@ -74,6 +74,10 @@ pub struct Shell<P: Platform> {
     /// Commands the current top-level script may still run: depth limits
     /// bound nesting, this bounds fan-out (`run a; run a` at every level).
     budget: u32,
+    /// The budget each top-level line or script starts with
+    /// ([`MAX_COMMANDS`]; the fuzzer lowers it so that fan-out inputs end
+    /// sooner, with the same code path).
+    pub max_commands: u32,
     /// Set when ctrl-C was seen; stops the running script. Cleared when a
     /// new top-level script starts.
     pub(crate) interrupted: bool,
@@ -99,7 +103,8 @@ impl<P: Platform> Shell<P> {
             status: 0,
             run_depth: 0,
             exec_depth: 0,
-            budget: MAX_COMMANDS,
+            budget: MAX_COMMANDS + 1,
+            max_commands: MAX_COMMANDS,
             interrupted: false,
             input: InputState::new(),
         };
@@ -169,7 +174,8 @@ impl<P: Platform> Shell<P> {
     pub fn run_script(&mut self, script: &str) -> CmdResult {
         if self.exec_depth == 0 {
             self.interrupted = false;
-            self.budget = MAX_COMMANDS;
+            // `max_commands` may run; the one after them is refused.
+            self.budget = self.max_commands.saturating_add(1);
         }
         self.exec_text(script)
     }
@@ -206,9 +212,10 @@ impl<P: Platform> Shell<P> {
         }
         self.budget -= 1;
         if self.budget == 0 {
+            let max = self.max_commands;
             crate::sh_println!(
                 self,
-                "script stopped: more than {MAX_COMMANDS} commands from one line"
+                "script stopped: more than {max} commands from one line"
             );
             self.interrupted = true;
             return Err(CmdError::Failed);

@@ -468,4 +468,20 @@ fn run_fanout_is_bounded() {
     );
     // The next line runs normally.
     assert_eq!(super::run(&mut sh, "echo ok"), "ok\n");
+    // A lower budget (what the fuzzer sets) stops at its own count, and
+    // every new top-level line starts with the full budget again.
+    sh.max_commands = 50;
+    let out = super::run(&mut sh, "run a");
+    assert!(
+        out.contains("script stopped: more than 50 commands"),
+        "{out}"
+    );
+    let out = super::run(&mut sh, &"echo x; ".repeat(50));
+    assert_eq!(out, "x\n".repeat(50));
+    let out = super::run(&mut sh, &"echo x; ".repeat(51));
+    assert!(
+        out.ends_with("x\nscript stopped: more than 50 commands from one line\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("x\n").count(), 50);
 }
