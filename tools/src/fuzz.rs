@@ -9,7 +9,11 @@
 //! cargo xtask fuzz cmin [TARGET...]          minimise the corpora (before committing;
 //!                                            keeps every covered edge)
 //! cargo xtask fuzz repro TARGET FILE...      run a target on saved inputs only
-//! options: --asan   build with AddressSanitizer (default: no sanitizer; the
+//! options: --timeout S  an input that runs longer than S seconds is a hang
+//!                   (default 10; raise it when the machine is shared, since
+//!                   libFuzzer's clock is wall time and a starved process
+//!                   reports spurious timeouts)
+//!          --asan   build with AddressSanitizer (default: no sanitizer; the
 //!                   fuzzed crates have no `unsafe`, and overflow checks and
 //!                   debug assertions are on either way)
 //!          --verbose  show all of libFuzzer's output
@@ -40,6 +44,7 @@ fn fuzz_dir() -> PathBuf {
 
 struct Opts {
     time: u64,
+    timeout: u64,
     asan: bool,
     verbose: bool,
     names: Vec<String>,
@@ -48,6 +53,7 @@ struct Opts {
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         time: 60,
+        timeout: 10,
         asan: false,
         verbose: false,
         names: Vec::new(),
@@ -60,6 +66,14 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 o.time = v
                     .parse()
                     .map_err(|_| format!("--time: '{v}' is not a number of seconds"))?;
+            }
+            "--timeout" => {
+                let v = it.next().ok_or("--timeout needs a number of seconds")?;
+                o.timeout = v
+                    .parse()
+                    .ok()
+                    .filter(|&t| t > 0)
+                    .ok_or_else(|| format!("--timeout: '{v}' is not a number of seconds"))?;
             }
             "--asan" => o.asan = true,
             "--verbose" | "-v" => o.verbose = true,
@@ -210,7 +224,7 @@ fn run_targets(o: &Opts) -> Result<(), String> {
         let mut c = cargo_fuzz();
         c.arg("run").args(sanitizer_args(o)).arg(t).arg("--").args([
             format!("-max_total_time={}", o.time),
-            "-timeout=10".into(),
+            format!("-timeout={}", o.timeout),
             "-rss_limit_mb=2048".into(),
             "-print_final_stats=1".into(),
         ]);
@@ -265,7 +279,7 @@ fn cmin(o: &Opts) -> Result<(), String> {
         c.arg("cmin").args(sanitizer_args(o)).arg(&t).args([
             "--",
             "-use_counters=0",
-            "-timeout=10",
+            &format!("-timeout={}", o.timeout),
         ]);
         eprintln!("xtask: {c:?}");
         let st = c.status().map_err(|e| format!("cargo fuzz: {e}"))?;
@@ -292,7 +306,7 @@ fn repro(o: &Opts) -> Result<(), String> {
         c.arg(p);
     }
     // A hang must show up as a failure, not as a 20-minute wait.
-    c.args(["--", "-timeout=10"]);
+    c.args(["--".into(), format!("-timeout={}", o.timeout)]);
     eprintln!("xtask: {c:?}");
     let st = c.status().map_err(|e| format!("cargo fuzz: {e}"))?;
     if st.success() {
