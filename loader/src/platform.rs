@@ -372,6 +372,13 @@ pub fn run(st: &mut State) -> ! {
             run,
         });
     }
+    #[cfg(feature = "cmd-exception")]
+    sh.register(Command {
+        name: "exception",
+        usage: "exception undefined|breakpoint|abort|panic",
+        help: "raise an exception or a panic on purpose (test builds only)",
+        run: exceptions::cmd_exception,
+    });
     if let Some(msg) = cs::load_saved_env(&mut sh) {
         sh.print(&format!("{msg}\n"));
     }

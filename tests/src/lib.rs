@@ -32,6 +32,21 @@ pub fn loader_bin() -> PathBuf {
     p
 }
 
+/// The test build with the `exception` command (loader feature
+/// `cmd-exception`): $PARKBOOT_LOADER_EXCEPTION or
+/// target/loader-exception.bin (`cargo xtask test` builds it).
+pub fn loader_exception_bin() -> PathBuf {
+    let p = std::env::var_os("PARKBOOT_LOADER_EXCEPTION")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/loader-exception.bin"));
+    assert!(
+        p.exists(),
+        "{} does not exist: run `cargo xtask test`",
+        p.display()
+    );
+    p
+}
+
 /// A scratch directory for one test's files.
 pub fn scratch(name: &str) -> PathBuf {
     let d = root().join("target/qemu-tests").join(name);

@@ -2,7 +2,7 @@
 //! addresses), reads the DT, keeps a memory map, and its shell behaves like
 //! U-Boot's — including every bad-input path answering with one line and the
 //! prompt.
-use qemu_harness::{scratch, Opts, Qemu};
+use qemu_harness::{loader_exception_bin, scratch, Opts, Qemu};
 use std::time::Duration;
 
 fn boot(name: &str, opts: &Opts) -> Qemu {
@@ -348,4 +348,87 @@ fn line_editing_with_history_when_a_terminal_answers() {
     q.send_raw(b"echo abdx\x7f\x1b[Dc\r");
     q.expect("abcd");
     q.expect("=> ");
+}
+
+/// The panic policy and the exception report (docs/robustness.md, guarantee
+/// 1): nothing typed at loader.bin can panic, so the test build's
+/// `exception` command (U-Boot's CONFIG_CMD_EXCEPTION) raises each on
+/// purpose. Every report names what happened with the registers, then the CPU
+/// stops for good: no prompt, no reset, nothing more on the console, input
+/// ignored.
+#[test]
+fn panic_and_exceptions_are_reported_then_the_cpu_halts() {
+    let image_len = std::fs::metadata(loader_exception_bin()).unwrap().len();
+    let cases: [(&str, bool, &[&str]); 4] = [
+        (
+            "panic",
+            true,
+            &[
+                "*** parkboot: PANIC: exception command: deliberate panic",
+                "    at loader/src/arch/exceptions.rs:",
+                " x28 ",
+            ],
+        ),
+        (
+            "undefined",
+            true,
+            &[
+                "unexpected exception: Synchronous (current EL, SPx) at EL2",
+                "(EC 0x00: unknown reason)",
+                " x30 ",
+            ],
+        ),
+        ("breakpoint", true, &["at EL2", "(EC 0x3c: BRK)", " x30 "]),
+        (
+            "abort",
+            false,
+            &[
+                "unexpected exception: Synchronous (current EL, SPx) at EL1",
+                "(EC 0x25: data abort)",
+                "FAR 0x0000dead00000000",
+                " x30 ",
+            ],
+        ),
+    ];
+    for (what, el2, want) in cases {
+        let opts = Opts {
+            el2,
+            kernel: Some(loader_exception_bin()),
+            ..Opts::default()
+        };
+        let mut q = boot(&format!("exception_{what}"), &opts);
+        q.send(&format!("exception {what}"));
+        q.expect(&format!("exception: raising '{what}'"));
+        for w in want {
+            q.expect(w);
+        }
+        // Where it stopped and its callers, as link addresses inside the
+        // image (for addr2line).
+        q.expect("backtrace (link addresses): ");
+        let report = q.expect("CPU halted (reset the board).");
+        let frames: Vec<u64> = report
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(hex)
+            .collect();
+        if frames.len() < 2 || frames.iter().any(|&a| a == 0 || a >= image_len) {
+            q.fail(&format!(
+                "backtrace {frames:x?} not inside the {image_len}-byte image"
+            ));
+        }
+        // Halted: typed input gets no echo and no prompt, the board does not
+        // reset (QEMU runs with -no-reboot, so a reset would end it) or
+        // start again, and nothing else is printed.
+        let before = q.transcript().len();
+        q.send("version");
+        if q.wait_exit(Duration::from_millis(1500)) {
+            q.fail("QEMU exited after the report: the loader reset or powered off");
+        }
+        let after = q.transcript();
+        if after.len() != before {
+            q.fail(&format!("output after the halt: {:?}", &after[before..]));
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's runner.
 //!
 //!   cargo xtask build            build target/loader.bin (release, flat arm64 Image)
+//!   cargo xtask build --exception  the test build with the `exception` command:
+//!                                target/loader-exception.bin (never shipped)
 //!   cargo xtask run [-- QEMU…]   build, make the demo disk, boot QEMU into the loader
 //!   cargo xtask test             everything CI runs: host tests, QEMU tests
 //!   cargo xtask qemu-deps        check for the host tools the QEMU tests need
@@ -36,7 +38,19 @@ fn cargo() -> Command {
 
 /// Builds the loader ELF and converts it into target/loader.bin.
 pub fn build() -> Result<PathBuf, String> {
-    run(cargo().args([
+    build_variant(&[], "loader.bin")
+}
+
+/// The test build with U-Boot's `exception` command (loader feature
+/// `cmd-exception`): target/loader-exception.bin, for the panic and
+/// exception-report tests. Never shipped.
+pub fn build_exception_variant() -> Result<PathBuf, String> {
+    build_variant(&["cmd-exception"], "loader-exception.bin")
+}
+
+fn build_variant(features: &[&str], name: &str) -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.args([
         "build",
         "--quiet",
         "-p",
@@ -46,7 +60,11 @@ pub fn build() -> Result<PathBuf, String> {
         "--target",
         "aarch64-unknown-none",
         "--release",
-    ]))?;
+    ]);
+    if !features.is_empty() {
+        c.args(["--features", &features.join(",")]);
+    }
+    run(&mut c)?;
     // Cargo writes where CARGO_TARGET_DIR says (default: <root>/target).
     let cargo_target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -55,7 +73,7 @@ pub fn build() -> Result<PathBuf, String> {
     let elf = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
     let bin = elf::to_flat_binary(&elf)?;
     check_image_header(&bin)?;
-    let out = root().join("target/loader.bin");
+    let out = root().join("target").join(name);
     std::fs::write(&out, &bin).map_err(|e| format!("{}: {e}", out.display()))?;
     let image_size = u64::from_le_bytes(bin[16..24].try_into().unwrap());
     eprintln!(
@@ -113,6 +131,7 @@ fn main() {
         .cloned()
         .collect();
     let res = match cmd {
+        "build" if rest.iter().any(|a| a == "--exception") => build_exception_variant().map(|_| ()),
         "build" => build().map(|_| ()),
         "payload" => {
             xtask::payload::build_payload().map(|p| eprintln!("xtask: wrote {}", p.display()))
@@ -141,6 +160,9 @@ fn main() {
 }
 
 fn test(rest: &[String]) -> Result<(), String> {
+    // The variant first, so that the ELF left in the target dir (for
+    // addr2line on a backtrace) is loader.bin's.
+    let exception_loader = build_exception_variant()?;
     let loader = build()?;
     xtask::payload::build_payload()?;
     // The kernel tests boot Debian's stock arm64 kernel: fetch it first.
@@ -148,6 +170,7 @@ fn test(rest: &[String]) -> Result<(), String> {
     let mut c = cargo();
     c.args(["test", "--workspace", "--release"])
         .env("PARKBOOT_LOADER", &loader)
+        .env("PARKBOOT_LOADER_EXCEPTION", &exception_loader)
         .args(["--", "--test-threads=2"])
         .args(rest)
         .stdout(std::process::Stdio::piped());

@@ -94,6 +94,7 @@ extern "C" fn exception_handler(kind: u64, frame: &mut Frame) {
         frame.spsr
     );
     report_registers(&frame.x);
+    backtrace(Some(frame.elr), frame.x[29]);
     halt("stopped after unexpected exception");
 }
 
@@ -141,16 +142,125 @@ pub fn probe_read_u32(addr: usize) -> Option<u32> {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    // The registers first, before printing disturbs them: they are those of
+    // the panic handler's entry (x29/x30/sp lead back to the panicking code;
+    // the backtrace below walks that chain).
+    let mut x = [0u64; 31];
+    let sp: u64;
+    // SAFETY: stores the general registers into `x` (a local array); no other
+    // memory is touched and no register is modified except the base.
+    unsafe {
+        asm!(
+            "stp x0, x1, [{b}, #0]",
+            "stp x2, x3, [{b}, #16]",
+            "stp x4, x5, [{b}, #32]",
+            "stp x6, x7, [{b}, #48]",
+            "stp x8, x9, [{b}, #64]",
+            "stp x10, x11, [{b}, #80]",
+            "stp x12, x13, [{b}, #96]",
+            "stp x14, x15, [{b}, #112]",
+            "stp x16, x17, [{b}, #128]",
+            "stp x18, x19, [{b}, #144]",
+            "stp x20, x21, [{b}, #160]",
+            "stp x22, x23, [{b}, #176]",
+            "stp x24, x25, [{b}, #192]",
+            "stp x26, x27, [{b}, #208]",
+            "stp x28, x29, [{b}, #224]",
+            "str x30, [{b}, #240]",
+            "mov {sp}, sp",
+            b = in(reg) x.as_mut_ptr(),
+            sp = out(reg) sp,
+            options(nostack, preserves_flags),
+        );
+    }
     crate::println!("\n*** parkboot: PANIC: {}", info.message());
     if let Some(loc) = info.location() {
         crate::println!("    at {}:{}:{}", loc.file(), loc.line(), loc.column());
     }
-    let regs = [0u64; 31];
     let (esr, far) = read_esr_far();
     crate::println!(
-        "    EL{} last ESR {esr:#x} FAR {far:#x}",
+        "    EL{}  SP {sp:#018x}  last ESR {esr:#x} FAR {far:#x}",
         super::cpu::current_el()
     );
-    let _ = regs;
+    report_registers(&x);
+    backtrace(None, x[29]);
     halt("panic")
 }
+
+/// `pc` (if given) and the call sites along the frame-pointer chain from
+/// `fp` (the loader is built with frame pointers), as link-time addresses
+/// for `addr2line -e target/aarch64-unknown-none/release/parkboot`. Every
+/// frame must lie inside the primary stack and above the previous one, so a
+/// corrupt chain ends the walk instead of faulting.
+fn backtrace(pc: Option<u64>, mut fp: u64) {
+    extern "C" {
+        static __stack_bottom: u8;
+        static __stack_top: u8;
+        static __image_start: u8;
+    }
+    // Only the addresses of the linker symbols are taken.
+    let (lo, hi, base) = (
+        core::ptr::addr_of!(__stack_bottom) as u64,
+        core::ptr::addr_of!(__stack_top) as u64,
+        core::ptr::addr_of!(__image_start) as u64,
+    );
+    crate::print!("    backtrace (link addresses):");
+    if let Some(pc) = pc {
+        crate::print!(" {:#x}", pc.wrapping_sub(base));
+    }
+    for _ in 0..16 {
+        if fp < lo || fp.saturating_add(16) > hi || !fp.is_multiple_of(16) {
+            break;
+        }
+        // SAFETY: `fp` is a 16-byte aligned address inside the stack, which
+        // is mapped normal memory; reading it has no side effects.
+        let (next, lr) = unsafe {
+            let p = fp as *const u64;
+            (p.read_volatile(), p.add(1).read_volatile())
+        };
+        if lr == 0 {
+            break;
+        }
+        crate::print!(" {:#x}", lr.wrapping_sub(base).wrapping_sub(4));
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    crate::println!();
+}
+
+/// U-Boot's `exception` command (CONFIG_CMD_EXCEPTION): raise an exception or
+/// a panic on purpose, to check the reports and the halt on a board. Built
+/// only with the `cmd-exception` feature (`loader-exception.bin`, used by the
+/// tests), so that nothing typed at a release loader can stop it.
+#[cfg(feature = "cmd-exception")]
+pub fn cmd_exception(
+    sh: &mut crate::platform::Sh,
+    args: &[alloc::string::String],
+) -> shell::CmdResult {
+    let [_, what] = args else {
+        return Err(shell::CmdError::Usage);
+    };
+    sh.print(&alloc::format!("exception: raising '{what}'\n"));
+    super::uart::flush();
+    match what.as_str() {
+        // SAFETY (all three): the instruction traps at once into the
+        // exception vectors, which report and halt; nothing returns here.
+        "undefined" => unsafe { asm!("udf #0", options(nomem, nostack)) },
+        "breakpoint" => unsafe { asm!("brk #0x1234", options(nomem, nostack)) },
+        "abort" => unsafe {
+            asm!("ldr {v}, [{a}]", a = in(reg) EXCEPTION_ABORT_ADDR, v = out(reg) _, options(nostack))
+        },
+        "panic" => panic!("exception command: deliberate panic"),
+        _ => return Err(shell::CmdError::Usage),
+    }
+    Err(shell::CmdError::Msg(alloc::format!(
+        "exception: '{what}' did not trap"
+    )))
+}
+
+/// Not mapped by the loader's page tables (above every RAM and device range
+/// of the boards it supports), so a load from it is a translation fault.
+#[cfg(feature = "cmd-exception")]
+pub const EXCEPTION_ABORT_ADDR: u64 = 0xdead_0000_0000;
