@@ -1755,7 +1755,7 @@ mod tests {
                     seed ^= seed << 13;
                     seed ^= seed >> 17;
                     seed ^= seed << 5;
-                    let at = seed as usize % fat.len() & !3;
+                    let at = (seed as usize % fat.len()) & !3;
                     let run = (seed >> 20) as usize % 97 + 1;
                     let v: u32 = match seed >> 29 {
                         0 | 1 => 0,
