@@ -658,6 +658,16 @@ impl Smp {
         }
         let base = self.header.phys_base;
         let entry = self.header.entry_addr();
+        // The pen is opened (validated) before any CPU is woken: an error
+        // here leaves every resting CPU resting, and a later recall can
+        // still send CPU_ON.
+        // SAFETY: our own claimed pen.
+        let mut p = Pen::open(
+            unsafe { ram_mut(base, self.header.total_size) },
+            base,
+            &mut ops,
+        )
+        .map_err(|e| format!("pen: {e}"))?;
         for c in self.cpus.iter_mut() {
             if c.state == CpuState::Off {
                 c.arrival_us = None;
@@ -668,13 +678,6 @@ impl Smp {
                 }
             }
         }
-        // SAFETY: our own claimed pen.
-        let mut p = Pen::open(
-            unsafe { ram_mut(base, self.header.total_size) },
-            base,
-            &mut ops,
-        )
-        .map_err(|e| format!("pen: {e}"))?;
         await_arrivals(
             &mut p,
             &mut ops,
