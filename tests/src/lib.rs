@@ -21,27 +21,34 @@ pub fn root() -> PathBuf {
 
 /// The loader image under test: $PARKBOOT_LOADER or target/loader.bin.
 pub fn loader_bin() -> PathBuf {
-    let p = std::env::var_os("PARKBOOT_LOADER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/loader.bin"));
-    assert!(
-        p.exists(),
-        "{} does not exist: run `cargo xtask build` (or `cargo xtask test`)",
-        p.display()
-    );
-    p
+    built_image("PARKBOOT_LOADER", "loader.bin", "cargo xtask build")
 }
 
 /// The test build with the `exception` command (loader feature
 /// `cmd-exception`): $PARKBOOT_LOADER_EXCEPTION or
-/// target/loader-exception.bin (`cargo xtask test` builds it).
+/// target/loader-exception.bin.
 pub fn loader_exception_bin() -> PathBuf {
-    let p = std::env::var_os("PARKBOOT_LOADER_EXCEPTION")
+    built_image(
+        "PARKBOOT_LOADER_EXCEPTION",
+        "loader-exception.bin",
+        "cargo xtask build --exception",
+    )
+}
+
+/// The bare-metal test payload: $PARKBOOT_PAYLOAD or target/payload.bin.
+pub fn payload_bin() -> PathBuf {
+    built_image("PARKBOOT_PAYLOAD", "payload.bin", "cargo xtask payload")
+}
+
+/// `$var`, else target/`name`, which must exist (`how` makes it; `cargo
+/// xtask test` makes them all).
+fn built_image(var: &str, name: &str, how: &str) -> PathBuf {
+    let p = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/loader-exception.bin"));
+        .unwrap_or_else(|| root().join("target").join(name));
     assert!(
         p.exists(),
-        "{} does not exist: run `cargo xtask test`",
+        "{} does not exist: run `{how}` (or `cargo xtask test`)",
         p.display()
     );
     p

@@ -7,7 +7,9 @@
 //! `/parkboot.env` (`bootdelay=0`), `/payload.bin` and, for chains,
 //! `/loader.bin` — so each new loader in a chain boots the next payload by
 //! itself, without typing.
-use qemu_harness::{dts_add_root_child, edited_virt_dtb, loader_bin, root, scratch, Opts, Qemu};
+use qemu_harness::{
+    dts_add_root_child, edited_virt_dtb, loader_bin, payload_bin, scratch, Opts, Qemu,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xtask::disk::{make_fat_disk, DiskSpec, Source, Table};
@@ -16,19 +18,6 @@ use xtask::virt_dt::{
 };
 
 const T: Duration = Duration::from_secs(60);
-
-/// The payload under test: $PARKBOOT_PAYLOAD or target/payload.bin.
-fn payload_bin() -> PathBuf {
-    let p = std::env::var_os("PARKBOOT_PAYLOAD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/payload.bin"));
-    assert!(
-        p.exists(),
-        "{} does not exist: run `cargo xtask test` (it builds the payload)",
-        p.display()
-    );
-    p
-}
 
 fn disk(dir: &Path, boot_cmd: &str, with_loader: bool) -> PathBuf {
     disk_with(dir, "bootdelay=0\n", Some(boot_cmd), with_loader)
