@@ -47,6 +47,10 @@ pub struct State {
     /// The pen and the CPUs (None until gathered, or if gathering failed).
     pub smp: Option<crate::smp::Smp>,
     pub smp_error: Option<String>,
+    /// How waiting CPUs sleep (the pen's wake block; `gic::init` for the boot CPU).
+    pub wake: loader::wake::WakeConfig,
+    /// Why waiting CPUs cannot sleep on a timer interrupt, if they cannot.
+    pub wake_note: Option<String>,
 }
 
 static mut STAGES: loader::bootstage::Bootstage = loader::bootstage::Bootstage::new();
@@ -300,6 +304,8 @@ extern "C" fn rust_entry(x0: u64, entry_ticks: u64, el: u64, x1: u64, x2: u64, x
         fdt_work: None,
         smp: None,
         smp_error: None,
+        wake: loader::wake::WakeConfig::wfe_only(),
+        wake_note: None,
     };
     let _ = el;
     crate::platform::run(&mut st)

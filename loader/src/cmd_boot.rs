@@ -404,12 +404,20 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     if let Some(r) = initrd {
         clean.push(r);
     }
+    // CPUs sleeping in the pen wake on timer interrupts through the distributor, and from
+    // now on every wake period (an OS releases without a kick).
+    let keep_distributor = pen_clean.is_some();
+    if keep_distributor {
+        if let Some(smp) = &sh.platform.st.smp {
+            smp.end_hold();
+        }
+    }
     if let Some(p) = pen_clean {
         clean.push(p);
     }
     // SAFETY: the kernel, DT and initrd are in place and claimed; nothing
     // writes to them after this point.
-    unsafe { handoff::handoff(entry, fdt_dest, &clean) }
+    unsafe { handoff::handoff(entry, fdt_dest, &clean, keep_distributor) }
 }
 
 fn lowest_free(map: &MemMap, _hdr: &ImageHeader, footprint: u64) -> Result<u64, CmdError> {

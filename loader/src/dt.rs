@@ -538,6 +538,9 @@ pub struct Console {
     pub compatible: Vec<String>,
     /// First `reg` entry translated to a CPU address, if any.
     pub reg: Option<Region>,
+    /// Its first interrupt as a GIC INTID (SPI n = n + 32, PPI n = n + 16), when `interrupts`
+    /// is a GIC triple.
+    pub irq: Option<u32>,
 }
 
 /// `/chosen` properties the loader cares about.
@@ -611,6 +614,47 @@ pub struct Gic {
     pub path: String,
     /// v2: distributor, CPU interface, ...; v3: distributor, redistributor region(s), ...
     pub regs: Vec<Region>,
+    /// v3: `#redistributor-regions` (default 1): `regs[1..=n]` are redistributor regions.
+    pub redist_regions: u32,
+}
+
+impl Gic {
+    /// The distributor (`reg` entry 0).
+    #[must_use]
+    pub fn distributor(&self) -> Option<Region> {
+        self.regs.first().copied()
+    }
+
+    /// v2: the CPU interface (`reg` entry 1).
+    #[must_use]
+    pub fn cpu_interface(&self) -> Option<Region> {
+        match self.version {
+            GicVersion::V2 => self.regs.get(1).copied(),
+            GicVersion::V3 => None,
+        }
+    }
+
+    /// v3: the redistributor regions (`reg` entries 1..=`#redistributor-regions`).
+    #[must_use]
+    pub fn redistributors(&self) -> &[Region] {
+        match self.version {
+            GicVersion::V2 => &[],
+            GicVersion::V3 => {
+                let n = (self.redist_regions as usize).min(self.regs.len().saturating_sub(1));
+                self.regs.get(1..1 + n).unwrap_or(&[])
+            }
+        }
+    }
+}
+
+/// The architected timer's interrupts as GIC INTIDs (PPI number + 16), in the binding's order.
+/// `None` where the node gives no PPI for that timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimerIrqs {
+    pub secure_phys: Option<u32>,
+    pub nonsecure_phys: Option<u32>,
+    pub virt: Option<u32>,
+    pub hyp_phys: Option<u32>,
 }
 
 /// One `reg` entry of a device node, translated to a CPU physical address, or one window of a
@@ -663,6 +707,8 @@ pub struct DtInfo {
     pub gic: Option<Gic>,
     /// `clock-frequency` of the architected timer node, if given.
     pub timer_frequency: Option<u32>,
+    /// The architected timer node's `interrupts` (GIC PPIs), if it has a usable one.
+    pub timer_irqs: Option<TimerIrqs>,
     /// Device `reg`s (translated through parent `ranges`) and PCI windows, in tree order.
     pub mmio: Vec<MmioRegion>,
     /// `/config/environment` properties (U-Boot's `CONFIG_ENV_IMPORT_FDT`): each one a
@@ -942,6 +988,45 @@ fn u32_of(value: &[u8]) -> Option<u32> {
     } else {
         None
     }
+}
+
+/// Most `#redistributor-regions` a GICv3 node may declare.
+pub const MAX_REDIST_REGIONS: u32 = 16;
+
+/// The first interrupt of an `interrupts` property written for a GIC (type, number, flags) as
+/// an INTID: SPI (type 0) n → n + 32 (n < 988), PPI (type 1) n → n + 16 (n < 16).
+fn gic_intid(value: &[u8]) -> Option<u32> {
+    if value.len() < 12 || !value.len().is_multiple_of(12) {
+        return None;
+    }
+    let ty = be32_at(value, 0)?;
+    let num = be32_at(value, 4)?;
+    match ty {
+        0 if num < 988 => Some(num + 32),
+        1 if num < 16 => Some(num + 16),
+        _ => None,
+    }
+}
+
+/// Decodes an architected timer's `interrupts` written for a GIC (three cells per interrupt:
+/// type, number, flags; type 1 = PPI). Up to four interrupts in the binding's order (secure
+/// physical, non-secure physical, virtual, hypervisor physical); a non-PPI entry gives `None`
+/// for that timer. `None` if the property is not a whole number of triples, or has none.
+fn timer_irqs(value: &[u8]) -> Option<TimerIrqs> {
+    if value.is_empty() || !value.len().is_multiple_of(12) {
+        return None;
+    }
+    let ppi = |i: usize| -> Option<u32> {
+        let ty = be32_at(value, i * 12)?;
+        let num = be32_at(value, i * 12 + 4)?;
+        (ty == 1 && num < 16).then_some(num + 16)
+    };
+    Some(TimerIrqs {
+        secure_phys: ppi(0),
+        nonsecure_phys: ppi(1),
+        virt: ppi(2),
+        hyp_phys: ppi(3),
+    })
 }
 
 /// Big-endian number of 0, 1 or 2 cells (`value.len()` 0, 4 or 8).
@@ -1702,16 +1787,49 @@ impl<'a> Parser<'a> {
                 None
             };
             if let Some(version) = version {
+                let redist_regions = match prop(node, "#redistributor-regions") {
+                    None => 1,
+                    Some(v) => match u32_of(v) {
+                        Some(n) if (1..=MAX_REDIST_REGIONS).contains(&n) => n,
+                        _ => {
+                            self.warn(
+                                path,
+                                WarningKind::BadLength {
+                                    prop: "#redistributor-regions",
+                                    len: v.len(),
+                                    expected: "one cell, 1..=16",
+                                },
+                            );
+                            1
+                        }
+                    },
+                };
                 self.info.gic = Some(Gic {
                     version,
                     path: path.to_owned(),
                     regs: regs.clone(),
+                    redist_regions,
                 });
             }
         }
-        if (has_string(compat, "arm,armv8-timer") || has_string(compat, "arm,armv7-timer"))
-            && self.info.timer_frequency.is_none()
-        {
+        let is_timer =
+            has_string(compat, "arm,armv8-timer") || has_string(compat, "arm,armv7-timer");
+        if is_timer && self.info.timer_irqs.is_none() {
+            if let Some(v) = prop(node, "interrupts") {
+                match timer_irqs(v) {
+                    Some(t) => self.info.timer_irqs = Some(t),
+                    None => self.warn(
+                        path,
+                        WarningKind::BadLength {
+                            prop: "interrupts",
+                            len: v.len(),
+                            expected: "GIC triples (type, number, flags)",
+                        },
+                    ),
+                }
+            }
+        }
+        if is_timer && self.info.timer_frequency.is_none() {
             if let Some(v) = prop(node, "clock-frequency") {
                 match u32_of(v) {
                     Some(hz) => self.info.timer_frequency = Some(hz),
@@ -1979,11 +2097,13 @@ impl<'a> Parser<'a> {
             self.warn(&canon, WarningKind::ConsoleWithoutReg);
         }
         let compatible = self.string_list_prop(&node, &canon, "compatible");
+        let irq = prop(&node, "interrupts").and_then(gic_intid);
         self.info.console = Some(Console {
             path: canon,
             options: options.filter(|o| !o.is_empty()).map(ToOwned::to_owned),
             compatible,
             reg,
+            irq,
         });
     }
 }
@@ -2323,7 +2443,20 @@ mod tests {
                 Region::new(0x080a_0000, 0xf6_0000)
             ]
         );
+        assert_eq!(gic.distributor(), Some(Region::new(0x0800_0000, 0x1_0000)));
+        assert_eq!(gic.cpu_interface(), None);
+        assert_eq!(gic.redistributors(), [Region::new(0x080a_0000, 0xf6_0000)]);
         assert_eq!(info.timer_frequency, None);
+        // QEMU: <1 13 0x304>, <1 14 0x304>, <1 11 0x304>, <1 10 0x304>.
+        assert_eq!(
+            info.timer_irqs,
+            Some(TimerIrqs {
+                secure_phys: Some(29),
+                nonsecure_phys: Some(30),
+                virt: Some(27),
+                hyp_phys: Some(26),
+            })
+        );
         // MMIO: devices at the root and the ITS below the GIC (translated through `ranges;`).
         let find = |p: &str| {
             info.mmio
@@ -2788,6 +2921,7 @@ mod tests {
             vec![
                 pb("compatible", b"arm,pl011\0"),
                 pc("reg", &[0, 0x0900_0000, 0, 0x1000]),
+                pc("interrupts", &[0, 1, 4]),
             ],
             vec![],
         );
@@ -2811,6 +2945,7 @@ mod tests {
                 let c = info.console.unwrap();
                 assert_eq!(c.path, "/serial@9000000");
                 assert_eq!(c.reg.map(|r| r.base), Some(0x0900_0000));
+                assert_eq!(c.irq, Some(33));
             } else {
                 assert!(
                     has_warning(&info, |k| matches!(
@@ -2987,6 +3122,11 @@ mod tests {
                 vec![
                     pb("compatible", b"arm,armv8-timer\0"),
                     pc("clock-frequency", &[24_000_000]),
+                    // secure phys is an SPI here (not a PPI: None), then 14, 11, 10
+                    pc(
+                        "interrupts",
+                        &[0, 13, 4, 1, 14, 0xf08, 1, 11, 0xf08, 1, 10, 0xf08],
+                    ),
                 ],
                 vec![],
             ),
@@ -3013,7 +3153,19 @@ mod tests {
         let gic = info.gic.clone().unwrap();
         assert_eq!(gic.version, GicVersion::V2);
         assert_eq!(gic.regs.len(), 2);
+        assert_eq!(gic.distributor(), Some(Region::new(0x2c00_1000, 0x1000)));
+        assert_eq!(gic.cpu_interface(), Some(Region::new(0x2c00_2000, 0x2000)));
+        assert!(gic.redistributors().is_empty());
         assert_eq!(info.timer_frequency, Some(24_000_000));
+        assert_eq!(
+            info.timer_irqs,
+            Some(TimerIrqs {
+                secure_phys: None,
+                nonsecure_phys: Some(30),
+                virt: Some(27),
+                hyp_phys: Some(26),
+            })
+        );
         assert_eq!(info.virtio_mmio.len(), 1);
         assert_eq!(info.virtio_mmio[0].region.base, 0x0a00_0200);
         let dis = info
@@ -3023,6 +3175,93 @@ mod tests {
             .unwrap();
         assert!(!dis.enabled);
         assert!(info.to_string().contains("timer: 24000000 Hz"));
+    }
+
+    #[test]
+    fn gic_intids() {
+        let c = |v: &[u32]| cells(v);
+        assert_eq!(gic_intid(&c(&[0, 1, 4])), Some(33));
+        assert_eq!(gic_intid(&c(&[1, 14, 0xf04])), Some(30));
+        assert_eq!(gic_intid(&c(&[1, 16, 4])), None);
+        assert_eq!(gic_intid(&c(&[0, 988, 4])), None);
+        assert_eq!(gic_intid(&c(&[2, 1, 4])), None);
+        assert_eq!(gic_intid(&c(&[0, 1])), None);
+        assert_eq!(gic_intid(&c(&[0, 1, 4, 0, 2, 4])), Some(33));
+    }
+
+    #[test]
+    fn timer_interrupts_and_redistributor_regions_are_checked() {
+        let t = tree(vec![
+            n(
+                "intc@8000000",
+                vec![
+                    pb("compatible", b"arm,gic-v3\0"),
+                    pc("#redistributor-regions", &[2]),
+                    pc(
+                        "reg",
+                        &[
+                            0,
+                            0x0800_0000,
+                            0,
+                            0x1_0000,
+                            0,
+                            0x080a_0000,
+                            0,
+                            0xf6_0000,
+                            0,
+                            0x1000_0000,
+                            0,
+                            0x4_0000,
+                            0,
+                            0x0801_0000,
+                            0,
+                            0x1_0000,
+                        ],
+                    ),
+                ],
+                vec![],
+            ),
+            n(
+                "timer",
+                vec![
+                    pb("compatible", b"arm,armv8-timer\0"),
+                    // not whole triples: ignored with a warning
+                    pc("interrupts", &[1, 13, 4, 1]),
+                ],
+                vec![],
+            ),
+        ]);
+        let info = parse_tree(&t);
+        let gic = info.gic.clone().unwrap();
+        assert_eq!(gic.redist_regions, 2);
+        assert_eq!(
+            gic.redistributors(),
+            [
+                Region::new(0x080a_0000, 0xf6_0000),
+                Region::new(0x1000_0000, 0x4_0000)
+            ]
+        );
+        assert_eq!(info.timer_irqs, None);
+        assert!(info
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("interrupts")));
+
+        // More redistributor regions than `reg` entries: clamped, never out of bounds.
+        let t = tree(vec![n(
+            "intc@8000000",
+            vec![
+                pb("compatible", b"arm,gic-v3\0"),
+                pc("#redistributor-regions", &[9]),
+                pc(
+                    "reg",
+                    &[0, 0x0800_0000, 0, 0x1_0000, 0, 0x080a_0000, 0, 0xf6_0000],
+                ),
+            ],
+            vec![],
+        )]);
+        let gic = parse_tree(&t).gic.unwrap();
+        assert_eq!(gic.redistributors(), [Region::new(0x080a_0000, 0xf6_0000)]);
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod gzip;
 pub mod image;
 pub mod memmap;
 pub mod pen;
+pub mod wake;

@@ -26,6 +26,7 @@ use core::fmt;
 use core::sync::atomic::{compiler_fence, Ordering};
 
 use crate::dt::{DtInfo, EnableMethod, Region};
+use crate::wake::WaitMethod;
 
 // ---------------------------------------------------------------------------------------------
 // Format constants (version 1). The asm constants in arch/pen.S are checked against these.
@@ -106,6 +107,10 @@ pub mod state {
     pub const RELEASES: usize = 32;
     pub const LAST_ENTRY: usize = 40;
     pub const EL: usize = 48;
+    /// u32: times the CPU came back from its wait instruction (wraps).
+    pub const WAKES: usize = 56;
+    /// u32: how it waits ([`crate::wake::WaitMethod`]; 0 in pens without the wake block).
+    pub const WAIT: usize = 60;
 }
 
 /// Release modes (`slot::MODE`).
@@ -399,11 +404,17 @@ pub struct SlotState {
     pub last_entry: u64,
     /// EL at the last arrival.
     pub el: u64,
+    /// Wake-ups from its wait instruction (a sleeping CPU counts one per wake period).
+    pub wakes: u32,
+    /// How it waits.
+    pub wait: WaitMethod,
 }
 
 impl SlotState {
     fn from_bytes(b: &[u8]) -> Option<Self> {
         Some(Self {
+            wakes: rd_u32(b, state::WAKES)?,
+            wait: WaitMethod::from_raw(rd_u32(b, state::WAIT)?),
             status: SlotStatus::from_raw(rd_u64(b, state::STATUS)?),
             mpidr_seen: rd_u64(b, state::MPIDR_SEEN)?,
             entries: rd_u64(b, state::ENTRIES)?,
@@ -1059,13 +1070,15 @@ impl<'a> Pen<'a> {
         let addr = self.header.state_addr(i).unwrap_or(0);
         ops.clean_invalidate(addr, u64::from(STATE_SIZE));
         compiler_fence(Ordering::SeqCst);
-        let mut words = [0u64; 7];
+        let mut words = [0u64; 8];
         for (k, w) in words.iter_mut().enumerate() {
             *w = vload(self.mem, off.saturating_add(k.saturating_mul(8)))
                 .ok_or(PenError::Unaligned)?;
         }
-        let [status, mpidr_seen, entries, parks, releases, last_entry, el] = words;
+        let [status, mpidr_seen, entries, parks, releases, last_entry, el, wake] = words;
         Ok(SlotState {
+            wakes: wake as u32,
+            wait: WaitMethod::from_raw((wake >> 32) as u32),
             status: SlotStatus::from_raw(status),
             mpidr_seen,
             entries,
@@ -1769,6 +1782,7 @@ fn cpu_action(
 mod tests {
     use super::*;
     use crate::dt::{Cpu, Prop64, Status};
+    use crate::wake;
     use alloc::format;
     use alloc::string::ToString;
     use alloc::vec;
@@ -3029,6 +3043,45 @@ mod tests {
             ("PEN_ST_RELEASES", state::RELEASES as u64),
             ("PEN_ST_LAST_ENTRY", state::LAST_ENTRY as u64),
             ("PEN_ST_EL", state::EL as u64),
+            ("PEN_ST_WAKES", state::WAKES as u64),
+            ("PEN_ST_WAIT", state::WAIT as u64),
+            ("WAKE_BLOCK_SIZE", wake::WAKE_BLOCK_SIZE as u64),
+            ("WAKE_GIC_VERSION", wake::off::GIC_VERSION as u64),
+            ("WAKE_FLAGS", wake::off::FLAGS as u64),
+            ("WAKE_PERIOD", wake::off::PERIOD as u64),
+            ("WAKE_INTID_EL2", wake::off::INTID_EL2 as u64),
+            ("WAKE_INTID_EL1", wake::off::INTID_EL1 as u64),
+            ("WAKE_GICD", wake::off::GICD as u64),
+            ("WAKE_GICC", wake::off::GICC as u64),
+            ("WAKE_NR_GICR", wake::off::NR_GICR as u64),
+            ("WAKE_HOLD_PERIOD", wake::off::HOLD_PERIOD as u64),
+            ("WAKE_GICR", wake::off::GICR as u64),
+            ("WAKE_MAX_GICR", wake::MAX_GICR_REGIONS as u64),
+            ("WAKE_PMR", u64::from(wake::WAKE_PMR)),
+            ("WAIT_WFE", u64::from(wake::WaitMethod::WFE)),
+            ("WAIT_WFIT", u64::from(wake::WaitMethod::WFIT)),
+            ("WAIT_GICV2", u64::from(wake::WaitMethod::GICV2)),
+            ("WAIT_GICV3", u64::from(wake::WaitMethod::GICV3)),
+            ("WAKE_SGI", u64::from(wake::WAKE_SGI)),
+            ("GICD_CTLR", wake::regs::GICD_CTLR as u64),
+            ("GICD_ISENABLER", wake::regs::GICD_ISENABLER as u64),
+            ("GICD_ICENABLER", wake::regs::GICD_ICENABLER as u64),
+            ("GICD_ICPENDR", wake::regs::GICD_ICPENDR as u64),
+            ("GICD_IPRIORITYR", wake::regs::GICD_IPRIORITYR as u64),
+            ("GICD_CPENDSGIR", wake::regs::GICD_CPENDSGIR as u64),
+            ("GICC_CTLR", wake::regs::GICC_CTLR as u64),
+            ("GICC_PMR", wake::regs::GICC_PMR as u64),
+            ("GICR_CTLR", wake::regs::GICR_CTLR as u64),
+            ("GICR_WAKER", wake::regs::GICR_WAKER as u64),
+            ("GICR_TYPER", wake::regs::GICR_TYPER as u64),
+            ("GICR_FRAME", wake::GICR_FRAME),
+            ("GICR_SGI_OFFSET", wake::regs::GICR_SGI_OFFSET as u64),
+            ("GICR_IGROUPR0", wake::regs::GICR_IGROUPR0 as u64),
+            ("GICR_ISENABLER0", wake::regs::GICR_ISENABLER0 as u64),
+            ("GICR_ICENABLER0", wake::regs::GICR_ICENABLER0 as u64),
+            ("GICR_ICPENDR0", wake::regs::GICR_ICPENDR0 as u64),
+            ("GICR_IPRIORITYR", wake::regs::GICR_IPRIORITYR as u64),
+            ("GIC_POLL_LIMIT", u64::from(wake::regs::GIC_POLL_LIMIT)),
             ("PEN_STATUS_WAITING", SlotStatus::Waiting.raw()),
             ("PEN_STATUS_RELEASED", SlotStatus::Released.raw()),
             ("PEN_STATUS_PARKED", SlotStatus::Parked.raw()),
@@ -3045,6 +3098,19 @@ mod tests {
             assert_eq!(got, Some(*v), "{name}");
         }
         assert_eq!(found.len(), want.len(), "unchecked .equ in pen.S");
+        // the wake block magic, built the same way into x2
+        let m = wake::WAKE_MAGIC;
+        for (i, part) in [m & 0xffff, (m >> 16) & 0xffff, (m >> 32) & 0xffff, m >> 48]
+            .iter()
+            .enumerate()
+        {
+            let needle = if i == 0 {
+                format!("movz    x2, #{part:#x}")
+            } else {
+                format!("movk    x2, #{part:#x}, lsl #{}", 16 * i)
+            };
+            assert!(src.contains(&needle), "{needle}");
+        }
         // the magic the asm builds with movz/movk
         let m = PEN_MAGIC;
         for (i, part) in [m & 0xffff, (m >> 16) & 0xffff, (m >> 32) & 0xffff, m >> 48]

@@ -11,7 +11,13 @@ use shell::{CmdError, CmdResult, Command, Platform, Shell};
 
 pub struct Machine<'a> {
     pub st: &'a mut State,
+    /// When the console last delivered a byte (µs): input arriving in a burst (a pasted
+    /// script, a test typing) is read without sleeping between bytes.
+    pub last_rx_us: u64,
 }
+
+/// After a received byte, the console is polled without sleeping for this long.
+const RX_BURST_US: u64 = 20_000;
 
 impl Platform for Machine<'_> {
     fn write_str(&mut self, s: &str) {
@@ -25,7 +31,23 @@ impl Platform for Machine<'_> {
     }
 
     fn read_byte(&mut self) -> Option<u8> {
-        uart::getb()
+        let b = uart::getb();
+        if b.is_some() {
+            self.last_rx_us = timer::now_us();
+        }
+        b
+    }
+
+    /// Waiting for input (the prompt, `sleep`, the autoboot countdown): sleep until the next
+    /// wake period (WFIT or the GIC timer, as the pen does) instead of spinning — except right
+    /// after input arrived, so a burst is read at full speed.
+    fn idle(&mut self) -> bool {
+        if timer::now_us().saturating_sub(self.last_rx_us) < RX_BURST_US {
+            core::hint::spin_loop();
+        } else {
+            crate::arch::gic::idle_once();
+        }
+        true
     }
 
     fn now_us(&self) -> u64 {
@@ -235,6 +257,16 @@ fn cmd_bdinfo(sh: &mut Sh, args: &[String]) -> CmdResult {
         );
     }
     let _ = writeln!(o, "timer freq  = {} Hz", timer::freq());
+    let _ = writeln!(
+        o,
+        "idle        = {} (boot CPU; pen CPUs wake every {} us{})",
+        crate::arch::gic::idle_method(),
+        st.wake.period_us(timer::freq()),
+        st.wake_note
+            .as_ref()
+            .map(|n| format!(", no timer interrupt: {n}"))
+            .unwrap_or_default()
+    );
     let hs = heap::stats();
     let _ = writeln!(
         o,
@@ -357,7 +389,7 @@ pub static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
 ];
 
 pub fn run(st: &mut State) -> ! {
-    let mut sh = Shell::new(Machine { st });
+    let mut sh = Shell::new(Machine { st, last_rx_us: 0 });
     for (k, v) in sh.platform.st.board.default_env {
         let _ = sh.env.set(k, v);
     }
@@ -385,6 +417,7 @@ pub fn run(st: &mut State) -> ! {
     if let Some(msg) = import_dt_env(&mut sh) {
         sh.print(&format!("{msg}\n"));
     }
+    init_sleep(&mut sh);
     if sh.env.get("pen_gather") != Some("boot") {
         gather_now(&mut sh);
     } else if held_by_spin_table(sh.platform.st) {
@@ -403,6 +436,42 @@ pub fn run(st: &mut State) -> ! {
     sh.probe_terminal(100);
     sh.run_prompt_loop();
     exceptions::halt("console input ended")
+}
+
+/// Plans how waiting CPUs sleep (the pen's wake block, period `pen_wake_us`) and sets up the
+/// boot CPU's own idle sleep and the GIC distributor the pen's timer wake-ups need.
+fn init_sleep(sh: &mut Sh) {
+    let period = match sh.env.get("pen_wake_us") {
+        None => loader::wake::DEFAULT_WAKE_PERIOD_US,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(us) => us,
+            Err(_) => {
+                sh.print(&format!(
+                    "pen_wake_us '{v}' is not a number of microseconds: using {}\n",
+                    loader::wake::DEFAULT_WAKE_PERIOD_US
+                ));
+                loader::wake::DEFAULT_WAKE_PERIOD_US
+            }
+        },
+    };
+    let st = &mut *sh.platform.st;
+    let (cfg, note) = match &st.dt {
+        Some(dt) => loader::wake::WakeConfig::plan(dt, timer::freq(), period),
+        None => (
+            loader::wake::WakeConfig::wfe_only(),
+            Some("no device tree".into()),
+        ),
+    };
+    let uart = st
+        .dt
+        .as_ref()
+        .and_then(|d| d.console.as_ref())
+        .filter(|c| c.reg.map(|r| r.base) == Some(st.console_base))
+        .and_then(|c| c.irq)
+        .map(|i| (st.console_base as usize, i));
+    crate::arch::gic::init(&cfg, st.el, crate::arch::cpu::mpidr(), uart);
+    st.wake = cfg;
+    st.wake_note = note;
 }
 
 /// U-Boot's `CONFIG_ENV_IMPORT_FDT`: the properties of `/config/environment`
@@ -454,6 +523,7 @@ fn autoboot(sh: &mut Sh) {
                 stopped = true;
                 break;
             }
+            sh.platform.idle();
         }
         if !stopped {
             left -= 1;

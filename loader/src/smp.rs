@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use loader::dt::Region;
 use loader::memmap::{Owner, Prefer};
 use loader::pen::{self, CacheOps, CpuAction, Pen, PenCode, PenHeader, PenLayout, SlotStatus};
+use loader::wake::WakeConfig;
 
 /// How long one CPU may take to arrive in the pen.
 const ARRIVAL_TIMEOUT_US: u64 = 1_000_000;
@@ -21,6 +22,7 @@ extern "C" {
     static pen_code_end: u8;
     static pen_entry: u8;
     static pen_park: u8;
+    static pen_wake_block: u8;
 }
 
 pub struct ArchCache;
@@ -35,6 +37,8 @@ impl CacheOps for ArchCache {
     fn send_event(&mut self) {
         // SAFETY: barrier + event, no memory effects beyond ordering.
         unsafe { core::arch::asm!("dsb sy", "sev", options(nostack)) };
+        // CPUs sleeping on the GIC timer while we hold the pen wake on the kick.
+        crate::arch::gic::kick();
     }
 }
 
@@ -85,19 +89,44 @@ pub struct Smp {
     pub resting: bool,
 }
 
-fn code() -> (&'static [u8], u32, u32) {
-    // SAFETY: linker/assembler symbols delimiting the pen code in our image.
+/// Offset of the wake block in the pen code.
+fn wake_block_offset() -> u64 {
+    // SAFETY: assembler symbols inside the pen code of our image.
     unsafe {
+        (&pen_wake_block as *const u8 as u64).wrapping_sub(&pen_code_start as *const u8 as u64)
+    }
+}
+
+/// The pen code as it is copied into a pen: `pen_code_start..pen_code_end` with the wake
+/// block (how waiting CPUs sleep on this machine) filled in; and the offsets of `pen_entry`
+/// and `pen_park` in it. A pen as a loader leaves it for the next stage has no hold period
+/// (`held` false): that is the form an adoptable pen's code is compared with.
+fn code(wake: &WakeConfig, held: bool) -> (Vec<u8>, u32, u32) {
+    let mut wake = wake.clone();
+    if !held {
+        wake.hold_ticks = 0;
+    }
+    let wake = &wake;
+    // SAFETY: linker/assembler symbols delimiting the pen code in our image.
+    let (bytes, en, pk, wb) = unsafe {
         let s = &pen_code_start as *const u8 as usize;
         let e = &pen_code_end as *const u8 as usize;
         let en = &pen_entry as *const u8 as usize;
         let pk = &pen_park as *const u8 as usize;
+        let wb = &pen_wake_block as *const u8 as usize;
         (
             core::slice::from_raw_parts(s as *const u8, e - s),
-            (en - s) as u32,
-            (pk - s) as u32,
+            en - s,
+            pk - s,
+            wb - s,
         )
+    };
+    let mut v = bytes.to_vec();
+    let block = wake.to_bytes();
+    if let Some(dst) = v.get_mut(wb..wb + block.len()) {
+        dst.copy_from_slice(&block);
     }
+    (v, en as u32, pk as u32)
 }
 
 /// Mutable view of mapped RAM.
@@ -128,7 +157,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     let dt = st.dt.as_ref().ok_or("no device tree: no CPUs to gather")?;
     let el = cpu::current_el();
     let conduit = st.usable_psci();
-    let (code_bytes, _, _) = code();
+    let (code_bytes, _, _) = code(&st.wake, false);
     let me = cpu::mpidr();
     let plan = pen::plan_reclaim(
         dt,
@@ -136,7 +165,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
             current_mpidr: me,
             current_el: el,
             psci: conduit.is_some(),
-            our_code: Some(code_bytes),
+            our_code: Some(&code_bytes),
         },
         read_ram,
     );
@@ -309,7 +338,7 @@ fn build_pen(
     mpidrs: &[u64],
     generation: u64,
 ) -> Result<PenHeader, String> {
-    let (code_bytes, entry_off, park_off) = code();
+    let (code_bytes, entry_off, park_off) = code(&st.wake, true);
     let layout = PenLayout::new(mpidrs.len(), code_bytes.len(), cpu::current_el())
         .map_err(|e| format!("pen layout: {e}"))?
         .with_generation(generation);
@@ -324,7 +353,7 @@ fn build_pen(
     // SAFETY: just claimed for the pen.
     let region = unsafe { ram_mut(base, size) };
     let code = PenCode {
-        bytes: code_bytes,
+        bytes: &code_bytes,
         entry: entry_off,
         park: park_off,
     };
@@ -394,6 +423,8 @@ fn try_adopt(
     if let Err(e) = p.adopt(&mut ops) {
         return Some(Err(format!("pen: {e}")));
     }
+    // Ours now: its CPUs may sleep the hold period (we kick on every release).
+    set_hold(base, st.wake.hold_ticks);
     let entry = p.header().entry_addr();
     let mut cpus = Vec::new();
     for c in &plan.cpus {
@@ -520,13 +551,15 @@ impl Smp {
                 self.header.total_size,
             )
         } else {
-            format!(
+            let mut s = format!(
                 "CPUs: {} in DT, {inpen} in pen at {:#x} ({} bytes) after {} us",
                 self.cpus.len(),
                 self.header.phys_base,
                 self.header.total_size,
                 self.gather_us
-            )
+            );
+            s.push_str(&self.waits());
+            s
         };
         if bad > 0 {
             s.push_str(&format!(", {bad} missing or lost"));
@@ -534,11 +567,62 @@ impl Smp {
         s
     }
 
+    /// How the CPUs in the pen wait, as their state records say: `", waiting with wfi+gicv2"`
+    /// (or a list when they differ); empty when none is in the pen.
+    fn waits(&self) -> String {
+        let base = self.header.phys_base;
+        let mut ops = ArchCache;
+        // SAFETY: our own claimed pen; only state records are read.
+        let Ok(mut p) = Pen::open(
+            unsafe { ram_mut(base, self.header.total_size) },
+            base,
+            &mut ops,
+        ) else {
+            return String::new();
+        };
+        let mut seen: Vec<(loader::wake::WaitMethod, usize)> = Vec::new();
+        for c in self.cpus.iter().filter(|c| c.state == CpuState::InPen) {
+            let Ok(st) = p.state(&mut ops, c.mpidr) else {
+                continue;
+            };
+            match seen.iter_mut().find(|(m, _)| *m == st.wait) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((st.wait, 1)),
+            }
+        }
+        match seen.as_slice() {
+            [] => String::new(),
+            [(m, _)] => format!(", waiting with {m}"),
+            many => {
+                let parts: Vec<String> = many.iter().map(|(m, n)| format!("{n} {m}")).collect();
+                format!(", waiting with {}", parts.join(", "))
+            }
+        }
+    }
+
     pub fn report(&self) -> String {
         let mut o = String::new();
         o.push_str(&format!("{}\n", self.summary()));
-        o.push_str("  MPIDR       state     slot (cpu-release-addr)  arrived   how\n");
+        o.push_str(
+            "  MPIDR       state     slot (cpu-release-addr)  arrived   waits with  wakes   how\n",
+        );
+        let base = self.header.phys_base;
+        let mut ops = ArchCache;
+        // SAFETY: our own claimed pen; only state records are read.
+        let mut live = Pen::open(
+            unsafe { ram_mut(base, self.header.total_size) },
+            base,
+            &mut ops,
+        )
+        .ok();
         for c in &self.cpus {
+            let rec = live
+                .as_mut()
+                .filter(|_| c.state == CpuState::InPen)
+                .and_then(|p| p.state(&mut ops, c.mpidr).ok());
+            let (wait, wakes) = rec
+                .map(|r| (r.wait.to_string(), r.wakes.to_string()))
+                .unwrap_or_else(|| ("-".into(), "-".into()));
             let slot = c
                 .slot
                 .map(|a| format!("{a:#x}"))
@@ -555,7 +639,7 @@ impl Smp {
                 .map(|u| format!("{u} us"))
                 .unwrap_or_else(|| "-".into());
             o.push_str(&format!(
-                "  {:#010x}  {state:<8}  {slot:<23}  {arr:<8}  {}{why}\n",
+                "  {:#010x}  {state:<8}  {slot:<23}  {arr:<8}  {wait:<10}  {wakes:<6}  {}{why}\n",
                 c.mpidr, c.how
             ));
         }
@@ -711,6 +795,28 @@ impl Smp {
         self.gather_us = timer::ticks_to_us(timer::ticks() - t0);
         crate::boot::mark_span("CPUs recalled", t0, timer::ticks(), 0);
         Ok(())
+    }
+}
+
+/// Writes the hold period into the wake block of our pen at `base` (code identical to ours)
+/// and kicks its CPUs so that each sees it now rather than after its current sleep.
+fn set_hold(base: u64, ticks: u64) {
+    let at = base
+        + u64::from(pen::CODE_OFFSET)
+        + wake_block_offset()
+        + loader::wake::off::HOLD_PERIOD as u64;
+    // SAFETY: an aligned word of the wake block inside our own claimed pen; loaders own the
+    // code area (docs/protocol.md §4), pen CPUs only read it.
+    unsafe { (at as usize as *mut u64).write_volatile(ticks) };
+    ArchCache.clean(at, 8);
+    ArchCache.send_event();
+}
+
+impl Smp {
+    /// Before the machine is handed on: the pen's CPUs go back to the short wake period, so
+    /// that a release without a kick (a stock OS's spin-table release) is seen within it.
+    pub fn end_hold(&self) {
+        set_hold(self.header.phys_base, 0);
     }
 }
 

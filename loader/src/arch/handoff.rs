@@ -9,7 +9,11 @@
 //! - at the EL the loader was entered at (EL2 preferred),
 //! - CNTVOFF_EL2 = 0 and CNTHCTL_EL2.EL1PC(T)EN set (done at entry, redone
 //!   here), ICC_SRE_EL2.{SRE,Enable} = 1 when a GICv3 system-register
-//!   interface exists.
+//!   interface exists;
+//! - the boot CPU's idle sleep undone (`gic::quiesce`): its timer off, the
+//!   timer interrupt disabled, the GIC CPU interface back to reset; the
+//!   distributor stays enabled only while CPUs sleep in a pen
+//!   (`keep_distributor`; docs/protocol.md §3.3).
 
 use core::arch::asm;
 
@@ -18,8 +22,9 @@ use core::arch::asm;
 /// # Safety
 /// `entry` must be the entry point of a loaded image, every range in `clean`
 /// must be mapped, and nothing may be written to those ranges afterwards.
-pub unsafe fn handoff(entry: u64, dtb: u64, clean: &[(u64, u64)]) -> ! {
+pub unsafe fn handoff(entry: u64, dtb: u64, clean: &[(u64, u64)], keep_distributor: bool) -> ! {
     super::uart::flush();
+    super::gic::quiesce(keep_distributor);
     for &(start, len) in clean {
         super::cpu::clean_dcache_range(start as usize, len as usize);
     }

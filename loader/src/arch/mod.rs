@@ -2,6 +2,7 @@
 //! console, timer, PSCI calls. Everything else in the loader is plain Rust.
 pub mod cpu;
 pub mod exceptions;
+pub mod gic;
 pub mod handoff;
 pub mod heap;
 pub mod mmu;

@@ -157,6 +157,7 @@ payload_primary_entry:
 .balign 8
 .global payload_secondary_entry
 payload_secondary_entry:
+    mrs     x26, cntpct_el0             /* entry timestamp (release latency) */
     mov     x19, x0
     mov     x20, x1
     mov     x21, x2
@@ -214,6 +215,7 @@ payload_secondary_entry:
     mov     x4, x22
     mov     x5, x23
     mov     x6, x24
+    mov     x7, x26
     bl      payload_secondary
 
     /* ---- park: the cpu-park-addr contract ---- */

@@ -41,7 +41,9 @@ pub struct CpuSlot {
     pub park: u64,
     /// Non-zero: park without zeroing the release word (fault injection, `payload.inject`).
     pub skip_zero: u64,
-    _pad: [u64; 4],
+    /// The CPU's pen state record (its `wakes` are read at entry).
+    pub state: u64,
+    _pad: [u64; 3],
 }
 
 impl CpuSlot {
@@ -50,7 +52,8 @@ impl CpuSlot {
         release: 0,
         park: 0,
         skip_zero: 0,
-        _pad: [0; 4],
+        state: 0,
+        _pad: [0; 3],
     };
 }
 
@@ -61,7 +64,15 @@ pub struct Record {
     pub mpidr: u64,
     pub el: u64,
     pub regs: [u64; 4],
-    _pad: u64,
+    /// CNTPCT at the entry (first instruction).
+    pub entry_ticks: u64,
+    /// The CPU's own timer control at entry (EL2: CNTHP_CTL_EL2; EL1: CNTV_CTL_EL0).
+    pub timer_ctl: u64,
+    /// What the CPU found of the pen's GIC wake-up set-up ([`parkboot_payload::GicBits`]).
+    pub gic_bits: u64,
+    /// Its pen state record's `wakes` at entry.
+    pub wakes: u64,
+    _pad: [u64; 5],
 }
 
 impl Record {
@@ -70,12 +81,44 @@ impl Record {
         mpidr: 0,
         el: 0,
         regs: [0; 4],
-        _pad: 0,
+        entry_ticks: 0,
+        timer_ctl: 0,
+        gic_bits: 0,
+        wakes: 0,
+        _pad: [0; 5],
     };
 }
 
+/// Where the GIC is (from the DT), for the secondaries' entry checks. Written by the boot CPU
+/// before any release.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Default)]
+pub struct GicInfo {
+    /// 0 none, 2, 3.
+    pub version: u64,
+    pub gicd: u64,
+    /// v2: GICC.
+    pub gicc: u64,
+    /// v3: the first redistributor region.
+    pub gicr: u64,
+    pub gicr_size: u64,
+    /// The timer INTID of the payload's EL (hypervisor physical at EL2, virtual at EL1).
+    pub timer_intid: u64,
+    _pad: [u64; 2],
+}
+
+pub static PAYLOAD_GIC: Shared<GicInfo> = Shared::new(GicInfo {
+    version: 0,
+    gicd: 0,
+    gicc: 0,
+    gicr: 0,
+    gicr_size: 0,
+    timer_intid: 0,
+    _pad: [0; 2],
+});
+
 const _: () = assert!(core::mem::size_of::<CpuSlot>() == 64); // entry.S CPU_SLOT_SHIFT
-const _: () = assert!(core::mem::size_of::<Record>() == 64);
+const _: () = assert!(core::mem::size_of::<Record>() == 128);
 
 #[no_mangle]
 pub static PAYLOAD_CPUS: Shared<[CpuSlot; MAX_CPUS]> = Shared::new([CpuSlot::ZERO; MAX_CPUS]);
@@ -352,8 +395,29 @@ pub fn psci_call(hvc: bool, func: u64) -> u64 {
 /// Records one entry of secondary `idx`: MPIDR, EL and x0..x3 first, then the round counter
 /// (so a boot CPU that sees the new count sees the data), then cleans the record to PoC.
 #[no_mangle]
-extern "C" fn payload_secondary(idx: u64, x0: u64, x1: u64, x2: u64, x3: u64, el: u64, mpidr: u64) {
+#[allow(clippy::too_many_arguments)]
+extern "C" fn payload_secondary(
+    idx: u64,
+    x0: u64,
+    x1: u64,
+    x2: u64,
+    x3: u64,
+    el: u64,
+    mpidr: u64,
+    entry_ticks: u64,
+) {
     let r = record(idx as usize);
+    let slot = cpu_slot(idx as usize);
+    // SAFETY: our own table entry (written by the boot CPU before the release).
+    let state = unsafe { rd(&raw const (*slot).state) };
+    // The pen wrote its record uncached; ours is an uncached load too (MMU off).
+    let wakes = if state != 0 {
+        rd((state + loader::pen::state::WAKES as u64) as *const u64) & 0xffff_ffff
+    } else {
+        0
+    };
+    let timer_ctl = own_timer_ctl(el);
+    let gic_bits = gic_bits(mpidr);
     // SAFETY: `r` is this CPU's own record (one writer); field pointers are aligned.
     unsafe {
         wr(&raw mut (*r).mpidr, mpidr);
@@ -362,11 +426,139 @@ extern "C" fn payload_secondary(idx: u64, x0: u64, x1: u64, x2: u64, x3: u64, el
         wr(&raw mut (*r).regs[1], x1);
         wr(&raw mut (*r).regs[2], x2);
         wr(&raw mut (*r).regs[3], x3);
+        wr(&raw mut (*r).entry_ticks, entry_ticks);
+        wr(&raw mut (*r).timer_ctl, timer_ctl);
+        wr(&raw mut (*r).gic_bits, gic_bits);
+        wr(&raw mut (*r).wakes, wakes);
         dsb();
         let n = rd(&raw const (*r).entries);
         wr(&raw mut (*r).entries, n.wrapping_add(1));
     }
-    civac(r as u64, 64);
+    civac(r as u64, 128);
+}
+
+/// The control register of the timer a pen at this EL sleeps on.
+fn own_timer_ctl(el: u64) -> u64 {
+    let v: u64;
+    // SAFETY: timer registers of the current EL; reads only.
+    unsafe {
+        if el == 2 {
+            asm!("mrs {}, cnthp_ctl_el2", out(reg) v, options(nomem, nostack));
+        } else {
+            asm!("mrs {}, cntv_ctl_el0", out(reg) v, options(nomem, nostack));
+        }
+    }
+    v
+}
+
+fn mmio32(addr: u64) -> u32 {
+    // SAFETY: GIC registers from the DT (device memory; the MMU is off).
+    unsafe { read_volatile(addr as usize as *const u32) }
+}
+
+fn mmio64(addr: u64) -> u64 {
+    // SAFETY: as in `mmio32`; GICR_TYPER is 64-bit accessible.
+    unsafe { read_volatile(addr as usize as *const u64) }
+}
+
+/// What this CPU finds of a GIC wake-up set-up at entry (docs/protocol.md §3.3 says none is
+/// left): the timer PPI and SGI 15 enabled or pending, the CPU interface enabled, a non-zero
+/// priority mask. [`parkboot_payload::GicBits::CHECKED`] when the GIC could be read.
+fn gic_bits(mpidr: u64) -> u64 {
+    use parkboot_payload::GicBits as B;
+    let gic = GIC.read();
+    let intid = gic.timer_intid as u32;
+    let (tbit, sbit) = (1u32.checked_shl(intid).unwrap_or(0), 1u32 << 15);
+    let mut bits = 0;
+    let (enabled, pending) = match gic.version {
+        2 => {
+            let ctlr = mmio32(gic.gicc);
+            let pmr = mmio32(gic.gicc + 4);
+            if ctlr & 3 != 0 {
+                bits |= B::CPU_IF_ENABLED;
+            }
+            if pmr != 0 {
+                bits |= B::PMR_SET;
+            }
+            (mmio32(gic.gicd + 0x100), mmio32(gic.gicd + 0x200))
+        }
+        3 => {
+            let aff = (mpidr & 0xff_ffff) | (((mpidr >> 32) & 0xff) << 24);
+            let mut rd = gic.gicr;
+            let end = gic.gicr + gic.gicr_size;
+            let mut found = None;
+            while rd + 0x2_0000 <= end {
+                let typer = mmio64(rd + 8);
+                if typer >> 32 == aff {
+                    found = Some(rd);
+                    break;
+                }
+                if typer & (1 << 4) != 0 {
+                    break;
+                }
+                rd += if typer & 2 != 0 { 0x4_0000 } else { 0x2_0000 };
+            }
+            let Some(rd) = found else {
+                return 0;
+            };
+            let sre: u64;
+            // SAFETY: ICC_SRE_ELx of the current EL: always readable at EL2; at EL1 booting.rst
+            // has EL2 allow it.
+            unsafe {
+                if current_el() == 2 {
+                    asm!("mrs {}, s3_4_c12_c9_5", out(reg) sre, options(nomem, nostack));
+                } else {
+                    asm!("mrs {}, s3_0_c12_c12_5", out(reg) sre, options(nomem, nostack));
+                }
+            }
+            if sre & 1 != 0 {
+                let (grpen, pmr): (u64, u64);
+                // SAFETY: system-register CPU interface enabled (SRE = 1).
+                unsafe {
+                    asm!("mrs {}, s3_0_c12_c12_7", out(reg) grpen, options(nomem, nostack));
+                    asm!("mrs {}, s3_0_c4_c6_0", out(reg) pmr, options(nomem, nostack));
+                }
+                if grpen & 1 != 0 {
+                    bits |= B::CPU_IF_ENABLED;
+                }
+                if pmr != 0 {
+                    bits |= B::PMR_SET;
+                }
+            }
+            (mmio32(rd + 0x1_0100), mmio32(rd + 0x1_0200))
+        }
+        _ => return 0,
+    };
+    if enabled & tbit != 0 {
+        bits |= B::TIMER_ENABLED;
+    }
+    if pending & tbit != 0 {
+        bits |= B::TIMER_PENDING;
+    }
+    // GICv2 may keep SGIs permanently enabled (QEMU's does): only v3 says what we did.
+    if gic.version == 3 && enabled & sbit != 0 {
+        bits |= B::SGI_ENABLED;
+    }
+    bits | B::CHECKED
+}
+
+/// The boot CPU's copy of [`GicInfo`], as secondaries read it (after a clean+invalidate).
+pub static GIC: GicCell = GicCell;
+
+pub struct GicCell;
+
+impl GicCell {
+    pub fn write(&self, g: GicInfo) {
+        // SAFETY: written by the boot CPU before any secondary is released.
+        unsafe { write_volatile(PAYLOAD_GIC.get(), g) };
+        civac(PAYLOAD_GIC.get() as u64, 64);
+    }
+
+    pub fn read(&self) -> GicInfo {
+        civac(PAYLOAD_GIC.get() as u64, 64);
+        // SAFETY: aligned static; not written while secondaries run.
+        unsafe { read_volatile(PAYLOAD_GIC.get()) }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

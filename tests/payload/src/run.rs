@@ -8,9 +8,10 @@ use alloc::vec::Vec;
 use loader::dt::{DtInfo, Region};
 use loader::pen::{state, PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
 use parkboot_payload::{
-    check_dt, check_entry, check_pen, choose_chain_dest, image_footprint, memreserve_text,
-    parse_bootargs, round_state, timing_line, verdict_fail, verdict_pass, Args, EntryRecord, Next,
-    RoundState, SpinCpu, SpinTable, CHAIN_ALIGN, ROUND_TIMEOUT_US,
+    check_dt, check_entry, check_entry_state, check_pen, choose_chain_dest, image_footprint,
+    memreserve_text, parse_bootargs, round_state, timing_line, verdict_fail, verdict_pass, Args,
+    EntryRecord, GicBits, LatencyStats, Next, RoundState, SpinCpu, SpinTable, CHAIN_ALIGN,
+    ROUND_TIMEOUT_US,
 };
 
 /// Where a failure leaves us: what bootargs asked for (poweroff stays poweroff; a chain is
@@ -104,12 +105,14 @@ fn read_state(addr: u64) -> SlotState {
         releases: w(state::RELEASES),
         last_entry: w(state::LAST_ENTRY),
         el: w(state::EL),
+        wakes: w(state::WAKES) as u32,
+        wait: loader::wake::WaitMethod::from_raw((w(state::WAKES) >> 32) as u32),
     }
 }
 
 fn read_record(i: usize) -> EntryRecord {
     let r = rt::record(i);
-    civac(r as u64, 64);
+    civac(r as u64, 128);
     // SAFETY: aligned fields of the record array.
     unsafe {
         // The secondary writes its fields, DSB, then `entries`: read `entries` first, DSB, then
@@ -126,6 +129,10 @@ fn read_record(i: usize) -> EntryRecord {
                 rd(&raw const (*r).regs[2]),
                 rd(&raw const (*r).regs[3]),
             ],
+            entry_ticks: rd(&raw const (*r).entry_ticks),
+            timer_ctl: rd(&raw const (*r).timer_ctl),
+            gic_bits: rd(&raw const (*r).gic_bits),
+            wakes: rd(&raw const (*r).wakes),
         }
     }
 }
@@ -141,6 +148,8 @@ struct Track {
     /// Round in flight (1-based).
     round: u64,
     released_at: u64,
+    /// The pen's `wakes` right before the release store.
+    wakes_before: u32,
     done: bool,
     /// `payload.inject=no-zero`: round 1 parks without zeroing the release word.
     injected: bool,
@@ -169,11 +178,13 @@ fn rearm(t: &mut Track) {
     ));
 }
 
-/// Releases `t` into the payload (docs/protocol.md §5.1): see [`release_cpu`].
+/// Releases `t` into the payload (docs/protocol.md §5.1): see [`release_cpu`]. The time is
+/// taken right before the store, for the release latency.
 fn release(ctx: &Ctx, t: &mut Track, entry: u64) {
     let what = format!("{}: round {}", t.cpu.name, t.round);
-    release_cpu(ctx, &t.cpu, t.state_addr, entry, &what);
+    t.wakes_before = read_state(t.state_addr).wakes;
     t.released_at = rt::ticks();
+    release_cpu(ctx, &t.cpu, t.state_addr, entry, &what);
 }
 
 /// docs/protocol.md §5.1: the CPU must be held with its release word 0; then one 64-bit store
@@ -293,6 +304,10 @@ extern "C" fn payload_main(
         fail(&ctx, &e);
     }
 
+    rt::GIC.write(gic_info(&info, el));
+    if args.wait_sleep {
+        check_sleeping(&ctx, &st, &img, boot);
+    }
     let rounds = exercise(&ctx, &st, &img, boot, el, &args);
     println!("{}", verdict_pass(st.cpus.len(), rounds, el));
     if args.keep {
@@ -308,6 +323,74 @@ extern "C" fn payload_main(
         }
         Next::Poweroff => poweroff(&ctx),
         Next::Loader => chain(&ctx, &info, dtb, &st),
+    }
+}
+
+/// Where the GIC is, for the secondaries' entry checks.
+fn gic_info(info: &DtInfo, el: u8) -> rt::GicInfo {
+    let mut g = rt::GicInfo::default();
+    let Some(gic) = &info.gic else {
+        return g;
+    };
+    let t = info.timer_irqs.unwrap_or_default();
+    g.timer_intid = u64::from(if el == 2 { t.hyp_phys } else { t.virt }.unwrap_or(0));
+    g.gicd = gic.distributor().map_or(0, |r| r.base);
+    match gic.version {
+        loader::dt::GicVersion::V2 => {
+            g.version = 2;
+            g.gicc = gic.cpu_interface().map_or(0, |r| r.base);
+        }
+        loader::dt::GicVersion::V3 => {
+            g.version = 3;
+            if let Some(r) = gic.redistributors().first() {
+                g.gicr = r.base;
+                g.gicr_size = r.size;
+            }
+        }
+    }
+    if g.gicd == 0 || (g.version == 2 && g.gicc == 0) || (g.version == 3 && g.gicr == 0) {
+        g.version = 0;
+    }
+    g
+}
+
+/// `payload.wait=sleep`: every secondary waiting in the pen (handed over by the loader)
+/// reports a sleeping wait method, and its wake-up counter advances while we watch — the pen's
+/// periodic wake-ups, not a release, since none is written meanwhile.
+fn check_sleeping(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64) {
+    const WATCH_US: u64 = 20_000;
+    let cpus: Vec<(&SpinCpu, u64)> = st
+        .cpus
+        .iter()
+        .filter(|c| c.mpidr != boot & MPIDR_MASK)
+        .map(|c| (c, state_record(ctx, img, c)))
+        .collect();
+    let before: Vec<SlotState> = cpus.iter().map(|(_, a)| read_state(*a)).collect();
+    let t0 = rt::ticks();
+    while rt::ticks_to_us(rt::ticks().wrapping_sub(t0)) < WATCH_US {}
+    let us = rt::ticks_to_us(rt::ticks().wrapping_sub(t0));
+    for ((c, a), b) in cpus.iter().zip(&before) {
+        let s = read_state(*a);
+        let wakes = s.wakes.wrapping_sub(b.wakes);
+        if !s.wait.sleeps() {
+            fail(
+                ctx,
+                &format!(
+                    "{}: waits with {} in the pen, not a sleeping method",
+                    c.name, s.wait
+                ),
+            );
+        }
+        if wakes == 0 || !s.status.is_held() {
+            fail(
+                ctx,
+                &format!("{}: {} wake-ups in {us} us while held ({s})", c.name, wakes),
+            );
+        }
+        ok(&format!(
+            "{} sleeps in the pen with {}: {wakes} wake-ups in {us} us",
+            c.name, s.wait
+        ));
     }
 }
 
@@ -346,6 +429,11 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
             wr(&raw mut (*s).release, c.release);
             wr(&raw mut (*s).park, st.park);
             wr(&raw mut (*s).skip_zero, u64::from(args.inject_no_zero));
+            let state = img
+                .slot_of(c.mpidr)
+                .and_then(|sl| img.header().state_addr(sl.index))
+                .unwrap_or(0);
+            wr(&raw mut (*s).state, state);
         }
     }
     wr(rt::PAYLOAD_NR_CPUS.get(), st.cpus.len() as u64);
@@ -367,6 +455,7 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
             base_releases: s0.releases,
             round: 1,
             released_at: 0,
+            wakes_before: 0,
             done: false,
             injected: args.inject_no_zero,
             rearmed: false,
@@ -384,6 +473,8 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
     );
     let timeout = ROUND_TIMEOUT_US * rt::freq() / 1_000_000;
     let mut slowest = 0u64;
+    let mut latency = LatencyStats::default();
+    let mut gic_checked = false;
     let t0 = rt::ticks();
     for t in tracks.iter_mut() {
         release(ctx, t, entry);
@@ -407,9 +498,20 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
             let unarmed_ok = t.injected && t.rearmed && t.round == 1;
             match round_state(rec.entries, s.status, s.parks, t.round, t.base_parks, unarmed_ok) {
                 RoundState::Done => {
-                    if let Err(e) = check_entry(&t.cpu, &rec, t.round, el) {
+                    if let Err(e) = check_entry(&t.cpu, &rec, t.round, el)
+                        .and_then(|()| check_entry_state(&t.cpu, &rec, t.round))
+                    {
                         fail(ctx, &e);
                     }
+                    if !t.injected || t.rearmed {
+                        latency
+                            .us
+                            .push(rt::ticks_to_us(rec.entry_ticks.wrapping_sub(t.released_at)));
+                        latency
+                            .wakes
+                            .push((rec.wakes as u32).wrapping_sub(t.wakes_before));
+                    }
+                    gic_checked |= rec.gic_bits & GicBits::CHECKED != 0;
                     if t.injected && !t.rearmed {
                         fail(
                             ctx,
@@ -506,6 +608,15 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
             rt::ticks_to_us(slowest)
         )
     );
+    match latency.verdict(args.max_release_us) {
+        Ok(line) => ok(&line),
+        Err(e) => fail(ctx, &e),
+    }
+    if gic_checked {
+        ok("every entry found its timer off and no pen GIC state (timer and SGI 15 disabled, not pending, CPU interface off, priority mask 0)");
+    } else {
+        ok("every entry found its timer off (no GIC to check)");
+    }
     args.rounds
 }
 

@@ -236,6 +236,10 @@ fn entry_records() {
         mpidr: 1,
         el: 2,
         regs: [0; 4],
+        entry_ticks: 0,
+        timer_ctl: 0,
+        gic_bits: GicBits::CHECKED,
+        wakes: 0,
     };
     check_entry(&c, &good, 7, 2).unwrap();
     assert!(check_entry(&c, &good, 8, 2)
@@ -356,4 +360,86 @@ fn output_lines() {
         timing_line(3, 100, 123_456, 9_000),
         "PAYLOAD: rounds: 3 cpus x 100 in 123456 us, avg 1234.56 us/round, 411.52 us per release+park, slowest 9000 us"
     );
+}
+
+#[test]
+fn entry_state_must_show_no_pen_wakeup_state() {
+    let c = SpinCpu {
+        name: "cpu@1".into(),
+        mpidr: 1,
+        release: 0x8000_0000,
+    };
+    let good = EntryRecord {
+        entries: 1,
+        mpidr: 1,
+        el: 2,
+        regs: [0; 4],
+        entry_ticks: 0,
+        timer_ctl: 0,
+        gic_bits: GicBits::CHECKED,
+        wakes: 0,
+    };
+    assert_eq!(check_entry_state(&c, &good, 1), Ok(()));
+    // ISTATUS alone (a timer that fired while disabled) is fine; ENABLE is not.
+    let r = EntryRecord {
+        timer_ctl: 4,
+        ..good
+    };
+    assert_eq!(check_entry_state(&c, &r, 1), Ok(()));
+    let r = EntryRecord {
+        timer_ctl: 5,
+        ..good
+    };
+    assert_eq!(
+        check_entry_state(&c, &r, 3).unwrap_err(),
+        "cpu@1: entry 3 with its timer enabled (CTL 0x5)"
+    );
+    let r = EntryRecord {
+        gic_bits: GicBits::CHECKED | GicBits::TIMER_ENABLED | GicBits::PMR_SET,
+        ..good
+    };
+    assert_eq!(
+        check_entry_state(&c, &r, 2).unwrap_err(),
+        "cpu@1: entry 2 with pen GIC state left: timer interrupt enabled, priority mask set"
+    );
+}
+
+#[test]
+fn release_latency_verdict() {
+    let mut l = LatencyStats::default();
+    assert!(l.verdict(1000).is_ok());
+    l.us = (1..=100).collect();
+    l.wakes = vec![1; 100];
+    assert_eq!(l.summary(), (50, 90, 100));
+    assert!(l.verdict(0).is_ok());
+    assert!(l.verdict(50).is_ok());
+    let e = l.verdict(49).unwrap_err();
+    assert!(e.ends_with("over the 49 us bound"), "{e}");
+    // A few slow outliers do not fail; a slow majority does.
+    l.us = vec![300; 95];
+    l.us.extend([50_000; 5]);
+    assert!(l.verdict(1000).is_ok());
+    l.us = vec![25_000; 100];
+    assert!(l.verdict(1000).is_err());
+    // Releases the CPU only saw after several wake-ups fail beyond 5 %.
+    l.us = vec![300; 100];
+    l.wakes = vec![1; 94];
+    l.wakes.extend([3; 6]);
+    let e = l.verdict(1000).unwrap_err();
+    assert!(e.contains("6 needed more than 2 wake-ups"), "{e}");
+    l.wakes.truncate(95);
+    assert!(l.verdict(1000).is_ok());
+}
+
+#[test]
+fn wait_and_latency_bootargs() {
+    let a = parse_bootargs(Some("payload.wait=sleep payload.max_release_us=1000")).unwrap();
+    assert!(a.wait_sleep);
+    assert_eq!(a.max_release_us, 1000);
+    assert!(parse_bootargs(Some("payload.wait=nap"))
+        .unwrap_err()
+        .contains("payload.wait=nap"));
+    assert!(parse_bootargs(Some("payload.max_release_us=x"))
+        .unwrap_err()
+        .contains("payload.max_release_us=x"));
 }
