@@ -409,7 +409,7 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     let keep_distributor = pen_clean.is_some();
     if keep_distributor {
         if let Some(smp) = &sh.platform.st.smp {
-            smp.end_hold();
+            smp.hold(false, &sh.platform.st.wake);
         }
     }
     if let Some(p) = pen_clean {

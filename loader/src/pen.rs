@@ -109,7 +109,8 @@ pub mod state {
     pub const EL: usize = 48;
     /// u32: times the CPU came back from its wait instruction (wraps).
     pub const WAKES: usize = 56;
-    /// u32: how it waits ([`crate::wake::WaitMethod`]; 0 in pens without the wake block).
+    /// u32: bits 7:0 how it waits ([`crate::wake::WaitMethod`]; 0 in pens without the wake
+    /// block); bits 15:8 its GICv2 CPU interface bit (GICD_ITARGETSR0), for targeted kicks.
     pub const WAIT: usize = 60;
 }
 
@@ -408,13 +409,16 @@ pub struct SlotState {
     pub wakes: u32,
     /// How it waits.
     pub wait: WaitMethod,
+    /// GICv2: its CPU interface bit (0 otherwise).
+    pub gic_target: u8,
 }
 
 impl SlotState {
     fn from_bytes(b: &[u8]) -> Option<Self> {
         Some(Self {
             wakes: rd_u32(b, state::WAKES)?,
-            wait: WaitMethod::from_raw(rd_u32(b, state::WAIT)?),
+            wait: WaitMethod::from_raw(rd_u32(b, state::WAIT)? & 0xff),
+            gic_target: (rd_u32(b, state::WAIT)? >> 8) as u8,
             status: SlotStatus::from_raw(rd_u64(b, state::STATUS)?),
             mpidr_seen: rd_u64(b, state::MPIDR_SEEN)?,
             entries: rd_u64(b, state::ENTRIES)?,
@@ -1078,7 +1082,8 @@ impl<'a> Pen<'a> {
         let [status, mpidr_seen, entries, parks, releases, last_entry, el, wake] = words;
         Ok(SlotState {
             wakes: wake as u32,
-            wait: WaitMethod::from_raw((wake >> 32) as u32),
+            wait: WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
+            gic_target: (wake >> 40) as u8,
             status: SlotStatus::from_raw(status),
             mpidr_seen,
             entries,
@@ -3069,6 +3074,7 @@ mod tests {
             ("GICD_ICPENDR", wake::regs::GICD_ICPENDR as u64),
             ("GICD_IPRIORITYR", wake::regs::GICD_IPRIORITYR as u64),
             ("GICD_CPENDSGIR", wake::regs::GICD_CPENDSGIR as u64),
+            ("GICD_ITARGETSR", wake::regs::GICD_ITARGETSR as u64),
             ("GICC_CTLR", wake::regs::GICC_CTLR as u64),
             ("GICC_PMR", wake::regs::GICC_PMR as u64),
             ("GICR_CTLR", wake::regs::GICR_CTLR as u64),

@@ -605,6 +605,8 @@ pub fn gather_now(sh: &mut Sh) {
     let pen_addr = sh.env.get("pen_addr").and_then(shell::parse_hex);
     match crate::smp::gather(sh.platform.st, pen_addr) {
         Ok(s) => {
+            // Ours now, with the CPUs in: they may sleep the hold period.
+            s.hold(true, &sh.platform.st.wake);
             sh.print(&format!("{}\n", s.summary()));
             for c in s.cpus.iter().filter(|c| {
                 matches!(

@@ -37,8 +37,6 @@ impl CacheOps for ArchCache {
     fn send_event(&mut self) {
         // SAFETY: barrier + event, no memory effects beyond ordering.
         unsafe { core::arch::asm!("dsb sy", "sev", options(nostack)) };
-        // CPUs sleeping on the GIC timer while we hold the pen wake on the kick.
-        crate::arch::gic::kick();
     }
 }
 
@@ -99,13 +97,12 @@ fn wake_block_offset() -> u64 {
 
 /// The pen code as it is copied into a pen: `pen_code_start..pen_code_end` with the wake
 /// block (how waiting CPUs sleep on this machine) filled in; and the offsets of `pen_entry`
-/// and `pen_park` in it. A pen as a loader leaves it for the next stage has no hold period
-/// (`held` false): that is the form an adoptable pen's code is compared with.
-fn code(wake: &WakeConfig, held: bool) -> (Vec<u8>, u32, u32) {
+/// and `pen_park` in it. The hold period is 0 in it — as a loader leaves a pen for the next
+/// stage, so this is also the form an adoptable pen's code is compared with; [`Smp::hold`] sets
+/// it once the CPUs are in.
+fn code(wake: &WakeConfig) -> (Vec<u8>, u32, u32) {
     let mut wake = wake.clone();
-    if !held {
-        wake.hold_ticks = 0;
-    }
+    wake.hold_ticks = 0;
     let wake = &wake;
     // SAFETY: linker/assembler symbols delimiting the pen code in our image.
     let (bytes, en, pk, wb) = unsafe {
@@ -157,7 +154,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     let dt = st.dt.as_ref().ok_or("no device tree: no CPUs to gather")?;
     let el = cpu::current_el();
     let conduit = st.usable_psci();
-    let (code_bytes, _, _) = code(&st.wake, false);
+    let (code_bytes, _, _) = code(&st.wake);
     let me = cpu::mpidr();
     let plan = pen::plan_reclaim(
         dt,
@@ -338,7 +335,7 @@ fn build_pen(
     mpidrs: &[u64],
     generation: u64,
 ) -> Result<PenHeader, String> {
-    let (code_bytes, entry_off, park_off) = code(&st.wake, true);
+    let (code_bytes, entry_off, park_off) = code(&st.wake);
     let layout = PenLayout::new(mpidrs.len(), code_bytes.len(), cpu::current_el())
         .map_err(|e| format!("pen layout: {e}"))?
         .with_generation(generation);
@@ -423,8 +420,6 @@ fn try_adopt(
     if let Err(e) = p.adopt(&mut ops) {
         return Some(Err(format!("pen: {e}")));
     }
-    // Ours now: its CPUs may sleep the hold period (we kick on every release).
-    set_hold(base, st.wake.hold_ticks);
     let entry = p.header().entry_addr();
     let mut cpus = Vec::new();
     for c in &plan.cpus {
@@ -667,6 +662,7 @@ impl Smp {
     /// cpu_method=psci: release every pen CPU into CPU_OFF and wait until
     /// firmware reports it OFF (so nothing of ours still runs anywhere).
     pub fn hand_back_to_firmware(&mut self, conduit: psci::Conduit) -> Result<(), String> {
+        self.hold(false, &WakeConfig::wfe_only());
         let base = self.header.phys_base;
         let mut ops = ArchCache;
         // SAFETY: our own claimed pen.
@@ -799,8 +795,10 @@ impl Smp {
 }
 
 /// Writes the hold period into the wake block of our pen at `base` (code identical to ours)
-/// and kicks its CPUs so that each sees it now rather than after its current sleep.
-fn set_hold(base: u64, ticks: u64) {
+/// and kicks the CPUs held in it (`held`: MPIDRs) so that each sees it now rather than after
+/// its current sleep. Only CPUs held with their release word 0 are kicked (a kick must never
+/// outlive a CPU's stay in the pen, docs/protocol.md §3.3).
+fn set_hold(base: u64, total: u64, ticks: u64, held: &[u64]) {
     let at = base
         + u64::from(pen::CODE_OFFSET)
         + wake_block_offset()
@@ -809,14 +807,43 @@ fn set_hold(base: u64, ticks: u64) {
     // code area (docs/protocol.md §4), pen CPUs only read it.
     unsafe { (at as usize as *mut u64).write_volatile(ticks) };
     ArchCache.clean(at, 8);
-    ArchCache.send_event();
+    let mut ops = ArchCache;
+    // SAFETY: our own claimed pen; state records and release words are only read.
+    let Ok(mut p) = Pen::open(unsafe { ram_mut(base, total) }, base, &mut ops) else {
+        return;
+    };
+    let targets: Vec<(u64, u8)> = held
+        .iter()
+        .filter_map(|&m| {
+            let st = p.state(&mut ops, m).ok()?;
+            let idle = st.status.is_held() && p.release_word(&mut ops, m).ok()? == 0;
+            idle.then_some((m, st.gic_target))
+        })
+        .collect();
+    crate::arch::gic::kick_cpus(&targets);
 }
 
 impl Smp {
-    /// Before the machine is handed on: the pen's CPUs go back to the short wake period, so
-    /// that a release without a kick (a stock OS's spin-table release) is seen within it.
-    pub fn end_hold(&self) {
-        set_hold(self.header.phys_base, 0);
+    fn held_mpidrs(&self) -> Vec<u64> {
+        self.cpus
+            .iter()
+            .filter(|c| c.state == CpuState::InPen)
+            .map(|c| c.mpidr)
+            .collect()
+    }
+
+    /// While the loader runs, the pen's CPUs may sleep the long hold period (`on`); before
+    /// any release that sends a CPU out of the pen, and before the machine is handed on, the
+    /// hold ends (`on` false) so that a release — with no kick, as a stock OS writes it — is
+    /// seen within the short wake period.
+    pub fn hold(&self, on: bool, wake: &WakeConfig) {
+        let ticks = if on { wake.hold_ticks } else { 0 };
+        set_hold(
+            self.header.phys_base,
+            self.header.total_size,
+            ticks,
+            &self.held_mpidrs(),
+        );
     }
 }
 

@@ -305,20 +305,35 @@ fn unroute_uart(s: &Sleeper, w: &UartWake) {
     }
 }
 
-/// Wakes every other CPU sleeping on the GIC (SGI 15 to all but this CPU), after a release or
-/// a change of the pen's hold period. Without a GIC wake-up set up, nothing to do (the pen then
-/// waits with WFE and SEV wakes it).
-pub fn kick() {
+/// Wakes the given CPUs (MPIDR, GICv2 CPU interface bit from their pen state record) if they
+/// sleep on the GIC, with SGI 15 — after the pen's hold period changed (docs/protocol.md
+/// §3.3). Only CPUs held in the pen may be kicked: a kick that lands on a CPU that has left
+/// would stay pending into whatever runs there next. Without a GIC wake-up set up, nothing to
+/// do (the pen then waits with WFE or WFIT and needs no kick).
+pub fn kick_cpus(targets: &[(u64, u8)]) {
     match get().and_then(|s| s.kick) {
         Some(Kick::V2 { gicd }) => {
-            // TargetListFilter 0b01: all but self.
-            wr32(gicd + GICD_SGIR, (1 << 24) | WAKE_SGI);
+            let mask = targets.iter().fold(0u32, |m, &(_, t)| m | u32::from(t));
+            if mask != 0 {
+                // TargetListFilter 0b00: the CPUs in CPUTargetList.
+                wr32(gicd + GICD_SGIR, (mask << 16) | WAKE_SGI);
+            }
         }
         Some(Kick::V3) => {
-            // SAFETY: ICC_SGI1R_EL1 with IRM = 1 (all but self); SRE was enabled by `init`.
-            unsafe {
-                asm!("dsb sy", "msr s3_0_c12_c11_5, {}", "isb",
-                     in(reg) (1u64 << 40) | (u64::from(WAKE_SGI) << 24), options(nostack));
+            for &(mpidr, _) in targets {
+                let aff0 = mpidr & 0xff;
+                if aff0 >= 16 {
+                    continue; // would need the range selector; it wakes at its hold period
+                }
+                let v = (((mpidr >> 32) & 0xff) << 48)
+                    | (((mpidr >> 16) & 0xff) << 32)
+                    | (((mpidr >> 8) & 0xff) << 16)
+                    | (u64::from(WAKE_SGI) << 24)
+                    | (1 << aff0);
+                // SAFETY: ICC_SGI1R_EL1 (SRE was enabled by `init`); generates one SGI.
+                unsafe {
+                    asm!("dsb sy", "msr s3_0_c12_c11_5, {}", "isb", in(reg) v, options(nostack))
+                };
             }
         }
         None => {}

@@ -25,7 +25,7 @@
  * block at the end of this code says how (the loader fills it in). The timer
  * and GIC state it sets up is undone before the CPU leaves. While a loader
  * owns the pen it may ask for a longer timer period (the block's hold
- * period) and then kicks the CPUs with SGI 15 after each release.
+ * period) and wakes the CPUs with SGI 15 when it changes it.
  *
  * Include with global_asm!(include_str!("pen.S")) (so: no curly braces in this
  * file, they are format placeholders there); the linker script must KEEP the
@@ -59,7 +59,7 @@
 .equ PEN_ST_LAST_ENTRY,      40
 .equ PEN_ST_EL,              48
 .equ PEN_ST_WAKES,           56            /* u32: returns from the wait instruction */
-.equ PEN_ST_WAIT,            60            /* u32: how this CPU waits (WAIT_*) */
+.equ PEN_ST_WAIT,            60            /* u32: [7:0] how this CPU waits (WAIT_*), [15:8] GICv2 CPU interface bit */
 .equ PEN_STATUS_WAITING,     1
 .equ PEN_STATUS_RELEASED,    2
 .equ PEN_STATUS_PARKED,      3
@@ -96,6 +96,7 @@
 .equ GICD_ICPENDR,           0x280
 .equ GICD_IPRIORITYR,        0x400
 .equ GICD_CPENDSGIR,         0xf10
+.equ GICD_ITARGETSR,         0x800
 .equ GICC_CTLR,              0x000
 .equ GICC_PMR,               0x004
 .equ GICR_CTLR,              0x0000        /* RD frame */
@@ -387,7 +388,11 @@ pen_park:
     mov     w1, #1                      /* enable signalling (group 0, or NS group 1) */
     str     w1, [x21, #GICC_CTLR]
     mov     x19, #WAIT_GICV2
-    b       .Lws_done
+    ldrb    w1, [x22, #GICD_ITARGETSR]  /* banked: our own CPU interface bit, for kicks */
+    orr     w1, w19, w1, lsl #8
+    str     w1, [x15, #PEN_ST_WAIT]
+    dsb     sy
+    ret
 
 .Lws_v3:
     mrs     x1, id_aa64pfr0_el1

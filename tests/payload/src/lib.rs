@@ -480,6 +480,7 @@ impl GicBits {
     pub const SGI_ENABLED: u64 = 1 << 2;
     pub const CPU_IF_ENABLED: u64 = 1 << 3;
     pub const PMR_SET: u64 = 1 << 4;
+    pub const SGI_PENDING: u64 = 1 << 5;
     /// The GIC was found and read.
     pub const CHECKED: u64 = 1 << 63;
 
@@ -491,6 +492,7 @@ impl GicBits {
             (Self::SGI_ENABLED, "SGI 15 enabled"),
             (Self::CPU_IF_ENABLED, "CPU interface enabled"),
             (Self::PMR_SET, "priority mask set"),
+            (Self::SGI_PENDING, "SGI 15 pending"),
         ];
         let v: Vec<&str> = names
             .iter()

@@ -539,6 +539,16 @@ fn gic_bits(mpidr: u64) -> u64 {
     if gic.version == 3 && enabled & sbit != 0 {
         bits |= B::SGI_ENABLED;
     }
+    // A kick (SGI 15) still pending would be taken by whatever runs here next.
+    let sgi_pending = if gic.version == 2 {
+        // SAFETY: GICD_SPENDSGIR byte of SGI 15 (banked; byte-accessible).
+        unsafe { read_volatile((gic.gicd + 0xf20 + 15) as usize as *const u8) != 0 }
+    } else {
+        pending & sbit != 0
+    };
+    if sgi_pending {
+        bits |= B::SGI_PENDING;
+    }
     bits | B::CHECKED
 }
 

@@ -106,7 +106,8 @@ fn read_state(addr: u64) -> SlotState {
         last_entry: w(state::LAST_ENTRY),
         el: w(state::EL),
         wakes: w(state::WAKES) as u32,
-        wait: loader::wake::WaitMethod::from_raw((w(state::WAKES) >> 32) as u32),
+        wait: loader::wake::WaitMethod::from_raw(((w(state::WAKES) >> 32) & 0xff) as u32),
+        gic_target: (w(state::WAKES) >> 40) as u8,
     }
 }
 
