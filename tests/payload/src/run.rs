@@ -94,20 +94,34 @@ fn snapshot(addr: u64, len: u64) -> Vec<u8> {
 }
 
 /// A pen state record, read after `DC CIVAC` of its line (docs/protocol.md §4).
+///
+/// The counters are read before `status` (docs/protocol.md §5.2 step 4): the pen counts an
+/// arrival first and publishes the status last, so a PARKED read after `parks` advanced belongs
+/// to that park — read the other way round, a PARKED left from the previous round can pair
+/// with the new count (a CPU that sleeps between wake-ups makes that window wide).
 fn read_state(addr: u64) -> SlotState {
     civac(addr, 64);
     let w = |off: usize| rd((addr + off as u64) as *const u64);
+    let (mpidr_seen, entries, parks, releases) = (
+        w(state::MPIDR_SEEN),
+        w(state::ENTRIES),
+        w(state::PARKS),
+        w(state::RELEASES),
+    );
+    let (last_entry, el, wake) = (w(state::LAST_ENTRY), w(state::EL), w(state::WAKES));
+    rt::dsb();
+    civac(addr, 64);
     SlotState {
         status: SlotStatus::from_raw(w(state::STATUS)),
-        mpidr_seen: w(state::MPIDR_SEEN),
-        entries: w(state::ENTRIES),
-        parks: w(state::PARKS),
-        releases: w(state::RELEASES),
-        last_entry: w(state::LAST_ENTRY),
-        el: w(state::EL),
-        wakes: w(state::WAKES) as u32,
-        wait: loader::wake::WaitMethod::from_raw(((w(state::WAKES) >> 32) & 0xff) as u32),
-        gic_target: (w(state::WAKES) >> 40) as u8,
+        mpidr_seen,
+        entries,
+        parks,
+        releases,
+        last_entry,
+        el,
+        wakes: wake as u32,
+        wait: loader::wake::WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
+        gic_target: (wake >> 40) as u8,
     }
 }
 
