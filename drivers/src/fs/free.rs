@@ -1,12 +1,48 @@
-//! Free space: counting free clusters with a chunked scan of the FAT.
+//! Free space: counting free clusters with a chunked scan of the FAT, and
+//! finding where a new directory entry goes (and so whether its directory
+//! must grow).
 
 use alloc::vec;
 
+use super::dir::DirLoc;
 use super::volume::FatVolume;
 use super::{le16, le32, FatType, FsError};
 use crate::block::{read_bytes, BlockDevice};
 
 impl<D: BlockDevice + ?Sized> FatVolume<'_, D> {
+    /// Index of the first of `n` consecutive directory slots that `fatfs`
+    /// (`Dir::find_free_entries`) will use for a new entry in `dir`: the
+    /// first run of `n` deleted slots, else the run of deleted slots just
+    /// before the end-of-directory marker (or the end of the directory's
+    /// clusters), else that end. Slots past the directory's current size are
+    /// taken by growing it.
+    pub(super) fn new_entry_slot(&mut self, dir: DirLoc, n: u64) -> Result<u64, FsError> {
+        let (mut index, mut run_start, mut run) = (0u64, 0u64, 0u64);
+        let mut found = None;
+        self.for_each_raw(dir, |raw| {
+            match raw[0] {
+                0 => {
+                    found = Some(if run > 0 { run_start } else { index });
+                    return true;
+                }
+                0xE5 => {
+                    if run == 0 {
+                        run_start = index;
+                    }
+                    run += 1;
+                    if run == n {
+                        found = Some(run_start);
+                        return true;
+                    }
+                }
+                _ => run = 0,
+            }
+            index += 1;
+            false
+        })?;
+        Ok(found.unwrap_or(if run > 0 { run_start } else { index }))
+    }
+
     /// Count free clusters by scanning the whole FAT, in large reads (one
     /// FAT12 entry pair per 3 bytes, FAT16 2 bytes, FAT32 4 bytes).
     pub fn free_clusters(&mut self) -> Result<u32, FsError> {

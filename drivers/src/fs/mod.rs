@@ -80,6 +80,18 @@ pub enum FsError {
         /// Bytes available (including the clusters of a file being replaced).
         available: u64,
     },
+    /// The directory cannot take the `entries` slots a new name needs
+    /// (`limit` says which limit was hit).
+    DirectoryFull {
+        /// Directory slots the new entry needs (long-name slots + 1).
+        entries: u64,
+        /// The directory that cannot grow.
+        limit: &'static str,
+    },
+    /// A device write failed while the new directory and FAT sectors were
+    /// being written, and so did putting the old ones back: the volume may
+    /// hold part of the change.
+    IoPartial(BlockError),
     /// The volume is valid but this operation is not supported on it.
     Unsupported(&'static str),
     /// An error reported by the `fatfs` write path.
@@ -129,6 +141,16 @@ impl fmt::Display for FsError {
             FsError::NoSpace { needed, available } => write!(
                 f,
                 "not enough free space: need {needed} bytes, {available} available"
+            ),
+            FsError::DirectoryFull { entries, limit } => {
+                write!(
+                    f,
+                    "directory full: no room for {entries} more entries in {limit}"
+                )
+            }
+            FsError::IoPartial(e) => write!(
+                f,
+                "I/O error: {e}; the volume may be inconsistent: check it with fsck.fat"
             ),
             FsError::Unsupported(why) => write!(f, "unsupported: {why}"),
             FsError::Fatfs(why) => write!(f, "FAT write failed: {why}"),
@@ -246,6 +268,11 @@ mod tests {
                 available: 0,
             },
             FsError::Io(BlockError::ReadOnly),
+            FsError::IoPartial(BlockError::Device("x")),
+            FsError::DirectoryFull {
+                entries: 2,
+                limit: "the FAT12/16 root directory",
+            },
         ];
         for e in errs {
             let s = alloc::format!("{e}");

@@ -33,19 +33,19 @@ impl<D: BlockDevice + ?Sized> FatVolume<'_, D> {
         }
     }
 
-    /// Iterate over the entries of a directory until `visit` returns true or
-    /// the end-of-directory marker is reached.
-    pub(super) fn scan_dir(
+    /// Visit the raw 32-byte records of a directory in order, until `visit`
+    /// returns true or the directory's clusters (or the fixed FAT12/16 root
+    /// region) end. The end-of-directory marker is the visitor's business.
+    pub(super) fn for_each_raw(
         &mut self,
         dir: DirLoc,
-        mut visit: impl FnMut(Entry) -> bool,
+        mut visit: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), FsError> {
         let chunk = match dir {
             DirLoc::Root => 8192usize.min(self.g.root_bytes as usize),
             DirLoc::Chain(_) => self.g.cluster_size as usize,
         };
         let mut buf = vec![0u8; chunk.max(32)];
-        let mut lfn = LfnBuilder::new();
         let mut walker = match dir {
             DirLoc::Chain(c) => Some(RunWalker::new(c, self.dir_cluster_limit())),
             DirLoc::Root => None,
@@ -70,44 +70,52 @@ impl<D: BlockDevice + ?Sized> FatVolume<'_, D> {
                     n
                 }
             };
-            for raw in buf[..n].chunks_exact(32) {
-                if raw[0] == 0 {
-                    return Ok(());
-                }
-                let attr = raw[11];
-                let deleted = raw[0] == 0xE5;
-                if attr & ATTR_LFN == ATTR_LFN {
-                    if deleted {
-                        lfn.clear();
-                    } else {
-                        lfn.process(raw);
-                    }
-                    continue;
-                }
-                if deleted || attr & ATTR_VOLUME != 0 {
-                    lfn.clear();
-                    continue;
-                }
-                let mut sfn = [0u8; 11];
-                sfn.copy_from_slice(&raw[..11]);
-                let hi = if self.g.fat_type == FatType::Fat32 {
-                    u32::from(le16(raw, 20))
-                } else {
-                    0
-                };
-                let e = Entry {
-                    lfn: core::mem::replace(&mut lfn, LfnBuilder::new()).finish(&sfn),
-                    sfn,
-                    nt_flags: raw[12],
-                    attr,
-                    cluster: (hi << 16) | u32::from(le16(raw, 26)),
-                    size: le32(raw, 28),
-                };
-                if visit(e) {
-                    return Ok(());
-                }
+            if buf[..n].chunks_exact(32).any(&mut visit) {
+                return Ok(());
             }
         }
+    }
+
+    /// Iterate over the entries of a directory (long names assembled;
+    /// deleted entries and volume labels skipped) until `visit` returns true
+    /// or the end-of-directory marker is reached.
+    pub(super) fn scan_dir(
+        &mut self,
+        dir: DirLoc,
+        mut visit: impl FnMut(Entry) -> bool,
+    ) -> Result<(), FsError> {
+        let fat32 = self.g.fat_type == FatType::Fat32;
+        let mut lfn = LfnBuilder::new();
+        self.for_each_raw(dir, |raw| {
+            if raw[0] == 0 {
+                return true;
+            }
+            let attr = raw[11];
+            let deleted = raw[0] == 0xE5;
+            if attr & ATTR_LFN == ATTR_LFN {
+                if deleted {
+                    lfn.clear();
+                } else {
+                    lfn.process(raw);
+                }
+                return false;
+            }
+            if deleted || attr & ATTR_VOLUME != 0 {
+                lfn.clear();
+                return false;
+            }
+            let mut sfn = [0u8; 11];
+            sfn.copy_from_slice(&raw[..11]);
+            let hi = if fat32 { u32::from(le16(raw, 20)) } else { 0 };
+            visit(Entry {
+                lfn: core::mem::replace(&mut lfn, LfnBuilder::new()).finish(&sfn),
+                sfn,
+                nt_flags: raw[12],
+                attr,
+                cluster: (hi << 16) | u32::from(le16(raw, 26)),
+                size: le32(raw, 28),
+            })
+        })
     }
 
     pub(super) fn find_in(&mut self, dir: DirLoc, name: &str) -> Result<Option<Entry>, FsError> {

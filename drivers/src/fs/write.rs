@@ -6,7 +6,7 @@ use alloc::string::String;
 use super::blockio::{BlockIo, IoError, IoRef};
 use super::dir::{split_path, DirLoc};
 use super::volume::FatVolume;
-use super::{le32, FatType, FsError, MAX_NAME_LEN};
+use super::{le32, FatType, FsError, MAX_DIR_BYTES, MAX_NAME_LEN};
 use crate::block::{read_bytes, write_bytes, BlockDevice};
 
 pub(super) fn map_fatfs(e: fatfs::Error<IoError>, path: &str) -> FsError {
@@ -20,10 +20,7 @@ pub(super) fn map_fatfs(e: fatfs::Error<IoError>, path: &str) -> FsError {
         fatfs::Error::InvalidInput => FsError::Fatfs("invalid input (file/directory mismatch)"),
         fatfs::Error::DirectoryIsNotEmpty => FsError::Fatfs("directory is not empty"),
         fatfs::Error::CorruptedFileSystem => FsError::Corrupt("rejected by the FAT driver"),
-        fatfs::Error::NotEnoughSpace => FsError::NoSpace {
-            needed: 0,
-            available: 0,
-        },
+        fatfs::Error::NotEnoughSpace => FsError::Fatfs("out of free clusters"),
         fatfs::Error::InvalidFileNameLength | fatfs::Error::UnsupportedFileNameCharacter => {
             FsError::InvalidName(String::from(path.rsplit('/').next().unwrap_or(path)))
         }
@@ -50,9 +47,19 @@ pub(super) fn check_new_name(name: &str) -> Result<(), FsError> {
     Ok(())
 }
 
+/// What a write or mkdir does to the entry its path names.
+enum Target {
+    /// A new entry in the parent directory.
+    New,
+    /// An existing file, whose `held` clusters are freed when it is replaced.
+    Replace { held: u64 },
+    /// mkdir of an existing directory: nothing to do.
+    ExistingDir,
+}
+
 /// Preconditions for handing the volume to `fatfs` for a modification of
-/// `comps` (parent directories must exist). Returns the clusters held by an
-/// existing file of that name (freed when it is replaced).
+/// `comps` (parent directories must exist) that stores `new_bytes` bytes.
+/// Returns whether the path already exists.
 pub(super) fn prepare_write<D: BlockDevice + ?Sized>(
     dev: &mut D,
     path: &str,
@@ -66,11 +73,33 @@ pub(super) fn prepare_write<D: BlockDevice + ?Sized>(
     let mut vol = FatVolume::mount(dev)?;
     vol.g.check_fatfs_compatible()?;
     let parent = vol.resolve_dir(parents, path)?;
-    // fatfs scans (and may extend) the parent: its whole chain must be sane.
-    if let DirLoc::Chain(c) = parent {
-        let limit = vol.dir_cluster_limit();
-        vol.chain_len(c, limit)?;
+    let (exists, held, growth) = match check_target(&mut vol, parent, last, path, want_dir)? {
+        Target::ExistingDir => return Ok(true),
+        Target::Replace { held } => (true, held, 0),
+        Target::New => (
+            false,
+            0,
+            dir_growth(&mut vol, parent, new_entry_slots(last))?,
+        ),
+    };
+    let free = vol.free_clusters()?;
+    let cs = u64::from(vol.g.cluster_size);
+    check_space(new_bytes.div_ceil(cs) + growth, u64::from(free) + held, cs)?;
+    if vol.g.fat_type == FatType::Fat32 {
+        repair_fsinfo_free_count(&mut vol, free)?;
     }
+    Ok(exists)
+}
+
+/// Look up `last` in `parent` and check that `fatfs` may create or replace
+/// it.
+fn check_target<D: BlockDevice + ?Sized>(
+    vol: &mut FatVolume<'_, D>,
+    parent: DirLoc,
+    last: &str,
+    path: &str,
+    want_dir: bool,
+) -> Result<Target, FsError> {
     let existing = vol.find_in(parent, last)?;
     // fatfs regenerates names on overwrite too and panics on a multi-byte
     // first character (fuzz: regressions/fat/overwrite-lfn-non-ascii-first-char):
@@ -80,54 +109,93 @@ pub(super) fn prepare_write<D: BlockDevice + ?Sized>(
         .and_then(|e| e.lfn.first())
         .is_some_and(|&c| c >= 0x80);
     if !last.is_char_boundary(1) || stored_non_ascii_first {
-        return Err(FsError::InvalidName(String::from(*last)));
+        return Err(FsError::InvalidName(String::from(last)));
     }
-    let mut held = 0u64;
-    match &existing {
-        Some(e) if e.is_dir() && !want_dir => {
-            return Err(FsError::IsADirectory(String::from(path)))
-        }
-        Some(e) if !e.is_dir() && want_dir => {
-            return Err(FsError::NotADirectory(String::from(path)))
-        }
-        Some(_) if want_dir => return Ok(true),
+    match existing {
+        Some(e) if e.is_dir() && !want_dir => Err(FsError::IsADirectory(String::from(path))),
+        Some(e) if !e.is_dir() && want_dir => Err(FsError::NotADirectory(String::from(path))),
+        Some(_) if want_dir => Ok(Target::ExistingDir),
         Some(e) if e.cluster != 0 => {
             if !vol.g.valid_cluster(e.cluster) {
                 return Err(FsError::Corrupt("cluster number out of range"));
             }
-            held = vol.chain_len(e.cluster, u64::from(vol.g.cluster_count))?;
+            let held = vol.chain_len(e.cluster, u64::from(vol.g.cluster_count))?;
+            Ok(Target::Replace { held })
         }
-        Some(_) => {}
-        None => check_new_name(last)?,
+        Some(_) => Ok(Target::Replace { held: 0 }),
+        None => {
+            check_new_name(last)?;
+            Ok(Target::New)
+        }
     }
-    let free = vol.free_clusters()?;
+}
+
+/// Directory slots `fatfs` writes for a new entry named `name`: it always
+/// writes long-name slots (13 UTF-16 units each), then the short-name slot.
+fn new_entry_slots(name: &str) -> u64 {
+    name.encode_utf16().count().div_ceil(13) as u64 + 1
+}
+
+/// Clusters `parent` must grow by to take `slots` new consecutive slots
+/// where `fatfs` will put them. The fixed FAT12/16 root cannot grow, and no
+/// directory may pass 65536 entries (the reader's limit).
+fn dir_growth<D: BlockDevice + ?Sized>(
+    vol: &mut FatVolume<'_, D>,
+    parent: DirLoc,
+    slots: u64,
+) -> Result<u64, FsError> {
     let cs = u64::from(vol.g.cluster_size);
-    let needed = new_bytes.div_ceil(cs);
-    if needed > u64::from(free) + held {
-        return Err(FsError::NoSpace {
-            needed: needed * cs,
-            available: (u64::from(free) + held) * cs,
+    // fatfs scans (and may extend) the parent: its whole chain must be sane.
+    let (size, limit) = match parent {
+        DirLoc::Root => (vol.g.root_bytes, "the FAT12/16 root directory"),
+        DirLoc::Chain(c) => {
+            let limit = vol.dir_cluster_limit();
+            let size = vol.chain_len(c, limit)? * cs;
+            (size, "a directory (65536 entries at most)")
+        }
+    };
+    let end = (vol.new_entry_slot(parent, slots)? + slots) * 32;
+    if end <= size {
+        return Ok(0);
+    }
+    if parent == DirLoc::Root || end > MAX_DIR_BYTES {
+        return Err(FsError::DirectoryFull {
+            entries: slots,
+            limit,
         });
     }
-    if vol.g.fat_type == FatType::Fat32 {
-        // fatfs keeps the FSInfo free count and subtracts one per allocation
-        // without checking: a count lower than reality would underflow. Make
-        // it exact (what fsck would do) before fatfs reads it.
-        let off = u64::from(vol.g.fs_info_sector) * u64::from(vol.g.bytes_per_sector);
-        let mut s = [0u8; 512];
-        read_bytes(vol.dev, off, &mut s)?;
-        if le32(&s, 0) != 0x4161_5252
-            || le32(&s, 484) != 0x6141_7272
-            || le32(&s, 508) != 0xAA55_0000
-        {
-            return Err(FsError::Corrupt("bad FAT32 FSInfo sector signature"));
-        }
-        let cur = le32(&s, 488);
-        if cur != 0xFFFF_FFFF && cur != free {
-            write_bytes(vol.dev, off + 488, &free.to_le_bytes())?;
-        }
+    Ok((end - size).div_ceil(cs))
+}
+
+/// Refuse a modification that needs more than `available` clusters.
+fn check_space(needed: u64, available: u64, cluster_size: u64) -> Result<(), FsError> {
+    if needed > available {
+        return Err(FsError::NoSpace {
+            needed: needed * cluster_size,
+            available: available * cluster_size,
+        });
     }
-    Ok(existing.is_some())
+    Ok(())
+}
+
+/// fatfs keeps the FAT32 FSInfo free count and subtracts one per allocation
+/// without checking: a count lower than reality would underflow. Make it
+/// exact (what fsck would do) before fatfs reads it.
+fn repair_fsinfo_free_count<D: BlockDevice + ?Sized>(
+    vol: &mut FatVolume<'_, D>,
+    free: u32,
+) -> Result<(), FsError> {
+    let off = u64::from(vol.g.fs_info_sector) * u64::from(vol.g.bytes_per_sector);
+    let mut s = [0u8; 512];
+    read_bytes(vol.dev, off, &mut s)?;
+    if le32(&s, 0) != 0x4161_5252 || le32(&s, 484) != 0x6141_7272 || le32(&s, 508) != 0xAA55_0000 {
+        return Err(FsError::Corrupt("bad FAT32 FSInfo sector signature"));
+    }
+    let cur = le32(&s, 488);
+    if cur != 0xFFFF_FFFF && cur != free {
+        write_bytes(vol.dev, off + 488, &free.to_le_bytes())?;
+    }
+    Ok(())
 }
 
 pub(super) enum Op<'a> {
@@ -135,33 +203,41 @@ pub(super) enum Op<'a> {
     Mkdir(&'a str),
 }
 
+/// Run `op` through `fatfs` as one transaction: its FAT and directory
+/// updates reach the device only if the whole operation succeeded, and a
+/// failed commit puts the old blocks back (see [`BlockIo`]).
 pub(super) fn with_fatfs<D: BlockDevice + ?Sized>(
     dev: &mut D,
     path: &str,
     op: Op<'_>,
 ) -> Result<(), FsError> {
     let mut io = BlockIo::new(dev);
-    let result = match fatfs::FileSystem::new(IoRef(&mut io), fatfs::FsOptions::new()) {
-        Ok(fs) => {
-            let root = fs.root_dir();
-            let r = match op {
-                Op::Write(p, data) => root.create_file(p).and_then(|mut f| {
-                    f.truncate()?;
-                    fatfs::Write::write_all(&mut f, data)?;
-                    fatfs::Write::flush(&mut f)
-                }),
-                Op::Mkdir(p) => root.create_dir(p).map(|_| ()),
-            };
-            drop(root);
-            let u = fs.unmount();
-            r.and(u)
+    match run_fatfs(&mut io, op) {
+        Ok(()) => io.commit(),
+        Err(e) => {
+            io.discard();
+            Err(map_fatfs(e, path))
         }
-        Err(e) => Err(e),
+    }
+}
+
+fn run_fatfs<D: BlockDevice + ?Sized>(
+    io: &mut BlockIo<'_, D>,
+    op: Op<'_>,
+) -> Result<(), fatfs::Error<IoError>> {
+    let fs = fatfs::FileSystem::new(IoRef(io), fatfs::FsOptions::new())?;
+    let root = fs.root_dir();
+    let r = match op {
+        Op::Write(p, data) => root.create_file(p).and_then(|mut f| {
+            f.truncate()?;
+            fatfs::Write::write_all(&mut f, data)?;
+            fatfs::Write::flush(&mut f)
+        }),
+        Op::Mkdir(p) => root.create_dir(p).map(|_| ()),
     };
-    let flushed = io.flush_cache();
-    result.map_err(|e| map_fatfs(e, path))?;
-    flushed?;
-    Ok(())
+    drop(root);
+    r?;
+    fs.unmount()
 }
 
 /// Create or truncate the file at `path` and write `data` to it (the parent
