@@ -8,11 +8,19 @@
 //!   the caller's buffer. Every walk is bounded, so corrupted images give a
 //!   typed [`FsError`], never a panic or a hang.
 //! * **Writing** (`write`, `mkdir`) goes through `starry-fatfs` (crate `fatfs`)
-//!   on top of [`BlockIo`], a `fatfs` I/O adapter with a small write-back sector
-//!   cache. Before `fatfs` touches the volume, the reader validates the BPB,
-//!   the parent directory's cluster chain and the target's chain, and repairs
-//!   the FAT32 FSInfo free count: these are the inputs that can make `fatfs`
-//!   panic or loop (see `docs/storage.md`).
+//!   on top of [`BlockIo`], a `fatfs` I/O adapter that makes each operation a
+//!   transaction (metadata reaches the disk only when the operation succeeded;
+//!   a failed commit is undone). Before `fatfs` touches the volume, the reader
+//!   validates the BPB, the parent directory's cluster chain and the target's
+//!   chain, checks the free space `fatfs` will need (including a directory
+//!   that must grow for a new name), and repairs the FAT32 FSInfo free count:
+//!   these are the inputs that can make `fatfs` panic, loop or fail midway
+//!   (see `docs/storage.md`).
+//!
+//! Files: `geometry` (boot sector), `dir` (entries, long names, paths),
+//! `volume` (mount, FAT access, chain walker), `read` (directories, file
+//! reads), `free` (free clusters, where a new entry goes), `blockio` (the
+//! `fatfs` adapter), `write` (pre-checks and the `fatfs` operations).
 //!
 //! Paths are `/`-separated, relative to the volume root (a leading `/` is
 //! optional), matched ASCII-case-insensitively against long and short names.
