@@ -24,7 +24,7 @@ fn make_disk(blocks: usize, fat: fatfs::FatType, cluster: u32, fragmented: bool)
             .fat_type(fat)
             .bytes_per_cluster(cluster);
         fatfs::format_volume(&mut io, opts).unwrap();
-        io.flush_cache().unwrap();
+        io.commit().unwrap();
     }
     if fragmented {
         // 64 holes: write 128 chunk files, delete every other one... using our
@@ -188,7 +188,7 @@ fn contiguous_file_is_one_request() {
             .fat_type(fatfs::FatType::Fat16)
             .bytes_per_cluster(4096);
         fatfs::format_volume(&mut io, opts).unwrap();
-        io.flush_cache().unwrap();
+        io.commit().unwrap();
     }
     let data = pattern(3, 3 << 20);
     fs::write(&mut d, "/Image", &data).unwrap();

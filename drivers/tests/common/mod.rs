@@ -84,23 +84,60 @@ pub const VOLUMES: [(&str, u32, u64, usize); 3] = [
     ("fat32_gpt", 1, 300, 2097152),
 ];
 
-/// Run `fsck.fat -n` on an image if the tool exists. Returns None if absent.
-pub fn fsck(bytes: &[u8], tag: &str) -> Option<(bool, String)> {
-    let tool = ["/usr/sbin/fsck.fat", "/sbin/fsck.fat", "/usr/bin/fsck.fat"]
-        .iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let path = std::env::temp_dir().join(format!("parkboot-fsck-{}-{tag}.img", std::process::id()));
-    std::fs::write(&path, bytes).ok()?;
-    let out = std::process::Command::new(tool)
+/// The `fsck.fat` binary (dosfstools). Its absence fails the test: the
+/// external consistency check is part of what the FAT tests assert.
+pub fn fsck_tool() -> &'static str {
+    ["/usr/sbin/fsck.fat", "/sbin/fsck.fat", "/usr/bin/fsck.fat"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("fsck.fat not found: install dosfstools (the FAT tests need it)")
+}
+
+/// Run `fsck.fat -n` on a volume image: (clean, fsck's output). Panics if
+/// fsck.fat is missing or cannot run.
+pub fn fsck(bytes: &[u8], tag: &str) -> (bool, String) {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag: String = tag
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    // RAM-backed when there is one: the FAT32 fixture is 38 MiB.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let path = dir.join(format!(
+        "parkboot-fsck-{}-{seq}-{tag}.img",
+        std::process::id()
+    ));
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let out = std::process::Command::new(fsck_tool())
         .arg("-n")
         .arg(&path)
         .output()
-        .ok()?;
+        .unwrap_or_else(|e| panic!("running fsck.fat: {e}"));
     let _ = std::fs::remove_file(&path);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Some((out.status.success(), text))
+    (out.status.success(), text)
+}
+
+/// The bytes of partition `index` of `d` (0: the whole disk).
+pub fn partition_bytes(d: &MemDisk, index: u32) -> Vec<u8> {
+    let mut d = d.clone();
+    let t = drivers::part::read_table(&mut d).unwrap();
+    let p = t.get(index).unwrap();
+    d.data()[p.start_lba as usize * 512..(p.start_lba + p.num_blocks) as usize * 512].to_vec()
+}
+
+/// Assert that partition `index` of `d` is `fsck.fat`-clean.
+pub fn check_fsck(d: &MemDisk, index: u32, tag: &str) {
+    let (ok, out) = fsck(&partition_bytes(d, index), tag);
+    assert!(ok, "fsck.fat reported problems on {tag}:\n{out}");
 }

@@ -31,7 +31,7 @@
  * file, they are format placeholders there); the linker script must KEEP the
  * .pen section (ALIGN(64)).
  *
- * Every constant below is checked against loader/src/pen.rs by a host test.
+ * Every constant below is checked against loader/src/pen/ by a host test.
  */
 
 .equ PEN_CODE_OFFSET,        0x80          /* code starts this far into the pen */

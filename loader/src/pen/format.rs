@@ -1,0 +1,261 @@
+//! The pen's binary format (version 1): constants, field offsets of the header, slots and
+//! state records (checked against `arch/pen.S` by a test), slot states, and bounds-checked
+//! little-endian access.
+
+use core::fmt;
+
+use crate::wake::WaitMethod;
+
+/// `"PKBTPEN1"` read as a little-endian u64.
+pub const PEN_MAGIC: u64 = u64::from_le_bytes(*b"PKBTPEN1");
+/// Format version.
+pub const PEN_VERSION: u32 = 1;
+/// Header size in bytes.
+pub const HEADER_SIZE: u32 = 128;
+/// Offset of the code (fixed: the pen code finds its header by subtracting it from its PC).
+pub const CODE_OFFSET: u32 = 0x80;
+/// Size of one mailbox slot.
+pub const SLOT_SIZE: u32 = 64;
+/// Size of one state record.
+pub const STATE_SIZE: u32 = 64;
+/// Most slots a pen may have (the pen code refuses a header with more).
+pub const MAX_SLOTS: u32 = 1024;
+/// Largest pen code accepted.
+pub const MAX_CODE_SIZE: u32 = 0x4000;
+/// Pen base alignment and size granule.
+pub const PEN_ALIGN: u64 = 4096;
+/// Largest cache writeback granule the architecture allows (CTR_EL0.CWG = 9: 2 KiB). The state
+/// records start on this boundary so no cache line written back by a cacheable observer can
+/// overlap a word written by a pen CPU.
+pub const CWG_MAX: u32 = 2048;
+/// Largest pen accepted (header `total_size`).
+pub const MAX_PEN_SIZE: u64 = 1 << 20;
+/// MPIDR affinity bits (Aff3..Aff0).
+pub const MPIDR_MASK: u64 = 0xff_00ff_ffff;
+/// Most valid old pens [`plan_reclaim`] takes into account (later ones are treated as invalid:
+/// kept reserved, never written). Bounds the planner's heap use to a few hundred KiB.
+pub const MAX_OLD_PENS: usize = 8;
+
+/// Header field offsets.
+pub mod hdr {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const HEADER_SIZE: usize = 12;
+    pub const TOTAL_SIZE: usize = 16;
+    pub const PHYS_BASE: usize = 24;
+    pub const CODE_OFFSET: usize = 32;
+    pub const CODE_SIZE: usize = 36;
+    pub const SLOT_OFFSET: usize = 40;
+    pub const SLOT_SIZE: usize = 44;
+    pub const NR_SLOTS: usize = 48;
+    pub const ENTRY_EL: usize = 52;
+    pub const GENERATION: usize = 56;
+    pub const STATE_OFFSET: usize = 64;
+    pub const STATE_SIZE: usize = 68;
+    pub const ENTRY_OFFSET: usize = 72;
+    pub const PARK_OFFSET: usize = 76;
+    /// Bytes 80..124 are reserved and must be zero.
+    pub const RESERVED: usize = 80;
+    /// CRC-32 (IEEE 802.3, as zlib's `crc32`) of bytes 0..124.
+    pub const CHECKSUM: usize = 124;
+}
+
+/// Mailbox slot field offsets (written by loaders and OSes only).
+pub mod slot {
+    /// u64: entry address; 0 = hold. Written last, as one 64-bit store.
+    pub const RELEASE: usize = 0;
+    /// u64: MPIDR affinity of the slot's owner (set when the pen is built, never changed).
+    pub const MPIDR: usize = 8;
+    /// u64: x0 handed over by a mode-1 release.
+    pub const CONTEXT: usize = 16;
+    /// u64: 0 = branch at the pen's EL with x0..x3 = 0 (spin-table), 1 = ERET to EL1h.
+    pub const MODE: usize = 24;
+}
+
+/// State record field offsets (written by pen CPUs only, after the pen is built).
+pub mod state {
+    pub const STATUS: usize = 0;
+    pub const MPIDR_SEEN: usize = 8;
+    pub const ENTRIES: usize = 16;
+    pub const PARKS: usize = 24;
+    pub const RELEASES: usize = 32;
+    pub const LAST_ENTRY: usize = 40;
+    pub const EL: usize = 48;
+    /// u32: times the CPU came back from its wait instruction (wraps).
+    pub const WAKES: usize = 56;
+    /// u32: bits 7:0 how it waits ([`crate::wake::WaitMethod`]; 0 in pens without the wake
+    /// block); bits 15:8 its GICv2 CPU interface bit (GICD_ITARGETSR0), for targeted kicks.
+    pub const WAIT: usize = 60;
+}
+
+/// Release modes (`slot::MODE`).
+pub const MODE_BRANCH: u64 = 0;
+/// ERET to EL1h with x0 = context (pen at EL2 only; for PSCI CPU_ON on behalf of an EL1 OS).
+pub const MODE_ERET_EL1: u64 = 1;
+
+pub(super) fn rd_u32(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes(s.try_into().ok()?))
+}
+
+pub(super) fn rd_u64(b: &[u8], off: usize) -> Option<u64> {
+    let s = b.get(off..off.checked_add(8)?)?;
+    Some(u64::from_le_bytes(s.try_into().ok()?))
+}
+
+pub(super) fn wr_u32(b: &mut [u8], off: usize, v: u32) -> Option<()> {
+    b.get_mut(off..off.checked_add(4)?)?
+        .copy_from_slice(&v.to_le_bytes());
+    Some(())
+}
+
+pub(super) fn wr_u64(b: &mut [u8], off: usize, v: u64) -> Option<()> {
+    b.get_mut(off..off.checked_add(8)?)?
+        .copy_from_slice(&v.to_le_bytes());
+    Some(())
+}
+
+pub(super) fn align_up(v: u64, a: u64) -> Option<u64> {
+    // `a` is a power of two
+    let m = a.saturating_sub(1);
+    v.checked_add(m).map(|x| x & !m)
+}
+
+pub(super) fn usize_of(v: u64) -> Option<usize> {
+    usize::try_from(v).ok()
+}
+
+/// CRC-32 of the header bytes 0..124.
+pub(super) fn header_crc(h: &[u8]) -> u32 {
+    crc32fast::hash(h.get(..hdr::CHECKSUM).unwrap_or(&[]))
+}
+
+/// `state::STATUS` values (written by the pen CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotStatus {
+    /// 0: no CPU has arrived in this slot since the pen was built.
+    Empty,
+    /// 1: arrived through `pen_entry`; armed (its release word read 0): the next non-zero release
+    /// value is taken.
+    Waiting,
+    /// 2: left the pen for `last_entry`.
+    Released,
+    /// 3: arrived through `pen_park` (returned by an OS); armed like `Waiting`.
+    Parked,
+    /// 4: arrived at an EL other than the header's `entry_el`; stays in the pen for good.
+    Refused,
+    /// 5: in the pen, but its release word was non-zero on arrival (or held an invalid
+    /// release); it waits for the word to read 0, then becomes `Waiting`/`Parked`.
+    Unarmed,
+    /// Anything else.
+    Unknown(u64),
+}
+
+impl SlotStatus {
+    #[must_use]
+    pub const fn from_raw(v: u64) -> Self {
+        match v {
+            0 => Self::Empty,
+            1 => Self::Waiting,
+            2 => Self::Released,
+            3 => Self::Parked,
+            4 => Self::Refused,
+            5 => Self::Unarmed,
+            other => Self::Unknown(other),
+        }
+    }
+
+    #[must_use]
+    pub const fn raw(self) -> u64 {
+        match self {
+            Self::Empty => 0,
+            Self::Waiting => 1,
+            Self::Released => 2,
+            Self::Parked => 3,
+            Self::Refused => 4,
+            Self::Unarmed => 5,
+            Self::Unknown(v) => v,
+        }
+    }
+
+    /// Waiting or Parked: in the pen and releasable right now.
+    #[must_use]
+    pub const fn is_held(self) -> bool {
+        matches!(self, Self::Waiting | Self::Parked)
+    }
+
+    /// The CPU is executing pen code (for PSCI AFFINITY_INFO: OFF).
+    #[must_use]
+    pub const fn in_pen(self) -> bool {
+        matches!(
+            self,
+            Self::Waiting | Self::Parked | Self::Refused | Self::Unarmed
+        )
+    }
+}
+
+impl fmt::Display for SlotStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("EMPTY"),
+            Self::Waiting => f.write_str("WAITING"),
+            Self::Released => f.write_str("RELEASED"),
+            Self::Parked => f.write_str("PARKED"),
+            Self::Refused => f.write_str("REFUSED"),
+            Self::Unarmed => f.write_str("UNARMED"),
+            Self::Unknown(v) => write!(f, "unknown({v:#x})"),
+        }
+    }
+}
+
+/// One state record, as last written by the pen CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotState {
+    pub status: SlotStatus,
+    /// MPIDR (affinity) the CPU read at its last arrival; equals the slot's MPIDR unless the
+    /// record is corrupt (0 while `Empty`).
+    pub mpidr_seen: u64,
+    /// Arrivals through `pen_entry`.
+    pub entries: u64,
+    /// Arrivals through `pen_park`.
+    pub parks: u64,
+    /// Times it left the pen.
+    pub releases: u64,
+    /// Entry address of the last release.
+    pub last_entry: u64,
+    /// EL at the last arrival.
+    pub el: u64,
+    /// Wake-ups from its wait instruction (a sleeping CPU counts one per wake period).
+    pub wakes: u32,
+    /// How it waits.
+    pub wait: WaitMethod,
+    /// GICv2: its CPU interface bit (0 otherwise).
+    pub gic_target: u8,
+}
+
+impl SlotState {
+    pub(super) fn from_bytes(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            wakes: rd_u32(b, state::WAKES)?,
+            wait: WaitMethod::from_raw(rd_u32(b, state::WAIT)? & 0xff),
+            gic_target: (rd_u32(b, state::WAIT)? >> 8) as u8,
+            status: SlotStatus::from_raw(rd_u64(b, state::STATUS)?),
+            mpidr_seen: rd_u64(b, state::MPIDR_SEEN)?,
+            entries: rd_u64(b, state::ENTRIES)?,
+            parks: rd_u64(b, state::PARKS)?,
+            releases: rd_u64(b, state::RELEASES)?,
+            last_entry: rd_u64(b, state::LAST_ENTRY)?,
+            el: rd_u64(b, state::EL)?,
+        })
+    }
+}
+
+impl fmt::Display for SlotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (entries {}, parks {}, releases {}, last entry {:#x}, EL{})",
+            self.status, self.entries, self.parks, self.releases, self.last_entry, self.el
+        )
+    }
+}
