@@ -4,3 +4,4 @@ extern crate alloc;
 pub mod block;
 pub mod fs;
 pub mod part;
+pub mod net;
