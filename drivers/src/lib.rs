@@ -3,5 +3,5 @@ extern crate alloc;
 
 pub mod block;
 pub mod fs;
-pub mod part;
 pub mod net;
+pub mod part;

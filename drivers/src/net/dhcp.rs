@@ -251,11 +251,21 @@ fn option(code: u8, d: &[u8], r: &mut Reply, overload: &mut u8) -> Result<(), Re
             r.netmask = Some(ip_at(d, 0));
         }
         3 => {
-            want_len(code, d, d.len() >= 4 && d.len() % 4 == 0, "a multiple of 4")?;
+            want_len(
+                code,
+                d,
+                d.len() >= 4 && d.len().is_multiple_of(4),
+                "a multiple of 4",
+            )?;
             r.router = Some(ip_at(d, 0));
         }
         6 => {
-            want_len(code, d, d.len() >= 4 && d.len() % 4 == 0, "a multiple of 4")?;
+            want_len(
+                code,
+                d,
+                d.len() >= 4 && d.len().is_multiple_of(4),
+                "a multiple of 4",
+            )?;
             r.dns = d.chunks_exact(4).take(2).map(|c| ip_at(c, 0)).collect();
         }
         12 => r.hostname = text(d, "option 12 (host name)")?,
@@ -545,7 +555,11 @@ impl From<DhcpError> for NetError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Selecting,
-    Requesting { server: Option<Ipv4Addr>, ip: Ipv4Addr, xid: u32 },
+    Requesting {
+        server: Option<Ipv4Addr>,
+        ip: Ipv4Addr,
+        xid: u32,
+    },
     Bound,
 }
 
@@ -618,7 +632,8 @@ impl DhcpClient {
             self.xids.remove(0);
         }
         self.xids.push(xid);
-        out.print.push_str(&format!("BOOTP broadcast {}\n", self.tries));
+        out.print
+            .push_str(&format!("BOOTP broadcast {}\n", self.tries));
         out.send.push(request(
             &self.mac,
             xid,
@@ -646,8 +661,9 @@ impl DhcpClient {
             Err(ReplyError::NotOurs) => return Status::Running,
             Err(ReplyError::Malformed(m)) => {
                 self.malformed += 1;
-                out.print
-                    .push_str(&format!("DHCP: ignoring malformed reply from {from}: {m}\n"));
+                out.print.push_str(&format!(
+                    "DHCP: ignoring malformed reply from {from}: {m}\n"
+                ));
                 return Status::Running;
             }
         };
@@ -677,7 +693,9 @@ impl DhcpClient {
                 self.deadline = now + 5000;
                 Status::Running
             }
-            (State::Requesting { xid, ip, .. }, Some(msg::ACK)) if xid == r.xid && ip == r.your_ip => {
+            (State::Requesting { xid, ip, .. }, Some(msg::ACK))
+                if xid == r.xid && ip == r.your_ip =>
+            {
                 self.bound(r, now, out)
             }
             (State::Requesting { xid, .. }, Some(msg::NAK)) if xid == r.xid => {
@@ -789,11 +807,11 @@ fn run<D: NetDevice>(
         }
         let now = ctx.now_us();
         stack.poll(now);
-        loop {
-            let n = match stack.sockets.get_mut::<raw::Socket>(sock).recv_slice(&mut buf) {
-                Ok(n) => n,
-                Err(_) => break,
-            };
+        while let Ok(n) = stack
+            .sockets
+            .get_mut::<raw::Socket>(sock)
+            .recv_slice(&mut buf)
+        {
             let Some((from, payload)) = udp_to_client(&buf[..n]) else {
                 continue;
             };
@@ -1005,7 +1023,10 @@ mod tests {
         out = Output::default();
         let st = c.on_reply(from, &reply(7, Some(msg::ACK), &[]), 803, &mut out);
         assert!(matches!(st, Status::Bound(ref l) if l.ip == Ipv4Addr::new(10, 0, 2, 15)));
-        assert_eq!(out.print, "DHCP client bound to address 10.0.2.15 (803 ms)\n");
+        assert_eq!(
+            out.print,
+            "DHCP client bound to address 10.0.2.15 (803 ms)\n"
+        );
     }
 
     #[test]

@@ -345,7 +345,13 @@ fn content_length(v: &str) -> Result<u64, HttpError> {
 fn clean(s: &str) -> String {
     s.chars()
         .take(120)
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -707,8 +713,11 @@ pub fn http_get<D: NetDevice>(
     let t0 = ctx.now_us();
     let local = stack.ephemeral_port(t0);
     let mut reader = ResponseReader::new();
-    let r = match stack.tcp_connect(sock, IpEndpoint::new(IpAddress::Ipv4(t.server), t.port), local)
-    {
+    let r = match stack.tcp_connect(
+        sock,
+        IpEndpoint::new(IpAddress::Ipv4(t.server), t.port),
+        local,
+    ) {
         Ok(()) => run(stack, ctx, sock, req, &mut reader, &mut dl),
         Err(e) => Err(e),
     };
@@ -721,7 +730,10 @@ pub fn http_get<D: NetDevice>(
             Ok(HttpTransfer {
                 bytes,
                 elapsed_us,
-                status_line: reader.head().map(|h| h.status_line.clone()).unwrap_or_default(),
+                status_line: reader
+                    .head()
+                    .map(|h| h.status_line.clone())
+                    .unwrap_or_default(),
             })
         }
         Err(e) => {
@@ -787,7 +799,10 @@ fn run<D: NetDevice>(
         let state = s.state();
         if matches!(
             state,
-            tcp::State::CloseWait | tcp::State::LastAck | tcp::State::Closing | tcp::State::TimeWait
+            tcp::State::CloseWait
+                | tcp::State::LastAck
+                | tcp::State::Closing
+                | tcp::State::TimeWait
         ) {
             fin = true;
         }
@@ -844,7 +859,9 @@ fn run<D: NetDevice>(
             }
             .into());
         }
-        if connected && complete_at.is_none() && now.saturating_sub(last_data) >= req.idle_timeout_ms
+        if connected
+            && complete_at.is_none()
+            && now.saturating_sub(last_data) >= req.idle_timeout_ms
         {
             return Err(HttpError::Idle {
                 ms: req.idle_timeout_ms,
@@ -903,13 +920,21 @@ mod tests {
 
     #[test]
     fn lying_content_length_both_ways() {
-        let (r, data) = read_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", 100, 4);
+        let (r, data) = read_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello",
+            100,
+            4,
+        );
         assert_eq!(
             r.unwrap_err().to_string(),
             "HTTP error: connection closed after 5 of the 10 bytes of its Content-Length"
         );
         assert_eq!(data, b"hello");
-        let (r, data) = read_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhello", 100, 100);
+        let (r, data) = read_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhello",
+            100,
+            100,
+        );
         assert_eq!(
             r.unwrap_err().to_string(),
             "HTTP error: server sent more than the 3 bytes it announced; stopped"
@@ -919,7 +944,11 @@ mod tests {
 
     #[test]
     fn content_length_over_the_limit_writes_nothing() {
-        let (r, data) = read_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world", 10, 100);
+        let (r, data) = read_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+            10,
+            100,
+        );
         assert_eq!(
             r.unwrap_err().to_string(),
             "HTTP error: file is 11 bytes but only 10 bytes are free at 0x40000000; nothing loaded"
@@ -927,7 +956,10 @@ mod tests {
         assert!(data.is_empty());
         // Without a length: stops at the limit.
         let (r, data) = read_all(b"HTTP/1.0 200 OK\r\n\r\nhello world", 10, 4);
-        assert!(matches!(r, Err(HttpError::Sink(SinkError::Overflow { limit: 10, .. }))));
+        assert!(matches!(
+            r,
+            Err(HttpError::Sink(SinkError::Overflow { limit: 10, .. }))
+        ));
         // Pieces of 4 bytes: the one that would cross the limit is refused
         // whole.
         assert_eq!(data, b"hello wor");
@@ -996,7 +1028,9 @@ mod tests {
             "GET /a?b=c HTTP/1.1\r\nHost: 10.0.2.100:8080\r\nUser-Agent: parkboot\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         );
         assert_eq!(
-            parse_target("http://example.com/x", None).unwrap_err().to_string(),
+            parse_target("http://example.com/x", None)
+                .unwrap_err()
+                .to_string(),
             "HTTP error: 'example.com' is not an IPv4 address (no DNS)"
         );
         assert_eq!(

@@ -246,7 +246,10 @@ mod tests {
             "'01:00:5e:00:00:01' is a multicast or zero MAC address"
         );
         assert!(parse_mac("00:00:00:00:00:00").is_err());
-        assert_eq!(format_mac(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]), "52:54:00:12:34:56");
+        assert_eq!(
+            format_mac(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            "52:54:00:12:34:56"
+        );
     }
 
     #[test]

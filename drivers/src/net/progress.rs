@@ -141,10 +141,10 @@ impl Progress {
             out.push_str("  ");
             out.push_str(&format_size(total, ""));
         }
-        if elapsed_ms > 0 {
+        // U-Boot divides first: bytes per ms, then times 1000.
+        if let Some(per_ms) = bytes.checked_div(elapsed_ms) {
             out.push_str("\n\t ");
-            // U-Boot divides first: bytes per ms, then times 1000.
-            out.push_str(&format_size(bytes / elapsed_ms * 1000, "/s"));
+            out.push_str(&format_size(per_ms.saturating_mul(1000), "/s"));
         }
         out.push_str("\ndone\n");
         out

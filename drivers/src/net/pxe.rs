@@ -53,10 +53,9 @@ pub fn mac_name(mac: &Mac) -> String {
 /// The directory part of `bootfile` (up to and including its last `/`),
 /// which every pxelinux path is relative to; empty without one.
 pub fn bootdir(bootfile: Option<&str>) -> &str {
-    match bootfile.and_then(|b| b.rfind('/').map(|i| &b[..=i])) {
-        Some(d) => d,
-        None => "",
-    }
+    bootfile
+        .and_then(|b| b.rfind('/').map(|i| &b[..=i]))
+        .unwrap_or_default()
 }
 
 /// The configuration files to try, in order, as paths for the TFTP server.
@@ -131,7 +130,10 @@ mod tests {
             board: Some("rockpro64"),
         };
         let c = config_candidates(Some("boot/arm64/pxelinux.0"), &id);
-        assert_eq!(c[0], "boot/arm64/pxelinux.cfg/8f4a7c02-0d8c-4a7e-9a3e-0123456789ab");
+        assert_eq!(
+            c[0],
+            "boot/arm64/pxelinux.cfg/8f4a7c02-0d8c-4a7e-9a3e-0123456789ab"
+        );
         assert_eq!(c[2], "boot/arm64/pxelinux.cfg/C0A8010A");
         assert_eq!(
             &c[c.len() - 4..],

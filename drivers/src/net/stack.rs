@@ -143,7 +143,8 @@ impl<D: NetDevice> NetStack<D> {
             // rather than let smoltcp panic.
             [0x02, 0, 0, 0, 0, 1]
         };
-        let seed = now_us ^ u64::from_be_bytes([0, 0, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]]);
+        let seed =
+            now_us ^ u64::from_be_bytes([0, 0, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]]);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         config.random_seed = seed;
         let mut rx = vec![0u8; MAX_FRAME];
@@ -245,7 +246,8 @@ impl<D: NetDevice> NetStack<D> {
             tx: &mut self.tx,
             stats: &mut self.stats,
         };
-        self.iface.poll(instant(now_us), &mut phy, &mut self.sockets);
+        self.iface
+            .poll(instant(now_us), &mut phy, &mut self.sockets);
     }
 
     /// Adds a socket for the length of a command.

@@ -261,7 +261,9 @@ impl TftpOptions {
     /// The defaults with U-Boot's variables applied. Returns the notes to
     /// print (U-Boot's wording for values it corrects); a value that is
     /// not a number is an error naming the variable.
-    pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<(TftpOptions, Vec<String>), String> {
+    pub fn from_env(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(TftpOptions, Vec<String>), String> {
         let mut o = TftpOptions::default();
         let mut notes = Vec::new();
         let num = |name: &str| -> Result<Option<u64>, String> {
@@ -277,7 +279,9 @@ impl TftpOptions {
         if let Some(b) = num("tftpblocksize")? {
             let capped = b.clamp(MIN_BLKSIZE as u64, BLKSIZE_CAP as u64) as u16;
             if capped as u64 != b {
-                notes.push(format!("Capping tftp block size option to {capped} (was {b})"));
+                notes.push(format!(
+                    "Capping tftp block size option to {capped} (was {b})"
+                ));
             }
             o.blksize = capped;
         }
@@ -550,8 +554,17 @@ impl TftpClient {
         for (name, value) in opts {
             let v = match value.parse::<u64>() {
                 Ok(v) => v,
-                Err(_) if matches!(name.as_str(), "blksize" | "windowsize" | "tsize" | "timeout") => {
-                    return self.fail_options(port, format!("{name} '{value}' is not a number"), out)
+                Err(_)
+                    if matches!(
+                        name.as_str(),
+                        "blksize" | "windowsize" | "tsize" | "timeout"
+                    ) =>
+                {
+                    return self.fail_options(
+                        port,
+                        format!("{name} '{value}' is not a number"),
+                        out,
+                    )
                 }
                 Err(_) => continue,
             };
@@ -576,18 +589,17 @@ impl TftpClient {
                     }
                     window = v as u16;
                 }
-                "timeout" => {
-                    if v != self.opts.timeout_s() {
-                        return self.fail_options(
-                            port,
-                            format!("timeout {v} s, asked for {} s", self.opts.timeout_s()),
-                            out,
-                        );
-                    }
+                "timeout" if v != self.opts.timeout_s() => {
+                    return self.fail_options(
+                        port,
+                        format!("timeout {v} s, asked for {} s", self.opts.timeout_s()),
+                        out,
+                    );
                 }
                 "tsize" if self.opts.tsize => {
                     if let Err(e) = dl.announce(v) {
-                        out.send.push((port, error(code::DISK_FULL, "File too large")));
+                        out.send
+                            .push((port, error(code::DISK_FULL, "File too large")));
                         self.phase = Phase::Finished;
                         return Status::Failed(TftpError::Sink(e));
                     }
@@ -649,7 +661,8 @@ impl TftpClient {
             return Status::Running;
         }
         if data.len() > self.blksize as usize {
-            out.send.push((port, error(code::ILLEGAL, "Block too large")));
+            out.send
+                .push((port, error(code::ILLEGAL, "Block too large")));
             self.phase = Phase::Finished;
             return Status::Failed(TftpError::Protocol(format!(
                 "block {block} has {} bytes, more than the block size {}",
@@ -659,7 +672,8 @@ impl TftpClient {
         }
         let offset = self.blocks * self.blksize as u64;
         if let Err(e) = dl.write(offset, data) {
-            out.send.push((port, error(code::DISK_FULL, "File too large")));
+            out.send
+                .push((port, error(code::DISK_FULL, "File too large")));
             self.phase = Phase::Finished;
             return Status::Failed(TftpError::Sink(e));
         }
@@ -795,7 +809,11 @@ pub fn tftp_get<D: NetDevice>(
     let mut dl = Download::new(sink);
     ctx.print(&format!("Using {} device\n", stack.name()));
     let mut head = format!("TFTP from server {}; our IP address is {ip}", req.server);
-    if let Some(gw) = stack.config().gateway.filter(|_| stack.config().via_gateway(req.server)) {
+    if let Some(gw) = stack
+        .config()
+        .gateway
+        .filter(|_| stack.config().via_gateway(req.server))
+    {
         head.push_str(&format!("; sending through gateway {gw}"));
     }
     ctx.print(&format!(
@@ -837,7 +855,8 @@ fn udp_socket<D: NetDevice>(
     let rx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 256], vec![0; RX_BUFFER]);
     let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 8192]);
     let mut s = udp::Socket::new(rx, tx);
-    s.bind(local).map_err(|_| NetError::Stack("cannot bind a UDP port"))?;
+    s.bind(local)
+        .map_err(|_| NetError::Stack("cannot bind a UDP port"))?;
     Ok(stack.add(s))
 }
 
@@ -956,12 +975,13 @@ mod tests {
         let mut c = TftpClient::new("Image", &opts(1468, 4)).unwrap();
         assert_eq!(
             c.start(0),
-            b"\0\x01Image\0octet\0tsize\00\0blksize\01468\0timeout\05\0windowsize\04\0".to_vec()
+            b"\0\x01Image\0octet\0tsize\0\x30\0blksize\0\x31468\0timeout\0\x35\0windowsize\0\x34\0"
+                .to_vec()
         );
         let mut c = TftpClient::new("x", &opts(1468, 1)).unwrap();
         assert_eq!(
             c.start(0),
-            b"\0\x01x\0octet\0tsize\00\0blksize\01468\0timeout\05\0".to_vec()
+            b"\0\x01x\0octet\0tsize\0\x30\0blksize\0\x31468\0timeout\0\x35\0".to_vec()
         );
     }
 
@@ -974,7 +994,10 @@ mod tests {
         assert_eq!(parse(&[0, 6, b'a', 0]), Err(PacketError::BadOack));
         assert_eq!(parse(&[0, 6]), Ok(Packet::Oack(vec![])));
         assert_eq!(parse(&[0, 6, 0]), Err(PacketError::BadOack));
-        assert_eq!(parse(b"\0\x06a\0\0"), Ok(Packet::Oack(vec![("a".into(), "".into())])));
+        assert_eq!(
+            parse(b"\0\x06a\0\0"),
+            Ok(Packet::Oack(vec![("a".into(), "".into())]))
+        );
         assert_eq!(
             parse(b"\0\x05\0\x01File\x07 not found\0junk"),
             Ok(Packet::Error {
@@ -995,7 +1018,10 @@ mod tests {
         let mut c = TftpClient::new("f", &opts(1468, 1)).unwrap();
         c.start(0);
         let mut out = Output::default();
-        assert_eq!(c.on_datagram(3000, &data(1, &[1; 512]), 1, &mut dl, &mut out), Status::Running);
+        assert_eq!(
+            c.on_datagram(3000, &data(1, &[1; 512]), 1, &mut dl, &mut out),
+            Status::Running
+        );
         assert_eq!(out.send, vec![(3000, ack(1))]);
         out.send.clear();
         assert_eq!(
@@ -1003,7 +1029,6 @@ mod tests {
             Status::Done(612)
         );
         assert_eq!(out.send, vec![(3000, ack(2))]);
-        drop(dl);
         assert_eq!(&sink.data[..512], &[1; 512][..]);
         assert_eq!(&sink.data[512..], &[2; 100][..]);
     }
@@ -1018,13 +1043,18 @@ mod tests {
         let st = c.on_datagram(3000, &oack(&[("blksize", "2048")]), 1, &mut dl, &mut out);
         assert_eq!(
             st,
-            Status::Failed(TftpError::Options("blksize 2048, asked for at most 1024".into()))
+            Status::Failed(TftpError::Options(
+                "blksize 2048, asked for at most 1024".into()
+            ))
         );
         assert_eq!(
             st_text(&st),
             "TFTP error: option negotiation failed: blksize 2048, asked for at most 1024"
         );
-        assert_eq!(out.send, vec![(3000, error(8, "Option Negotiation Failed"))]);
+        assert_eq!(
+            out.send,
+            vec![(3000, error(8, "Option Negotiation Failed"))]
+        );
     }
 
     fn st_text(s: &Status) -> String {
@@ -1047,7 +1077,6 @@ mod tests {
             "TFTP error: file is 1001 bytes but only 1000 bytes are free at 0x40000000; nothing loaded"
         );
         assert_eq!(out.send, vec![(3000, error(3, "File too large"))]);
-        drop(dl);
         assert!(sink.data.is_empty());
     }
 
@@ -1064,8 +1093,16 @@ mod tests {
             let st = c.on_datagram(7, &data(b, &i.to_le_bytes()), i, &mut dl, &mut out);
             assert_eq!(st, Status::Running, "block {i}");
         }
-        assert_eq!(c.on_datagram(7, &data((70_001u64 & 0xffff) as u16, &[]), 0, &mut dl, &mut out), Status::Done(560_000));
-        drop(dl);
+        assert_eq!(
+            c.on_datagram(
+                7,
+                &data((70_001u64 & 0xffff) as u16, &[]),
+                0,
+                &mut dl,
+                &mut out
+            ),
+            Status::Done(560_000)
+        );
         assert_eq!(&sink.data[65_536 * 8..65_537 * 8], &65_537u64.to_le_bytes());
     }
 
@@ -1085,7 +1122,14 @@ mod tests {
 
     #[test]
     fn timeouts_resend_then_give_up() {
-        let mut c = TftpClient::new("f", &TftpOptions { max_timeouts: 2, ..opts(512, 1) }).unwrap();
+        let mut c = TftpClient::new(
+            "f",
+            &TftpOptions {
+                max_timeouts: 2,
+                ..opts(512, 1)
+            },
+        )
+        .unwrap();
         let rrq = c.start(0);
         let mut out = Output::default();
         assert_eq!(c.on_tick(4999, &mut out), Status::Running);
@@ -1129,9 +1173,15 @@ mod tests {
 
     #[test]
     fn server_argument() {
-        assert_eq!(split_server("10.0.2.2:Image"), (Some(Ipv4Addr::new(10, 0, 2, 2)), "Image"));
+        assert_eq!(
+            split_server("10.0.2.2:Image"),
+            (Some(Ipv4Addr::new(10, 0, 2, 2)), "Image")
+        );
         assert_eq!(split_server("Image"), (None, "Image"));
         assert_eq!(split_server("c:/x"), (None, "c:/x"));
-        assert_eq!(default_filename(Ipv4Addr::new(10, 0, 2, 15)), "0A00020F.img");
+        assert_eq!(
+            default_filename(Ipv4Addr::new(10, 0, 2, 15)),
+            "0A00020F.img"
+        );
     }
 }
