@@ -299,13 +299,16 @@ impl NetDevice for FakeNic {
 
 // ---------------------------------------------------------------- DHCP server
 
+/// Changes a reply (message type, bytes) before it is sent.
+pub type Mangle = Box<dyn FnMut(u8, &mut Vec<u8>)>;
+
 /// A DHCP server handing out CLIENT_IP, in QEMU's style (siaddr = itself,
 /// boot file in the `file` field). `mangle` may break its replies.
 pub struct DhcpServer {
     sock: Option<SocketHandle>,
     pub bootfile: String,
     pub bootp_only: bool,
-    pub mangle: Option<Box<dyn FnMut(u8, &mut Vec<u8>)>>,
+    pub mangle: Option<Mangle>,
     pub silent_ack: bool,
     pub seen: Vec<u8>,
 }
