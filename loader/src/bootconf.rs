@@ -228,7 +228,10 @@ impl<'a> Lexer<'a> {
             }
             Some(_) => {
                 let start = self.pos;
-                while self.peek().is_some_and(|c| !c.is_ascii_whitespace() && c != 0x0b) {
+                while self
+                    .peek()
+                    .is_some_and(|c| !c.is_ascii_whitespace() && c != 0x0b)
+                {
                     self.pos += 1;
                 }
                 let word = String::from_utf8_lossy(&self.b[start..self.pos]).to_ascii_lowercase();
@@ -249,14 +252,14 @@ impl<'a> Lexer<'a> {
 
     fn err(&self, line: usize, reason: String) -> ConfError {
         ConfError {
-            file: self.file.to_string(),
+            file: printable(self.file),
             line,
-            reason,
+            reason: printable(&reason),
         }
     }
 
     fn note(&self, line: usize, text: &str) -> Note {
-        Note(format!("{}:{}: {}", self.file, line, text))
+        Note(printable(&format!("{}:{}: {}", self.file, line, text)))
     }
 
     /// The value of keyword `kw`: the rest of the line.
@@ -280,6 +283,14 @@ impl<'a> Lexer<'a> {
         let s = self.literal(kw)?;
         parse_int(&s).ok_or_else(|| self.err(line, format!("'{kw}' needs a number, not '{s}'")))
     }
+}
+
+/// Text from a file made safe for the console: control characters
+/// (terminal escapes, CR) become `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn parse_int(s: &str) -> Option<i64> {
@@ -713,7 +724,10 @@ mod tests {
             l.fdt_file(Some("qemu.dtb"), None, None),
             Some(("/usr/lib/linux-image-6.1.0-18-arm64/qemu.dtb".into(), false))
         );
-        assert_eq!(m.labels[1].append.as_deref(), Some("root=/dev/vda2 ro  single"));
+        assert_eq!(
+            m.labels[1].append.as_deref(),
+            Some("root=/dev/vda2 ro  single")
+        );
         assert_eq!(m.boot_order(None), vec![0, 1]);
         assert_eq!(
             m.menu_text(),
@@ -735,15 +749,22 @@ mod tests {
         // initrd= in append came first: the initrd line is ignored.
         assert_eq!(l.initrd, vec!["/ignored.img"]);
         assert_eq!(l.fdtoverlays, vec!["/dtb/a.dtbo", "/dtb/b.dtbo"]);
-        assert_eq!(l.fdt_file(None, None, None), Some(("/dtb/board.dtb".into(), true)));
+        assert_eq!(
+            l.fdt_file(None, None, None),
+            Some(("/dtb/board.dtb".into(), true))
+        );
         assert!(l.kaslrseed);
-        assert_eq!(m.default.as_deref(), Some("Fedora-Server (6.5.6-300.fc39.aarch64)"));
+        assert_eq!(
+            m.default.as_deref(),
+            Some("Fedora-Server (6.5.6-300.fc39.aarch64)")
+        );
         assert_eq!(m.labels[1].localboot, Some(1));
     }
 
     #[test]
     fn initrd_list_and_unknown_commands() {
-        let text = "label a\n kernel /k\n initrd /i1, /i2 ,/i3\n say hello\n append x\ntimeout 30\n";
+        let text =
+            "label a\n kernel /k\n initrd /i1, /i2 ,/i3\n say hello\n append x\ntimeout 30\n";
         let (m, notes) = p(text).unwrap();
         assert_eq!(m.labels[0].initrd, vec!["/i1", "/i2", "/i3"]);
         // "say" ends the label (as in U-Boot); "append" then is unknown at
@@ -762,12 +783,24 @@ mod tests {
     #[test]
     fn malformed_input_names_file_and_line() {
         let e = |t: &str| p(t).unwrap_err().to_string();
-        assert_eq!(e("label a\n  kernel\n"), "extlinux.conf:2: 'kernel' needs a value");
+        assert_eq!(
+            e("label a\n  kernel\n"),
+            "extlinux.conf:2: 'kernel' needs a value"
+        );
         assert_eq!(e("\n\nlabel   \n"), "extlinux.conf:3: 'label' needs a name");
-        assert_eq!(e("timeout soon\n"), "extlinux.conf:1: 'timeout' needs a number, not 'soon'");
+        assert_eq!(
+            e("timeout soon\n"),
+            "extlinux.conf:1: 'timeout' needs a number, not 'soon'"
+        );
         assert_eq!(e("default\n"), "extlinux.conf:1: 'default' needs a value");
-        assert_eq!(e("label a\n kernel # no\n"), "extlinux.conf:2: 'kernel' needs a value");
-        assert_eq!(e("menu title\n"), "extlinux.conf:1: 'menu title' needs a value");
+        assert_eq!(
+            e("label a\n kernel # no\n"),
+            "extlinux.conf:2: 'kernel' needs a value"
+        );
+        assert_eq!(
+            e("menu title\n"),
+            "extlinux.conf:1: 'menu title' needs a value"
+        );
         assert_eq!(
             e("include other.conf\n"),
             "extlinux.conf:1: cannot include 'other.conf': no includes here"
@@ -816,10 +849,31 @@ mod tests {
             fdtdir: Some(dir.into()),
             ..Label::default()
         };
-        assert_eq!(l("/dtbs").fdt_file(None, Some("rk3399"), Some("rockpro64")).unwrap().0, "/dtbs/rk3399-rockpro64.dtb");
-        assert_eq!(l("/dtbs/").fdt_file(None, None, Some("qemu-arm")).unwrap().0, "/dtbs/qemu-arm.dtb");
-        assert_eq!(l("").fdt_file(None, Some("soc"), None).unwrap().0, "./soc.dtb");
-        assert_eq!(l("d").fdt_file(Some("vendor/b.dtb"), Some("x"), Some("y")).unwrap().0, "d/vendor/b.dtb");
+        assert_eq!(
+            l("/dtbs")
+                .fdt_file(None, Some("rk3399"), Some("rockpro64"))
+                .unwrap()
+                .0,
+            "/dtbs/rk3399-rockpro64.dtb"
+        );
+        assert_eq!(
+            l("/dtbs/")
+                .fdt_file(None, None, Some("qemu-arm"))
+                .unwrap()
+                .0,
+            "/dtbs/qemu-arm.dtb"
+        );
+        assert_eq!(
+            l("").fdt_file(None, Some("soc"), None).unwrap().0,
+            "./soc.dtb"
+        );
+        assert_eq!(
+            l("d")
+                .fdt_file(Some("vendor/b.dtb"), Some("x"), Some("y"))
+                .unwrap()
+                .0,
+            "d/vendor/b.dtb"
+        );
         assert_eq!(l("d").fdt_file(None, None, None).unwrap().0, "d/.dtb");
         assert_eq!(Label::default().fdt_file(Some("x"), None, None), None);
     }
@@ -829,10 +883,21 @@ mod tests {
         assert_eq!(dir_of("/boot/extlinux/extlinux.conf"), "/boot/extlinux/");
         assert_eq!(dir_of("pxelinux.cfg/default"), "pxelinux.cfg/");
         assert_eq!(dir_of("x"), "");
-        assert_eq!(resolve("/boot/extlinux/", "/vmlinuz", true).unwrap(), "/vmlinuz");
-        assert_eq!(resolve("/boot/extlinux/", "../vmlinuz", true).unwrap(), "/boot/extlinux/../vmlinuz");
-        assert_eq!(resolve("tftp/", "/vmlinuz", false).unwrap(), "tftp//vmlinuz");
-        assert!(resolve("", &"x".repeat(513), true).unwrap_err().starts_with("Base path too long"));
+        assert_eq!(
+            resolve("/boot/extlinux/", "/vmlinuz", true).unwrap(),
+            "/vmlinuz"
+        );
+        assert_eq!(
+            resolve("/boot/extlinux/", "../vmlinuz", true).unwrap(),
+            "/boot/extlinux/../vmlinuz"
+        );
+        assert_eq!(
+            resolve("tftp/", "/vmlinuz", false).unwrap(),
+            "tftp//vmlinuz"
+        );
+        assert!(resolve("", &"x".repeat(513), true)
+            .unwrap_err()
+            .starts_with("Base path too long"));
         let l = Label {
             append: Some("console=ttyAMA0".into()),
             ipappend: 3,
@@ -879,7 +944,8 @@ mod tests {
 
     #[test]
     fn menu_lines_inside_and_outside_labels() {
-        let (m, notes) = p("menu\nmenu label x\nlabel a\n menu\n menu foo\n menu label\n kernel /k\n").unwrap();
+        let (m, notes) =
+            p("menu\nmenu label x\nlabel a\n menu\n menu foo\n menu label\n kernel /k\n").unwrap();
         assert_eq!(m.labels[0].kernel.as_deref(), Some("/k"));
         let n: Vec<&str> = notes.iter().map(|n| n.0.as_str()).collect();
         assert_eq!(

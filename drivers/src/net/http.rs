@@ -169,12 +169,12 @@ pub fn parse_target(arg: &str, server: Option<Ipv4Addr>) -> Result<Target, HttpE
                 p.parse::<u16>()
                     .ok()
                     .filter(|&p| p != 0)
-                    .ok_or_else(|| HttpError::BadUrl(format!("bad port '{p}'")))?,
+                    .ok_or_else(|| HttpError::BadUrl(format!("bad port '{}'", clean(p))))?,
             ),
             None => (hostport, 80),
         };
         let server = super::parse_ip(host).ok_or_else(|| {
-            HttpError::BadUrl(format!("'{host}' is not an IPv4 address (no DNS)"))
+            HttpError::BadUrl(format!("'{}' is not an IPv4 address (no DNS)", clean(host)))
         })?;
         return target(server, port, path);
     }
