@@ -690,3 +690,42 @@ fn http_keep_alive_server_is_fine_after_a_complete_body() {
     assert_eq!(r, Ok(10_000));
     assert_eq!(data, body);
 }
+
+#[test]
+fn stack_size_is_known() {
+    // The interface holds the 16 KiB IPv4 reassembly buffer inline: the
+    // loader keeps the stack in a Box (docs/network.md).
+    let n = std::mem::size_of::<NetStack<FakeNic>>() - std::mem::size_of::<FakeNic>();
+    println!("NetStack without its device: {n} bytes");
+    assert!(n < 24 * 1024, "{n}");
+}
+
+/// Host CPU cost of the stack: a 16 MiB TFTP transfer through both ends
+/// (client stack + test server stack) on the in-memory wire, for a few block
+/// and window sizes. Run in release:
+///   cargo test -p parkboot-drivers --release --test net -- --ignored --nocapture
+#[test]
+#[ignore]
+fn tftp_throughput_on_the_host() {
+    let file = pattern(16 << 20);
+    for (blksize, window) in [(1468u16, 1u16), (1468, 8), (8192, 1), (16352, 4)] {
+        let b = TftpBehaviour {
+            windowsize: true,
+            ..Default::default()
+        };
+        let (mut st, mut ctx, _) = tftp_setup(&[("big", file.clone())], b);
+        ctx.step_us = 1;
+        let mut sink = VecSink::new(LOAD, 32 << 20);
+        let t0 = std::time::Instant::now();
+        let t = tftp_get(&mut st, &mut ctx, &req("big", blksize, window), &mut sink).unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(t.bytes, 16 << 20);
+        let stats = st.stats();
+        println!(
+            "blksize {blksize:5} window {window}: {:6.1} MiB/s wall, {} frames in, {} out",
+            16.0 / secs,
+            stats.rx_frames,
+            stats.tx_frames
+        );
+    }
+}

@@ -269,11 +269,12 @@ impl TftpOptions {
         let num = |name: &str| -> Result<Option<u64>, String> {
             match get(name) {
                 None => Ok(None),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| format!("{name}: '{v}' is not a decimal number")),
+                Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+                    format!(
+                        "{name}: '{}' is not a decimal number",
+                        printable(v.as_bytes(), 32)
+                    )
+                }),
             }
         };
         if let Some(b) = num("tftpblocksize")? {
@@ -562,7 +563,10 @@ impl TftpClient {
                 {
                     return self.fail_options(
                         port,
-                        format!("{name} '{value}' is not a number"),
+                        format!(
+                            "{name} '{}' is not a number",
+                            printable(value.as_bytes(), 32)
+                        ),
                         out,
                     )
                 }
