@@ -161,8 +161,43 @@ fn tftp_lost_blocks_are_recovered_in_lock_step_and_in_windows() {
         let t = tftp_get(&mut st, &mut ctx, &req("l", 1024, window), &mut sink)
             .unwrap_or_else(|e| panic!("window {window}: {e}\n{}", ctx.out));
         assert_eq!(t.bytes, 60_000);
+        // The server's retransmission (1 s) or the client's re-ACK recovered
+        // each loss before the client's own 5 s timeout.
+        assert_eq!(t.timeouts, 0, "{}", ctx.out);
         assert_eq!(sink.data, file, "window {window}");
     }
+}
+
+#[test]
+fn tftp_lost_acks_and_duplicated_frames_on_the_wire() {
+    let file = pattern(40_000);
+    let (mut st, mut ctx, _) = tftp_setup(&[("a", file.clone())], TftpBehaviour::default());
+    // Lose the client's 5th and 6th frames to the server (ACKs), duplicate
+    // every 7th frame to the client.
+    let mut to_server = 0;
+    let mut to_client = 0;
+    st.device_mut().peer.fault = Some(Box::new(move |dir, _frame: &[u8]| match dir {
+        Dir::ToServer => {
+            to_server += 1;
+            if (5..=6).contains(&to_server) {
+                Verdict::Drop
+            } else {
+                Verdict::Pass
+            }
+        }
+        Dir::ToClient => {
+            to_client += 1;
+            if to_client % 7 == 0 {
+                Verdict::Duplicate
+            } else {
+                Verdict::Pass
+            }
+        }
+    }));
+    let mut sink = VecSink::new(LOAD, 1 << 20);
+    let t = tftp_get(&mut st, &mut ctx, &req("a", 1024, 1), &mut sink).unwrap();
+    assert_eq!(t.bytes, 40_000);
+    assert_eq!(sink.data, file);
 }
 
 #[test]

@@ -417,6 +417,7 @@ pub struct TftpClient {
     last: Vec<u8>,
     deadline: u64,
     timeouts: u32,
+    total_timeouts: u32,
     progress: Progress,
     /// The OACK said `tsize`.
     tsize: Option<u64>,
@@ -459,6 +460,7 @@ impl TftpClient {
             last: Vec::new(),
             deadline: 0,
             timeouts: 0,
+            total_timeouts: 0,
             progress: Progress::new(None),
             tsize: None,
             rrq: rrq(filename, &list),
@@ -487,9 +489,9 @@ impl TftpClient {
         self.tid
     }
 
-    /// Total timeouts so far in the current run of them.
+    /// Timeouts so far, in all.
     pub fn timeouts(&self) -> u32 {
-        self.timeouts
+        self.total_timeouts
     }
 
     /// When `on_tick` next has something to do.
@@ -707,6 +709,7 @@ impl TftpClient {
             return Status::Running;
         }
         self.timeouts += 1;
+        self.total_timeouts += 1;
         if self.timeouts > self.opts.max_timeouts {
             self.phase = Phase::Finished;
             return Status::Failed(TftpError::Timeout {
