@@ -1072,6 +1072,21 @@ mod tests {
     }
 
     #[test]
+    fn oack_values_are_printed_safely() {
+        // Found by the tftp_client fuzzer: the value went into the message raw.
+        let mut sink = VecSink::new(0, 1000);
+        let mut dl = Download::new(&mut sink);
+        let mut c = TftpClient::new("f", &opts(512, 4)).unwrap();
+        c.start(0);
+        let mut out = Output::default();
+        let st = c.on_datagram(3000, &oack(&[("windowsize", "4\n\x1b[2J")]), 1, &mut dl, &mut out);
+        assert_eq!(
+            st_text(&st),
+            "TFTP error: option negotiation failed: windowsize '4??[2J' is not a number"
+        );
+    }
+
+    #[test]
     fn tsize_over_the_limit_is_refused_before_a_byte() {
         let mut sink = VecSink::new(0x4000_0000, 1000);
         let mut dl = Download::new(&mut sink);
