@@ -490,7 +490,7 @@ impl TftpClient {
     }
 
     /// Timeouts so far, in all.
-    pub fn timeouts(&self) -> u32 {
+    pub fn total_timeouts(&self) -> u32 {
         self.total_timeouts
     }
 
@@ -845,7 +845,7 @@ pub fn tftp_get<D: NetDevice>(
                 elapsed_us,
                 blksize: client.blksize(),
                 window: client.window(),
-                timeouts: client.timeouts(),
+                timeouts: client.total_timeouts(),
             })
         }
         Err(e) => {
