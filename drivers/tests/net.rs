@@ -9,6 +9,7 @@ mod netsim;
 use drivers::net::dhcp::{dhcp, DhcpOptions};
 use drivers::net::http::{http_get, parse_target, HttpRequest};
 use drivers::net::ping::ping;
+use drivers::net::pxe;
 use drivers::net::sink::VecSink;
 use drivers::net::stack::NetStack;
 use drivers::net::tftp::{tftp_get, TftpOptions, TftpRequest};
@@ -414,6 +415,66 @@ fn tftp_needs_an_address() {
     let e = tftp_get(&mut st, &mut ctx, &req("x", 512, 1), &mut sink).unwrap_err();
     assert_eq!(e.to_string(), "*** ERROR: `ipaddr' not set");
     assert!(ctx.out.is_empty());
+}
+
+// ---------------------------------------------------------------- pxe get
+
+#[test]
+fn pxe_get_tries_names_until_one_exists() {
+    let cfg = b"default linux\nlabel linux\n kernel Image\n".to_vec();
+    let (mut st, mut ctx, _) = tftp_setup(
+        &[("boot/pxelinux.cfg/default-arm", cfg.clone())],
+        TftpBehaviour::default(),
+    );
+    let id = pxe::Identity {
+        uuid: None,
+        mac: CLIENT_MAC,
+        ip: CLIENT_IP,
+        arch: pxe::ARCH,
+        soc: None,
+        board: None,
+    };
+    let mut sink = VecSink::new(0x4010_0000, 1 << 20);
+    let (path, size) = pxe::pxe_get(
+        &mut st,
+        &mut ctx,
+        SERVER_IP,
+        Some("boot/pxelinux.0"),
+        &id,
+        &TftpOptions::default(),
+        &mut sink,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", ctx.out));
+    assert_eq!(path, "boot/pxelinux.cfg/default-arm");
+    assert_eq!(size, cfg.len() as u64);
+    assert_eq!(sink.data, cfg);
+    let tried: Vec<&str> = ctx
+        .out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Retrieving file: "))
+        .collect();
+    assert_eq!(tried.len(), 10);
+    assert_eq!(tried[0], "boot/pxelinux.cfg/01-52-54-00-12-34-56");
+    assert_eq!(
+        ctx.out
+            .lines()
+            .filter(|l| *l == "TFTP error: 'File not found' (1)")
+            .count(),
+        9
+    );
+    // None there: U-Boot's line.
+    let (mut st, mut ctx, _) = tftp_setup(&[], TftpBehaviour::default());
+    let e = pxe::pxe_get(
+        &mut st,
+        &mut ctx,
+        SERVER_IP,
+        None,
+        &id,
+        &TftpOptions::default(),
+        &mut sink,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "Config file not found");
 }
 
 // ---------------------------------------------------------------- DHCP

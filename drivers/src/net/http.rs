@@ -1040,7 +1040,9 @@ mod tests {
         assert!(parse_target("a b", s).is_err());
         // Found by the http_response fuzzer: user text went into the message raw.
         assert_eq!(
-            parse_target("http://1\n2:80/", None).unwrap_err().to_string(),
+            parse_target("http://1\n2:80/", None)
+                .unwrap_err()
+                .to_string(),
             "HTTP error: '1?2' is not an IPv4 address (no DNS)"
         );
     }

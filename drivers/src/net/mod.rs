@@ -91,6 +91,8 @@ pub enum NetError {
     Tftp(tftp::TftpError),
     /// HTTP failed.
     Http(http::HttpError),
+    /// `pxe get`: no configuration file found.
+    NoPxeConfig,
     /// The stack could not do what was asked (no socket, ...).
     Stack(&'static str),
 }
@@ -107,6 +109,7 @@ impl fmt::Display for NetError {
             NetError::Dhcp(e) => write!(f, "{e}"),
             NetError::Tftp(e) => write!(f, "{e}"),
             NetError::Http(e) => write!(f, "{e}"),
+            NetError::NoPxeConfig => f.write_str("Config file not found"),
             NetError::Stack(m) => write!(f, "network stack: {m}"),
         }
     }

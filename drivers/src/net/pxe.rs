@@ -13,7 +13,10 @@
 //! its last `/`), as pxelinux does; names longer than U-Boot's 512-byte path
 //! limit are skipped.
 
-use super::{Ipv4Addr, Mac};
+use super::sink::Sink;
+use super::stack::NetStack;
+use super::tftp::{self, TftpError, TftpOptions, TftpRequest};
+use super::{Ctx, Ipv4Addr, Mac, NetDevice, NetError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -84,6 +87,40 @@ pub fn config_candidates(bootfile: Option<&str>, id: &Identity<'_>) -> Vec<Strin
         .map(|n| format!("{dir}{DIR}{n}"))
         .filter(|p| p.len() <= MAX_PATH)
         .collect()
+}
+
+/// `pxe get`: fetches the first of [`config_candidates`] the server has
+/// into `sink` (at `pxefile_addr_r`), printing `Retrieving file: <path>`
+/// and the TFTP transcript for each try, as U-Boot does. A missing file (or
+/// any other refusal by the server) moves on to the next name; ctrl-C and a
+/// server that stopped answering end the search. Returns the path found and
+/// its size (the caller prints `Config file '<path>' found` and sets
+/// `filesize`); `NetError::NoPxeConfig` ("Config file not found") if none.
+pub fn pxe_get<D: NetDevice>(
+    stack: &mut NetStack<D>,
+    ctx: &mut dyn Ctx,
+    server: Ipv4Addr,
+    bootfile: Option<&str>,
+    id: &Identity<'_>,
+    opts: &TftpOptions,
+    sink: &mut dyn Sink,
+) -> Result<(String, u64), NetError> {
+    for path in config_candidates(bootfile, id) {
+        ctx.print(&format!("Retrieving file: {path}\n"));
+        let req = TftpRequest {
+            server,
+            filename: path.clone(),
+            opts: opts.clone(),
+        };
+        match tftp::tftp_get(stack, ctx, &req, sink) {
+            Ok(t) => return Ok((path, t.bytes)),
+            Err(e @ (NetError::Aborted | NetError::Tftp(TftpError::Timeout { .. }))) => {
+                return Err(e)
+            }
+            Err(e) => ctx.print(&format!("{e}\n")),
+        }
+    }
+    Err(NetError::NoPxeConfig)
 }
 
 #[cfg(test)]

@@ -801,6 +801,30 @@ pub fn default_filename(ip: Ipv4Addr) -> String {
     format!("{:02X}{:02X}{:02X}{:02X}.img", o[0], o[1], o[2], o[3])
 }
 
+/// U-Boot's rules for what `tftpboot` fetches from where: the `[ip:]file`
+/// argument, else `bootfile` (which may also carry `ip:`), else
+/// [`default_filename`] with U-Boot's warning (returned, to print); the
+/// server is the `ip:` given, else `serverip`.
+pub fn resolve_target(
+    arg: Option<&str>,
+    bootfile: Option<&str>,
+    cfg: &super::IpConfig,
+) -> Result<(Ipv4Addr, String, Option<String>), NetError> {
+    let given = arg.or(bootfile).filter(|s| !s.is_empty());
+    let (ip, file) = match given {
+        Some(g) => split_server(g),
+        None => (None, ""),
+    };
+    let server = ip.or(cfg.server).ok_or(NetError::NotSet("serverip"))?;
+    if !file.is_empty() {
+        return Ok((server, file.to_string(), None));
+    }
+    let me = cfg.ip.ok_or(NetError::NotSet("ipaddr"))?;
+    let name = default_filename(me);
+    let warn = format!("*** Warning: no boot file name; using '{name}'");
+    Ok((server, name, Some(warn)))
+}
+
 /// `tftpboot`: downloads `req.filename` from `req.server` into `sink`,
 /// printing U-Boot's transcript (`Using … device`, `TFTP from server …`,
 /// `Filename`, `Load address`, `Loading: ###…`, the rate, `done`,
@@ -1079,7 +1103,13 @@ mod tests {
         let mut c = TftpClient::new("f", &opts(512, 4)).unwrap();
         c.start(0);
         let mut out = Output::default();
-        let st = c.on_datagram(3000, &oack(&[("windowsize", "4\n\x1b[2J")]), 1, &mut dl, &mut out);
+        let st = c.on_datagram(
+            3000,
+            &oack(&[("windowsize", "4\n\x1b[2J")]),
+            1,
+            &mut dl,
+            &mut out,
+        );
         assert_eq!(
             st_text(&st),
             "TFTP error: option negotiation failed: windowsize '4??[2J' is not a number"
@@ -1190,6 +1220,42 @@ mod tests {
         assert_eq!(
             TftpOptions::from_env(&bad).unwrap_err(),
             "tftptimeout: '5s' is not a decimal number"
+        );
+    }
+
+    #[test]
+    fn targets_follow_u_boot() {
+        let cfg = crate::net::IpConfig {
+            ip: Some(Ipv4Addr::new(10, 0, 2, 15)),
+            server: Some(Ipv4Addr::new(10, 0, 2, 2)),
+            ..Default::default()
+        };
+        let s = Ipv4Addr::new(10, 0, 2, 2);
+        assert_eq!(
+            resolve_target(Some("Image"), Some("x"), &cfg).unwrap(),
+            (s, "Image".into(), None)
+        );
+        assert_eq!(
+            resolve_target(None, Some("10.0.2.9:pxelinux.0"), &cfg).unwrap(),
+            (Ipv4Addr::new(10, 0, 2, 9), "pxelinux.0".into(), None)
+        );
+        assert_eq!(
+            resolve_target(None, None, &cfg).unwrap(),
+            (
+                s,
+                "0A00020F.img".into(),
+                Some("*** Warning: no boot file name; using '0A00020F.img'".into())
+            )
+        );
+        let no_server = crate::net::IpConfig {
+            server: None,
+            ..cfg.clone()
+        };
+        assert_eq!(
+            resolve_target(Some("Image"), None, &no_server)
+                .unwrap_err()
+                .to_string(),
+            "*** ERROR: `serverip' not set"
         );
     }
 

@@ -463,6 +463,7 @@ pub struct TftpServer {
     listen: Option<SocketHandle>,
     stray: Option<SocketHandle>,
     sessions: Vec<Session>,
+    next_port: u16,
     pub requests: Vec<Vec<u8>>,
     pub errors_seen: Vec<(u16, String)>,
     pub acks: Vec<u16>,
@@ -488,6 +489,7 @@ impl TftpServer {
             listen: None,
             stray: None,
             sessions: Vec::new(),
+            next_port: 40000,
             requests: Vec::new(),
             errors_seen: Vec::new(),
             acks: Vec::new(),
@@ -504,7 +506,8 @@ impl TftpServer {
         let sock = if self.b.same_port {
             self.listen.unwrap()
         } else {
-            new_udp(sockets, 40000 + self.sessions.len() as u16)
+            self.next_port += 1;
+            new_udp(sockets, self.next_port)
         };
         let Some(data) = self.files.get(&name).cloned() else {
             send(sockets, sock, from, &err(1, "File not found"));
