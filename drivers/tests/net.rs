@@ -149,6 +149,28 @@ fn tftp_blocks_larger_than_the_mtu_arrive_as_ip_fragments() {
 }
 
 #[test]
+fn tftp_windows_of_fragmented_blocks() {
+    for (blksize, window) in [(16352u16, 2u16), (8192, 4), (4096, 8)] {
+        let file = pattern(300_000);
+        let b = TftpBehaviour {
+            windowsize: true,
+            ..Default::default()
+        };
+        let (mut st, mut ctx, _) = tftp_setup(&[("f", file.clone())], b);
+        let mut sink = VecSink::new(LOAD, 1 << 20);
+        let t = tftp_get(&mut st, &mut ctx, &req("f", blksize, window), &mut sink)
+            .unwrap_or_else(|e| panic!("{blksize}/{window}: {e}"));
+        assert_eq!((t.blksize, t.window, t.timeouts), (blksize, window, 0));
+        assert_eq!(sink.data, file);
+        let blocks = 300_000 / blksize as usize + 1;
+        assert_eq!(
+            server(&mut st).acks.len(),
+            1 + blocks.div_ceil(window as usize)
+        );
+    }
+}
+
+#[test]
 fn tftp_lost_blocks_are_recovered_in_lock_step_and_in_windows() {
     for (window, lose) in [(1u16, vec![3u64, 10]), (8, vec![1, 5, 17, 40])] {
         let file = pattern(60_000);

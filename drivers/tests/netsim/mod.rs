@@ -124,6 +124,10 @@ pub trait App: Any {
     fn as_any(&mut self) -> &mut dyn Any;
     fn setup(&mut self, sockets: &mut SocketSet<'static>);
     fn poll(&mut self, sockets: &mut SocketSet<'static>, iface: &mut Interface, now_ms: u64);
+    /// Still has datagrams to hand to its sockets.
+    fn busy(&self) -> bool {
+        false
+    }
 }
 
 struct Queues {
@@ -238,14 +242,29 @@ impl Peer {
     }
 
     /// Lets the peer process what it has received and answer.
+    ///
+    /// smoltcp's sender has one fragmentation buffer and starts the next
+    /// large datagram in it before the last one's fragments are all out, so
+    /// apps hand over one large datagram per round and each round sends all
+    /// of its fragments first.
     pub fn run(&mut self) {
         let now_us = self.clock.now_us();
         let t = Instant::from_micros(now_us as i64);
         self.iface.poll(t, &mut self.q, &mut self.sockets);
-        for a in self.apps.iter_mut() {
-            a.poll(&mut self.sockets, &mut self.iface, now_us / 1000);
+        for round in 0.. {
+            for a in self.apps.iter_mut() {
+                a.poll(&mut self.sockets, &mut self.iface, now_us / 1000);
+            }
+            self.iface.poll(t, &mut self.q, &mut self.sockets);
+            let mut n = 0;
+            while self.iface.poll_at(t, &self.sockets) == Some(Instant::ZERO) && n < 64 {
+                self.iface.poll(t, &mut self.q, &mut self.sockets);
+                n += 1;
+            }
+            if round >= 256 || !self.apps.iter().any(|a| a.busy()) {
+                break;
+            }
         }
-        self.iface.poll(t, &mut self.q, &mut self.sockets);
         let frames: Vec<Vec<u8>> = self.q.tx.drain(..).collect();
         for f in frames {
             let mut v = Vec::new();
@@ -464,6 +483,7 @@ pub struct TftpServer {
     stray: Option<SocketHandle>,
     sessions: Vec<Session>,
     next_port: u16,
+    pending: VecDeque<(SocketHandle, IpEndpoint, Vec<u8>)>,
     pub requests: Vec<Vec<u8>>,
     pub errors_seen: Vec<(u16, String)>,
     pub acks: Vec<u16>,
@@ -490,6 +510,7 @@ impl TftpServer {
             stray: None,
             sessions: Vec::new(),
             next_port: 40000,
+            pending: VecDeque::new(),
             requests: Vec::new(),
             errors_seen: Vec::new(),
             acks: Vec::new(),
@@ -510,7 +531,8 @@ impl TftpServer {
             new_udp(sockets, self.next_port)
         };
         let Some(data) = self.files.get(&name).cloned() else {
-            send(sockets, sock, from, &err(1, "File not found"));
+            self.pending
+                .push_back((sock, from, err(1, "File not found")));
             return;
         };
         let mut opts: HashMap<String, String> = HashMap::new();
@@ -537,7 +559,7 @@ impl TftpServer {
         if self.b.ignore_options || opts.is_empty() {
             self.sessions.push(s);
             let k = self.sessions.len() - 1;
-            self.send_window(sockets, k, now);
+            self.send_window(k, now);
             return;
         }
         let mut oack: Vec<(String, String)> = Vec::new();
@@ -575,7 +597,7 @@ impl TftpServer {
             pkt.extend_from_slice(v.as_bytes());
             pkt.push(0);
         }
-        send(sockets, sock, from, &pkt);
+        self.pending.push_back((sock, from, pkt));
         self.sessions.push(s);
     }
 
@@ -592,7 +614,7 @@ impl TftpServer {
         p
     }
 
-    fn send_window(&mut self, sockets: &mut SocketSet<'static>, k: usize, now: u64) {
+    fn send_window(&mut self, k: usize, now: u64) {
         let b = self.b.clone();
         let stray = self.stray;
         let s = &mut self.sessions[k];
@@ -609,7 +631,7 @@ impl TftpServer {
             }
             if let Some((at, code, msg)) = &b.error_at {
                 if n == *at {
-                    send(sockets, s.sock, s.client, &err(*code, msg));
+                    self.pending.push_back((s.sock, s.client, err(*code, msg)));
                     s.done = true;
                     return;
                 }
@@ -621,13 +643,14 @@ impl TftpServer {
                 continue;
             }
             let pkt = Self::block(s, n);
-            send(sockets, s.sock, s.client, &pkt);
             if b.duplicate {
-                send(sockets, s.sock, s.client, &pkt);
+                self.pending.push_back((s.sock, s.client, pkt.clone()));
             }
+            self.pending.push_back((s.sock, s.client, pkt));
             if b.stray_after == Some(n) && !s.stray_sent {
                 s.stray_sent = true;
-                send(sockets, stray.unwrap(), s.client, &Self::block(s, n + 1));
+                let p = Self::block(s, n + 1);
+                self.pending.push_back((stray.unwrap(), s.client, p));
             }
         }
     }
@@ -698,7 +721,7 @@ impl App for TftpServer {
                             s.done = true;
                             continue;
                         }
-                        self.send_window(sockets, k, now);
+                        self.send_window(k, now);
                     }
                 }
                 5 => {
@@ -721,9 +744,21 @@ impl App for TftpServer {
         for k in 0..self.sessions.len() {
             let s = &self.sessions[k];
             if !s.done && s.sent_upto > 0 && now.saturating_sub(s.last_send_ms) >= rt {
-                self.send_window(sockets, k, now);
+                self.send_window(k, now);
             }
         }
+        // Hand datagrams to the sockets; at most one that needs fragments.
+        while let Some((h, to, p)) = self.pending.pop_front() {
+            let big = p.len() > 1472;
+            send(sockets, h, to, &p);
+            if big {
+                break;
+            }
+        }
+    }
+
+    fn busy(&self) -> bool {
+        !self.pending.is_empty()
     }
 }
 
