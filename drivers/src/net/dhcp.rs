@@ -751,6 +751,16 @@ impl DhcpClient {
     }
 }
 
+/// Whether `dhcp`/`bootp` go on to load `bootfile` by TFTP: U-Boot's
+/// `env_get_yesno("autoload") != 0` — yes unless `autoload` starts with
+/// n, N, f, F or 0. (`autoload=NFS` is not supported: no NFS client.)
+pub fn autoload(value: Option<&str>) -> bool {
+    !matches!(
+        value.and_then(|v| v.bytes().next()),
+        Some(b'n' | b'N' | b'f' | b'F' | b'0')
+    )
+}
+
 // ---------------------------------------------------------------- the command
 
 /// `dhcp` / `bootp`: gets an address and the boot parameters. Prints
@@ -1055,6 +1065,16 @@ mod tests {
         }
         // 250, 500, 1000, 2000 ms apart: 4 broadcasts before 3.75 s.
         assert_eq!(out.print.lines().count(), 4);
+    }
+
+    #[test]
+    fn autoload_follows_env_get_yesno() {
+        assert!(autoload(None));
+        assert!(autoload(Some("yes")));
+        assert!(autoload(Some("1")));
+        assert!(!autoload(Some("no")));
+        assert!(!autoload(Some("0")));
+        assert!(!autoload(Some("false")));
     }
 
     #[test]

@@ -229,6 +229,20 @@ pub fn mac_mismatch_warning(dev_name: &str, rom: &Mac, env: &Mac) -> Option<Stri
     })
 }
 
+/// The MAC to use: `ethaddr` when it is a valid unicast address, else the
+/// device's. Returns U-Boot's mismatch warning when both exist and differ,
+/// or a one-line note when `ethaddr` is not usable (the device's is used).
+pub fn choose_mac(dev_name: &str, device: Mac, ethaddr: Option<&str>) -> (Mac, Option<String>) {
+    match ethaddr.map(parse_mac) {
+        None => (device, None),
+        Some(Ok(env)) => (env, mac_mismatch_warning(dev_name, &device, &env)),
+        Some(Err(e)) => (
+            device,
+            Some(format!("ethaddr: {e}; using {}", format_mac(&device))),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +266,32 @@ mod tests {
         assert_eq!(
             format_mac(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]),
             "52:54:00:12:34:56"
+        );
+    }
+
+    #[test]
+    fn mac_choice() {
+        let dev = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+        assert_eq!(choose_mac("virtio-net#0", dev, None), (dev, None));
+        assert_eq!(
+            choose_mac("virtio-net#0", dev, Some("52:54:00:12:34:56")),
+            (dev, None)
+        );
+        let (m, w) = choose_mac("virtio-net#0", dev, Some("02:00:00:00:00:01"));
+        assert_eq!(m, [2, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            w.unwrap(),
+            "\nWarning: virtio-net#0 MAC addresses don't match:\nAddress in ROM is          52:54:00:12:34:56\nAddress in environment is  02:00:00:00:00:01\n"
+        );
+        assert_eq!(
+            choose_mac("virtio-net#0", dev, Some("zz")),
+            (
+                dev,
+                Some(
+                    "ethaddr: 'zz' is not a MAC address (like 52:54:00:12:34:56); using 52:54:00:12:34:56"
+                        .into()
+                )
+            )
         );
     }
 
