@@ -817,11 +817,9 @@ fn run<D: NetDevice>(
         }
         let now = ctx.now_us();
         stack.poll(now);
-        while let Ok(n) = stack
-            .sockets
-            .get_mut::<raw::Socket>(sock)
-            .recv_slice(&mut buf)
-        {
+        while let Ok(data) = stack.sockets.get_mut::<raw::Socket>(sock).recv() {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
             let Some((from, payload)) = udp_to_client(&buf[..n]) else {
                 continue;
             };

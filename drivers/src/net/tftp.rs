@@ -918,8 +918,14 @@ fn run<D: NetDevice>(
         loop {
             let got = {
                 let s = stack.sockets.get_mut::<udp::Socket>(sock);
-                match s.recv_slice(&mut buf) {
-                    Ok((n, meta)) => Some((n, meta.endpoint)),
+                // Copied out (a datagram longer than any block is cut and
+                // then refused by the client, never left in the queue).
+                match s.recv() {
+                    Ok((data, meta)) => {
+                        let n = data.len().min(buf.len());
+                        buf[..n].copy_from_slice(&data[..n]);
+                        Some((n, meta.endpoint))
+                    }
                     Err(_) => None,
                 }
             };
