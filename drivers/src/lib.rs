@@ -3,4 +3,5 @@ extern crate alloc;
 
 pub mod block;
 pub mod fs;
+pub mod net;
 pub mod part;

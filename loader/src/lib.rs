@@ -1,5 +1,6 @@
 #![no_std]
 extern crate alloc;
+pub mod bootconf;
 pub mod bootstage;
 pub mod devspec;
 pub mod dt;

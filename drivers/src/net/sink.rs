@@ -1,0 +1,300 @@
+//! Where downloads go. A [`Sink`] is a destination with a fixed limit (for
+//! the loader: the free range at the load address, backed by its memory-map
+//! claims); every client writes through a [`Download`], which enforces the
+//! rules of docs/network.md:
+//!
+//! 1. a size the protocol announces (TFTP `tsize`, HTTP `Content-Length`) is
+//!    checked against the limit before the first byte is written;
+//! 2. every write is checked again while receiving: a transfer that grows past
+//!    the limit stops with [`SinkError::Overflow`] and nothing is written at
+//!    or beyond the limit (the offending piece is not written at all);
+//! 3. a transfer that delivers more, or less, than it announced is an error
+//!    ([`SinkError::LongerThanAnnounced`], [`SinkError::ShorterThanAnnounced`]).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// A download destination.
+pub trait Sink {
+    /// Address shown to the user ("Load address: 0x…"); for a memory sink,
+    /// where byte 0 goes.
+    fn addr(&self) -> u64;
+    /// The most bytes this sink may take.
+    fn limit(&self) -> u64;
+    /// Store `data` at `offset`. Only called by [`Download`], with
+    /// `offset + data.len() <= limit()`.
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), SinkError>;
+}
+
+/// Why a download could not be stored. `Display` is one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkError {
+    /// The protocol announced more bytes than the sink can take.
+    TooLarge {
+        /// Announced size.
+        size: u64,
+        /// The sink's limit.
+        limit: u64,
+        /// The sink's address.
+        addr: u64,
+    },
+    /// The data grew past the sink's limit while receiving.
+    Overflow {
+        /// Where the refused piece would have ended.
+        end: u64,
+        /// The sink's limit.
+        limit: u64,
+        /// The sink's address.
+        addr: u64,
+    },
+    /// More data arrived than the protocol announced.
+    LongerThanAnnounced {
+        /// Announced size.
+        announced: u64,
+        /// Where the data would have ended.
+        end: u64,
+    },
+    /// The transfer ended before the announced size.
+    ShorterThanAnnounced {
+        /// Announced size.
+        announced: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The sink itself failed (e.g. a device behind it).
+    Write(String),
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkError::TooLarge { size, limit, addr } => write!(
+                f,
+                "file is {size} bytes but only {limit} bytes are free at {addr:#x}; nothing loaded"
+            ),
+            SinkError::Overflow { end, limit, addr } => write!(
+                f,
+                "transfer grew past the {limit} bytes free at {addr:#x} (to {end} bytes); stopped, nothing written past the limit"
+            ),
+            SinkError::LongerThanAnnounced { announced, end } => write!(
+                f,
+                "server sent more than the {announced} bytes it announced (to {end} bytes); stopped"
+            ),
+            SinkError::ShorterThanAnnounced { announced, got } => write!(
+                f,
+                "transfer ended after {got} of the {announced} bytes announced"
+            ),
+            SinkError::Write(m) => write!(f, "cannot store the data: {m}"),
+        }
+    }
+}
+
+/// The one gate between a protocol and a [`Sink`].
+pub struct Download<'a> {
+    sink: &'a mut dyn Sink,
+    limit: u64,
+    announced: Option<u64>,
+    /// End of the highest byte written (the file size so far).
+    end: u64,
+}
+
+impl<'a> Download<'a> {
+    /// Starts a download into `sink`.
+    pub fn new(sink: &'a mut dyn Sink) -> Download<'a> {
+        let limit = sink.limit();
+        Download {
+            sink,
+            limit,
+            announced: None,
+            end: 0,
+        }
+    }
+
+    /// The size the protocol announced. Refused if the sink cannot take it,
+    /// before anything is written.
+    pub fn announce(&mut self, size: u64) -> Result<(), SinkError> {
+        if size > self.limit {
+            return Err(SinkError::TooLarge {
+                size,
+                limit: self.limit,
+                addr: self.sink.addr(),
+            });
+        }
+        self.announced = Some(size);
+        Ok(())
+    }
+
+    /// Stores `data` at `offset`, after checking it against the limit and
+    /// the announced size. On error nothing of `data` is written.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), SinkError> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(SinkError::Overflow {
+                end: u64::MAX,
+                limit: self.limit,
+                addr: self.sink.addr(),
+            })?;
+        if let Some(announced) = self.announced {
+            if end > announced {
+                return Err(SinkError::LongerThanAnnounced { announced, end });
+            }
+        }
+        if end > self.limit {
+            return Err(SinkError::Overflow {
+                end,
+                limit: self.limit,
+                addr: self.sink.addr(),
+            });
+        }
+        if !data.is_empty() {
+            self.sink.write(offset, data)?;
+        }
+        self.end = self.end.max(end);
+        Ok(())
+    }
+
+    /// The transfer ended: checks it delivered what it announced.
+    pub fn finish(&self) -> Result<u64, SinkError> {
+        match self.announced {
+            Some(announced) if self.end != announced => Err(SinkError::ShorterThanAnnounced {
+                announced,
+                got: self.end,
+            }),
+            _ => Ok(self.end),
+        }
+    }
+
+    /// Bytes stored so far (end of the highest write).
+    pub fn len(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether nothing was stored yet.
+    pub fn is_empty(&self) -> bool {
+        self.end == 0
+    }
+
+    /// The announced size, if any.
+    pub fn announced(&self) -> Option<u64> {
+        self.announced
+    }
+
+    /// The sink's limit.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The sink's address.
+    pub fn addr(&self) -> u64 {
+        self.sink.addr()
+    }
+}
+
+/// A sink in the loader heap (configuration files, tests).
+#[derive(Debug, Clone, Default)]
+pub struct VecSink {
+    /// The bytes received.
+    pub data: Vec<u8>,
+    limit: u64,
+    addr: u64,
+}
+
+impl VecSink {
+    /// A sink taking at most `limit` bytes, shown at `addr`.
+    pub fn new(addr: u64, limit: u64) -> VecSink {
+        VecSink {
+            data: Vec::new(),
+            limit,
+            addr,
+        }
+    }
+}
+
+impl Sink for VecSink {
+    fn addr(&self) -> u64 {
+        self.addr
+    }
+
+    fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), SinkError> {
+        let start = usize::try_from(offset).map_err(|_| SinkError::Write("offset".into()))?;
+        let end = start + data.len();
+        if self.data.len() < end {
+            self.data
+                .try_reserve(end - self.data.len())
+                .map_err(|_| SinkError::Write("out of heap".into()))?;
+            self.data.resize(end, 0);
+        }
+        self.data[start..end].copy_from_slice(data);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_size_is_checked_before_anything_is_written() {
+        let mut s = VecSink::new(0x4000_0000, 100);
+        let mut d = Download::new(&mut s);
+        let e = d.announce(101).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "file is 101 bytes but only 100 bytes are free at 0x40000000; nothing loaded"
+        );
+        assert!(s.data.is_empty());
+    }
+
+    #[test]
+    fn growing_past_the_limit_writes_nothing_of_the_piece() {
+        let mut s = VecSink::new(0x1000, 10);
+        {
+            let mut d = Download::new(&mut s);
+            d.write(0, &[1; 8]).unwrap();
+            let e = d.write(8, &[2; 4]).unwrap_err();
+            assert_eq!(
+                e,
+                SinkError::Overflow {
+                    end: 12,
+                    limit: 10,
+                    addr: 0x1000
+                }
+            );
+            assert_eq!(d.len(), 8);
+        }
+        assert_eq!(s.data, [1; 8]);
+    }
+
+    #[test]
+    fn more_or_less_than_announced_is_an_error() {
+        let mut s = VecSink::new(0, 100);
+        let mut d = Download::new(&mut s);
+        d.announce(10).unwrap();
+        d.write(0, &[0; 6]).unwrap();
+        assert_eq!(
+            d.finish().unwrap_err().to_string(),
+            "transfer ended after 6 of the 10 bytes announced"
+        );
+        assert_eq!(
+            d.write(6, &[0; 5]).unwrap_err(),
+            SinkError::LongerThanAnnounced {
+                announced: 10,
+                end: 11
+            }
+        );
+        d.write(6, &[0; 4]).unwrap();
+        assert_eq!(d.finish(), Ok(10));
+    }
+
+    #[test]
+    fn offsets_near_u64_max_do_not_wrap() {
+        let mut s = VecSink::new(0, u64::MAX);
+        let mut d = Download::new(&mut s);
+        assert!(d.write(u64::MAX, &[1]).is_err());
+    }
+}
