@@ -193,6 +193,17 @@ pub fn cli(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether build/kernel/packages.txt names a complete set of .debs that are all in build/debs:
+/// then the kernel is (re)built without asking apt anything (no arm64 architecture needed).
+pub fn package_set_cached() -> bool {
+    let root = workspace_root();
+    read_package_list(
+        &root.join("build/kernel/packages.txt"),
+        &root.join("build/debs"),
+    )
+    .is_some()
+}
+
 /// Makes sure Image, Image.gz and initramfs.cpio.gz exist and are up to date (cached packages
 /// are reused; see the module docs). Callable from other subcommands.
 pub fn ensure_kernel() -> Result<Artifacts, String> {
