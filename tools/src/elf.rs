@@ -1,6 +1,7 @@
 //! ELF64 → flat binary: the bytes of every PT_LOAD segment placed at its
 //! physical address relative to the lowest one (what `objcopy -O binary`
-//! does), so building needs no binutils.
+//! does), so building needs no binutils; and what a dynamically linked program loads
+//! (`dynamic_info`, for the test initramfs).
 
 pub fn to_flat_binary(elf: &[u8]) -> Result<Vec<u8>, String> {
     let rd16 = |o: usize| -> Result<u16, String> {
@@ -61,4 +62,58 @@ pub fn to_flat_binary(elf: &[u8]) -> Result<Vec<u8>, String> {
         out[paddr as usize..paddr as usize + data.len()].copy_from_slice(data);
     }
     Ok(out)
+}
+
+/// (PT_INTERP, DT_NEEDED names) of a little-endian ELF64 file; None if not one or static.
+pub fn dynamic_info(d: &[u8]) -> Option<(Option<String>, Vec<String>)> {
+    if d.len() < 64 || &d[..4] != b"\x7fELF" || d[4] != 2 || d[5] != 1 {
+        return None;
+    }
+    let u16_at = |o: usize| Some(u16::from_le_bytes(d.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(d.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(d.get(o..o + 8)?.try_into().ok()?));
+    let cstr = |o: usize| {
+        let s = d.get(o..)?;
+        let end = s.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&s[..end]).into_owned())
+    };
+    let phoff = u64_at(0x20)? as usize;
+    let phentsize = u16_at(0x36)? as usize;
+    let phnum = u16_at(0x38)? as usize;
+    let mut loads = Vec::new();
+    let mut dynamic = None;
+    let mut interp = None;
+    for i in 0..phnum {
+        let p = phoff + i * phentsize;
+        let (ty, off, vaddr, filesz) =
+            (u32_at(p)?, u64_at(p + 8)?, u64_at(p + 16)?, u64_at(p + 32)?);
+        match ty {
+            1 => loads.push((off, vaddr, filesz)),
+            2 => dynamic = Some((off, filesz)),
+            3 => interp = cstr(off as usize),
+            _ => {}
+        }
+    }
+    let (doff, dsz) = dynamic?;
+    let mut strtab = None;
+    let mut needed_offs = Vec::new();
+    for e in (doff..doff + dsz).step_by(16) {
+        let (tag, val) = (u64_at(e as usize)?, u64_at(e as usize + 8)?);
+        match tag {
+            0 => break,
+            1 => needed_offs.push(val),
+            5 => strtab = Some(val),
+            _ => {}
+        }
+    }
+    let strtab = strtab?;
+    let (off, vaddr, _) = loads
+        .iter()
+        .find(|(_, v, sz)| strtab >= *v && strtab < v + sz)?;
+    let str_off = (strtab - vaddr + off) as usize;
+    let needed = needed_offs
+        .iter()
+        .filter_map(|n| cstr(str_off + *n as usize))
+        .collect();
+    Some((interp, needed))
 }

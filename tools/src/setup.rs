@@ -477,7 +477,11 @@ pub fn ensure(host: &mut dyn Host, tc: &Toolchain, purpose: Purpose) -> Result<(
 }
 
 /// The real machine: programs by name from PATH.
-pub struct RealHost;
+pub struct RealHost {
+    /// The kernel's packages are about to be fetched (`kernel --refresh`): the cached set does
+    /// not count.
+    pub fetching: bool,
+}
 
 impl Host for RealHost {
     fn probe(&mut self, program: &str, args: &[&str]) -> Result<Output, String> {
@@ -516,7 +520,7 @@ impl Host for RealHost {
     }
 
     fn kernel_cached(&mut self) -> bool {
-        crate::kernel::package_set_cached()
+        !self.fetching && crate::kernel::package_set_cached()
     }
 
     fn say(&mut self, line: &str) {
@@ -533,7 +537,7 @@ pub fn toolchain() -> Result<Toolchain, String> {
 
 /// [`ensure`] on the real machine with the workspace's toolchain file.
 pub fn ensure_real(purpose: Purpose) -> Result<(), String> {
-    ensure(&mut RealHost, &toolchain()?, purpose)
+    ensure(&mut RealHost { fetching: false }, &toolchain()?, purpose)
 }
 
 #[cfg(test)]
