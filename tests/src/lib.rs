@@ -5,6 +5,7 @@
 //! any failure panics with the tail of the serial transcript so a CI log shows
 //! what the board printed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -278,6 +279,31 @@ pub fn hex(s: &str) -> u64 {
 }
 
 impl Qemu {
+    /// Where the running loader is (`bdinfo`'s `loader` line).
+    pub fn loader_addr(&mut self) -> u64 {
+        let bd = self.cmd("bdinfo");
+        match bd
+            .lines()
+            .find(|l| l.starts_with("loader "))
+            .and_then(|l| l.split('=').nth(1))
+        {
+            Some(v) => hex(v),
+            None => self.fail(&format!("no loader line in bdinfo: {bd}")),
+        }
+    }
+
+    /// The `PARKBOOT-INIT: key=value` report of the test initramfs' /init (kernel/init.sh),
+    /// from its `begin` to its `ready` line.
+    pub fn init_report(&mut self, timeout: Duration) -> HashMap<String, String> {
+        self.expect_within("PARKBOOT-INIT: begin", timeout);
+        let body = self.expect_within("PARKBOOT-INIT: ready", timeout);
+        body.lines()
+            .filter_map(|l| l.trim().strip_prefix("PARKBOOT-INIT: "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect()
+    }
+
     /// The value of env variable `name` (via printenv).
     pub fn env(&mut self, name: &str) -> String {
         let out = self.cmd(&format!("printenv {name}"));

@@ -219,13 +219,7 @@ fn bad_input_gets_one_line_and_prompt() {
         assert!(out.contains(want), "{line:?}: expected {want:?} in {out:?}");
     }
     // The loader's own image is claimed: mw onto it is refused.
-    let bd = q.cmd("bdinfo");
-    let loader = bd
-        .lines()
-        .find(|l| l.starts_with("loader "))
-        .and_then(|l| l.split('=').nth(1))
-        .map(hex)
-        .unwrap();
+    let loader = q.loader_addr();
     let before = q.cmd(&format!("crc32 {loader:x} 1000"));
     let out = q.cmd(&format!("mw.l {loader:x} 0"));
     assert!(

@@ -85,7 +85,6 @@ pub struct DiskInfo {
     pub fs_size: u64,
 }
 
-
 /// QEMU arguments that attach `img` as a virtio-blk device on virtio-mmio (raw, writable;
 /// `id` names the drive, e.g. "disk0").
 pub fn qemu_disk_args(img: &Path, id: &str) -> Vec<String> {
@@ -446,7 +445,6 @@ pub fn cli(args: &[String]) -> Result<(), String> {
         }
     }
 }
-
 
 fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Result<(), String> {
     use std::io::Write;

@@ -69,7 +69,10 @@ impl Machine {
         }
         let m = Machine { dir };
         m.set("targets", "x86_64-unknown-linux-gnu\n");
-        m.set("components", "cargo-x86_64-unknown-linux-gnu\nrustc-x86_64-unknown-linux-gnu\n");
+        m.set(
+            "components",
+            "cargo-x86_64-unknown-linux-gnu\nrustc-x86_64-unknown-linux-gnu\n",
+        );
         m.set("packages", "dpkg\ngzip\n");
         m.set("archs", "");
         m.set("uid", &format!("{uid}\n"));

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use xtask::cmd::output;
 use xtask::disk::{self, DiskSpec, Source, Table};
+use xtask::qemu::board_args;
 use xtask::{kernel, root, virt_dt};
 
 use super::options::Opts;
@@ -44,28 +45,8 @@ pub(super) struct Ctx {
 impl Ctx {
     /// The machine both loaders run on: virt at EL2, cortex-a57, 1 GiB, serial on stdio.
     pub(super) fn machine_args(&self, smp: u32) -> Vec<String> {
-        let mut a: Vec<String> = [
-            "-M",
-            "virt,virtualization=on",
-            "-cpu",
-            "cortex-a57",
-            "-smp",
-            &smp.to_string(),
-            "-m",
-            "1G",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-            "-nic",
-            "none",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a = board_args("virt,virtualization=on", "cortex-a57", smp, "1G");
+        a.extend(["-nic".to_string(), "none".to_string()]);
         if self.opts.prealloc {
             a.push("-mem-prealloc".into());
         }
