@@ -1,6 +1,6 @@
 //! Shared helpers for the storage tests: fixture loading (gzip via
 //! miniz_oxide), the deterministic content pattern of `fixtures/make.sh`, and
-//! a small deterministic PRNG.
+//! the deterministic PRNG of tests/testkit.
 #![allow(dead_code)]
 
 use drivers::block::MemDisk;
@@ -60,6 +60,8 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+// Not every test binary that includes this module draws random numbers.
+#[allow(unused_imports)]
 pub use testkit::Rng;
 
 /// The fixtures' FAT volumes: (fixture, partition number, seed prefix, big-file size).
