@@ -7,23 +7,9 @@
 //! compatible list, and uses [`DEFAULT_BOARD`] before that.
 #![no_std]
 
-/// Kind of UART at [`Board::default_uart`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UartKind {
-    /// Arm PL011.
-    Pl011,
-    /// 16550-compatible with registers spaced `1 << reg_shift` bytes apart.
-    Ns16550 { reg_shift: u8 },
-}
-
 /// Board-specific deviations from the generic behaviour. All default to "no quirk".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quirks {
-    /// Leave the UART's baud rate / line settings as the previous stage set them (do not
-    /// reprogram the divisors; needed where the UART clock is unknown).
-    pub keep_uart_config: bool,
-    /// Program CNTFRQ_EL0 with this value if it reads as 0 (firmware that forgot to).
-    pub cntfrq_if_zero: Option<u32>,
     /// `(base, size)` of RAM assumed when the DT has no usable `/memory` node (the minimum the
     /// board always has).
     pub fallback_ram: Option<(u64, u64)>,
@@ -31,11 +17,7 @@ pub struct Quirks {
 
 impl Quirks {
     /// No quirks.
-    pub const NONE: Self = Self {
-        keep_uart_config: false,
-        cntfrq_if_zero: None,
-        fallback_ram: None,
-    };
+    pub const NONE: Self = Self { fallback_ram: None };
 }
 
 impl Default for Quirks {
@@ -51,21 +33,13 @@ pub struct Board {
     pub name: &'static str,
     /// DT root compatible strings this board matches.
     pub compatible: &'static [&'static str],
-    /// UART base used before the DT is parsed or when it is unusable; `None` = no early console.
+    /// PL011 base used before the DT is parsed or when it is unusable; `None` = no early
+    /// console.
     pub default_uart: Option<u64>,
-    pub default_uart_kind: UartKind,
     /// Environment defaults, applied before the loader's computed variables (load addresses)
     /// and before a saved environment.
     pub default_env: &'static [(&'static str, &'static str)],
     pub quirks: Quirks,
-}
-
-impl Board {
-    /// Whether any of the DT root `compatibles` is one this board lists.
-    #[must_use]
-    pub fn matches(&self, compatibles: &[&str]) -> bool {
-        compatibles.iter().any(|c| self.compatible.contains(c))
-    }
 }
 
 /// Environment shared by all boards. `bootcmd` is a placeholder the loader replaces with its own
@@ -84,12 +58,8 @@ pub static QEMU_VIRT: Board = Board {
     name: "qemu-virt",
     compatible: &["linux,dummy-virt"],
     default_uart: Some(0x0900_0000),
-    default_uart_kind: UartKind::Pl011,
     default_env: COMMON_ENV,
     quirks: Quirks {
-        // QEMU's PL011 needs no configuration; leave it alone.
-        keep_uart_config: true,
-        cntfrq_if_zero: None,
         fallback_ram: Some((0x4000_0000, 0x800_0000)),
     },
 };
@@ -99,7 +69,6 @@ pub static GENERIC: Board = Board {
     name: "generic",
     compatible: &[],
     default_uart: None,
-    default_uart_kind: UartKind::Pl011,
     default_env: COMMON_ENV,
     quirks: Quirks::NONE,
 };
@@ -152,7 +121,6 @@ mod tests {
         let b = select(&["linux,dummy-virt"]);
         assert_eq!(b.name, "qemu-virt");
         assert_eq!(b.default_uart, Some(0x0900_0000));
-        assert_eq!(b.default_uart_kind, UartKind::Pl011);
         assert_eq!(b.env_default("bootdelay"), Some("2"));
         assert_eq!(b.env_default("baudrate"), Some("115200"));
         assert_eq!(b.env_default("stdout"), Some("serial"));

@@ -5,19 +5,14 @@
 //! any failure panics with the tail of the serial transcript so a CI log shows
 //! what the board printed.
 
-use std::io::{Read, Write};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Where the workspace lives.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use xtask::qemu::{board_args, command_output, Serial, SerialOpts};
+
+pub use xtask::root;
 
 /// The loader image under test: $PARKBOOT_LOADER or target/loader.bin.
 pub fn loader_bin() -> PathBuf {
@@ -109,10 +104,7 @@ impl Opts {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new("qemu-system-aarch64");
-        c.args(["-M", &self.machine(), "-cpu", &self.cpu])
-            .args(["-smp", &self.smp.to_string(), "-m", &self.mem])
-            .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-            .args(["-no-reboot"]);
+        c.args(board_args(&self.machine(), &self.cpu, self.smp, &self.mem));
         let k = self.kernel.clone().unwrap_or_else(loader_bin);
         c.arg("-kernel").arg(k);
         if let Some(d) = &self.dtb {
@@ -146,17 +138,8 @@ pub fn edited_virt_dtb(
 
 pub use xtask::virt_dt::{dts_add_root_child, dts_string};
 
-struct Shared {
-    out: Mutex<Vec<u8>>,
-    cv: Condvar,
-    eof: Mutex<bool>,
-}
-
 pub struct Qemu {
-    child: Child,
-    stdin: Arc<Mutex<ChildStdin>>,
-    shared: Arc<Shared>,
-    cursor: usize,
+    serial: Serial,
     pub started: Instant,
     pub name: String,
 }
@@ -176,50 +159,14 @@ impl Qemu {
         Self::spawn(name, c, false)
     }
 
-    fn spawn(name: &str, mut cmd: Command, terminal: bool) -> Qemu {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start qemu-system-aarch64 ({e}): is it installed?"));
-        let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
-        let mut stdout = child.stdout.take().unwrap();
-        let shared = Arc::new(Shared {
-            out: Mutex::new(Vec::new()),
-            cv: Condvar::new(),
-            eof: Mutex::new(false),
-        });
-        let sh = shared.clone();
-        let answer = terminal.then(|| stdin.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut scanned = 0usize;
-            loop {
-                match stdout.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let mut out = sh.out.lock().unwrap();
-                        out.extend_from_slice(&buf[..n]);
-                        if let Some(w) = &answer {
-                            // Reply to every new cursor-position query.
-                            while let Some(i) = find(&out[scanned..], b"\x1b[6n") {
-                                scanned += i + 4;
-                                let _ = w.lock().unwrap().write_all(b"\x1b[24;1R");
-                            }
-                        }
-                        sh.cv.notify_all();
-                    }
-                }
-            }
-            *sh.eof.lock().unwrap() = true;
-            sh.cv.notify_all();
-        });
+    fn spawn(name: &str, cmd: Command, terminal: bool) -> Qemu {
+        let opts = SerialOpts {
+            answer_cursor_queries: terminal,
+            capture_stderr: false,
+        };
+        let serial = Serial::spawn(cmd, opts).unwrap_or_else(|e| panic!("[{name}] {e}"));
         Qemu {
-            child,
-            stdin,
-            shared,
-            cursor: 0,
+            serial,
             started: Instant::now(),
             name: name.to_string(),
         }
@@ -227,7 +174,7 @@ impl Qemu {
 
     /// Everything the board printed so far.
     pub fn transcript(&self) -> String {
-        String::from_utf8_lossy(&self.shared.out.lock().unwrap()).into_owned()
+        self.serial.transcript()
     }
 
     /// Fails the test with the transcript tail.
@@ -247,30 +194,9 @@ impl Qemu {
     /// Waits for `pat` after the cursor; returns the text up to and including
     /// it and moves the cursor past it.
     pub fn expect_within(&mut self, pat: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let mut out = self.shared.out.lock().unwrap();
-        loop {
-            if let Some(i) = find(&out[self.cursor..], pat.as_bytes()) {
-                let end = self.cursor + i + pat.len();
-                let s = String::from_utf8_lossy(&out[self.cursor..end]).into_owned();
-                self.cursor = end;
-                return s;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                drop(out);
-                self.fail(&format!("timed out after {timeout:?} waiting for {pat:?}"));
-            }
-            if *self.shared.eof.lock().unwrap() {
-                drop(out);
-                self.fail(&format!("QEMU exited while waiting for {pat:?}"));
-            }
-            let (o, _) = self
-                .shared
-                .cv
-                .wait_timeout(out, (deadline - now).min(Duration::from_millis(200)))
-                .unwrap();
-            out = o;
+        match self.serial.wait(pat, timeout) {
+            Ok(found) => found.text,
+            Err(e) => self.fail(&e.to_string()),
         }
     }
 
@@ -280,18 +206,14 @@ impl Qemu {
 
     /// Fails if `pat` appears in the output between the cursor and now.
     pub fn refute_seen(&self, pat: &str) {
-        let out = self.shared.out.lock().unwrap();
-        if find(&out[self.cursor..], pat.as_bytes()).is_some() {
-            drop(out);
+        if self.serial.seen(pat) {
             self.fail(&format!("unexpected {pat:?} in output"));
         }
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        let mut w = self.stdin.lock().unwrap();
-        if w.write_all(bytes).and_then(|_| w.flush()).is_err() {
-            drop(w);
-            self.fail("cannot write to QEMU's serial input");
+        if let Err(e) = self.serial.send(bytes) {
+            self.fail(&e);
         }
     }
 
@@ -306,16 +228,7 @@ impl Qemu {
     pub fn cmd(&mut self, line: &str) -> String {
         self.send(line);
         let out = self.expect_within("\n=> ", TIMEOUT);
-        // Drop the echoed command line.
-        let body = match out.find('\n') {
-            Some(i) => &out[i + 1..],
-            None => "",
-        };
-        body.trim_end_matches("\n=> ")
-            .trim_end_matches("=> ")
-            .replace('\r', "")
-            .trim_end()
-            .to_string()
+        command_output(&out)
     }
 
     /// Boots to the loader's prompt, stopping autoboot with a key press.
@@ -328,14 +241,9 @@ impl Qemu {
         q
     }
 
-    /// Attaches nothing; returns `-drive`/`-device` args for a virtio-mmio disk.
+    /// `-drive`/`-device` args for a virtio-mmio disk.
     pub fn mmio_disk(path: &Path, id: &str) -> Vec<String> {
-        vec![
-            "-drive".into(),
-            format!("if=none,file={},format=raw,id={id}", path.display()),
-            "-device".into(),
-            format!("virtio-blk-device,drive={id}"),
-        ]
+        xtask::disk::qemu_disk_args(path, id)
     }
 
     /// `-drive`/`-device` args for a virtio-pci disk behind the ECAM bridge.
@@ -350,64 +258,19 @@ impl Qemu {
 
     /// Waits for QEMU to exit on its own (poweroff); returns whether it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        self.serial.wait_exit(timeout)
     }
 }
 
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use xtask::qemu::find;
 
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Deterministic test content.
+/// Deterministic test content: `len` pseudo-random bytes from `seed`.
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 8) as u8
-        })
-        .collect()
+    testkit::Rng::seeded(seed.into()).bytes(len)
 }
 
 /// CRC-32 (IEEE), as the loader's `crc32` prints it.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut table = [0u32; 256];
-    for (i, t) in table.iter_mut().enumerate() {
-        let mut c = i as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0xedb8_8320
-            } else {
-                c >> 1
-            };
-        }
-        *t = c;
-    }
-    let mut c = !0u32;
-    for &b in data {
-        c = table[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
+pub use crc32fast::hash as crc32;
 
 /// Parses a hex number as the loader prints it.
 pub fn hex(s: &str) -> u64 {
@@ -416,6 +279,31 @@ pub fn hex(s: &str) -> u64 {
 }
 
 impl Qemu {
+    /// Where the running loader is (`bdinfo`'s `loader` line).
+    pub fn loader_addr(&mut self) -> u64 {
+        let bd = self.cmd("bdinfo");
+        match bd
+            .lines()
+            .find(|l| l.starts_with("loader "))
+            .and_then(|l| l.split('=').nth(1))
+        {
+            Some(v) => hex(v),
+            None => self.fail(&format!("no loader line in bdinfo: {bd}")),
+        }
+    }
+
+    /// The `PARKBOOT-INIT: key=value` report of the test initramfs' /init (kernel/init.sh),
+    /// from its `begin` to its `ready` line.
+    pub fn init_report(&mut self, timeout: Duration) -> HashMap<String, String> {
+        self.expect_within("PARKBOOT-INIT: begin", timeout);
+        let body = self.expect_within("PARKBOOT-INIT: ready", timeout);
+        body.lines()
+            .filter_map(|l| l.trim().strip_prefix("PARKBOOT-INIT: "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect()
+    }
+
     /// The value of env variable `name` (via printenv).
     pub fn env(&mut self, name: &str) -> String {
         let out = self.cmd(&format!("printenv {name}"));

@@ -8,16 +8,6 @@ use xtask::disk::{make_fat_disk, DiskSpec, Source, Table};
 
 const T: Duration = Duration::from_secs(120);
 
-fn report(q: &mut Qemu) -> HashMap<String, String> {
-    q.expect_within("PARKBOOT-INIT: begin", T);
-    let body = q.expect_within("PARKBOOT-INIT: ready", T);
-    body.lines()
-        .filter_map(|l| l.trim().strip_prefix("PARKBOOT-INIT: "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
-
 /// One disk with the kernel, an initramfs that carries loader.bin, and
 /// optionally a `/parkboot.env`.
 fn chain_disk(name: &str, env: Option<&str>) -> std::path::PathBuf {
@@ -75,7 +65,7 @@ fn chain_env(
         q.expect_within("parkboot 0.1.0", T);
         let args = format!("console=ttyAMA0 {extra}");
         q.typed_linux_boot(method, args.trim(), T);
-        let r = report(&mut q);
+        let r = q.init_report(T);
         eprintln!("[{name}] kernel {n}: {r:?}");
         assert_eq!(&r["nproc"], want, "kernel {n}: {r:?}");
         // Reservations and EL never change; MemTotal is compared between

@@ -2,41 +2,12 @@
 //! addresses), reads the DT, keeps a memory map, and its shell behaves like
 //! U-Boot's — including every bad-input path answering with one line and the
 //! prompt.
-use qemu_harness::{loader_exception_bin, scratch, Opts, Qemu};
+use qemu_harness::{crc32, hex, loader_exception_bin, scratch, Opts, Qemu};
 use std::time::Duration;
+use xtask::qemu::board_args;
 
 fn boot(name: &str, opts: &Opts) -> Qemu {
     Qemu::boot_to_prompt(name, opts)
-}
-
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16)
-        .unwrap_or_else(|_| panic!("not hex: {s:?}"))
-}
-
-/// Reads `name` from `printenv name` output.
-fn env(q: &mut Qemu, name: &str) -> String {
-    let out = q.cmd(&format!("printenv {name}"));
-    let line = out
-        .lines()
-        .find(|l| l.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| q.fail(&format!("printenv {name} gave {out:?}")));
-    line[name.len() + 1..].to_string()
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0xedb8_8320
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 #[test]
@@ -128,7 +99,7 @@ fn runs_from_another_base_under_uboot_booti() {
     assert!(bd.contains("loader      = 0x0000000050000000"), "{bd}");
     // And it works there: memory commands and the CRC agree with the host.
     let data: Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8).collect();
-    let addr = hex(&env(&mut q, "kernel_addr_r"));
+    let addr = hex(&q.env("kernel_addr_r"));
     for (i, w) in data.chunks(4).enumerate() {
         let v = u32::from_le_bytes(w.try_into().unwrap());
         q.cmd(&format!("mw.l {:x} {v:08x}", addr + i as u64 * 4));
@@ -190,7 +161,7 @@ fn memory_commands_match_host() {
             ..Opts::default()
         },
     );
-    let a = hex(&env(&mut q, "kernel_addr_r"));
+    let a = hex(&q.env("kernel_addr_r"));
     let b = a + 0x1000;
     q.cmd(&format!("mw.l {a:x} 12345678 40"));
     q.cmd(&format!("mw.l {b:x} 12345678 40"));
@@ -248,13 +219,7 @@ fn bad_input_gets_one_line_and_prompt() {
         assert!(out.contains(want), "{line:?}: expected {want:?} in {out:?}");
     }
     // The loader's own image is claimed: mw onto it is refused.
-    let bd = q.cmd("bdinfo");
-    let loader = bd
-        .lines()
-        .find(|l| l.starts_with("loader "))
-        .and_then(|l| l.split('=').nth(1))
-        .map(hex)
-        .unwrap();
+    let loader = q.loader_addr();
     let before = q.cmd(&format!("crc32 {loader:x} 1000"));
     let out = q.cmd(&format!("mw.l {loader:x} 0"));
     assert!(
@@ -292,31 +257,12 @@ fn no_dtb_still_gives_a_shell() {
     let loader = qemu_harness::loader_bin();
     let dir = scratch("no-dtb");
     let _ = dir;
-    let args: Vec<String> = [
-        "-M",
-        "virt,virtualization=on",
-        "-cpu",
-        "cortex-a57",
-        "-smp",
-        "1",
-        "-m",
-        "1G",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        "-device",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!(
+    let mut args = board_args("virt,virtualization=on", "cortex-a57", 1, "1G");
+    args.push("-device".into());
+    args.push(format!(
         "loader,file={},addr=0x40200000,cpu-num=0,force-raw=on",
         loader.display()
-    )])
-    .collect();
+    ));
     let mut q = Qemu::start_args("no-dtb", &args);
     q.expect("no valid device tree");
     q.expect("autoboot");

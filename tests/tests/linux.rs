@@ -56,17 +56,6 @@ fn boot_cmd(kname: &str, args: &str) -> String {
     )
 }
 
-/// Collects the PARKBOOT-INIT report.
-fn init_report(q: &mut Qemu) -> HashMap<String, String> {
-    q.expect_within("PARKBOOT-INIT: begin", KERNEL_TIMEOUT);
-    let body = q.expect_within("PARKBOOT-INIT: ready", KERNEL_TIMEOUT);
-    body.lines()
-        .filter_map(|l| l.trim().strip_prefix("PARKBOOT-INIT: "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
-
 fn run_kernel(name: &str, gz: bool, opts: Opts, want_cpus: u32) -> HashMap<String, String> {
     let kname = if gz { "/Image.gz" } else { "/Image" };
     let args = "console=ttyAMA0 earlycon parkboot.poweroff=1";
@@ -98,7 +87,7 @@ fn run_kernel(name: &str, gz: bool, opts: Opts, want_cpus: u32) -> HashMap<Strin
         assert!(booting.contains("inflated from Image.gz"), "{booting}");
     }
     q.expect_within("Booting Linux on physical CPU", KERNEL_TIMEOUT);
-    let r = init_report(&mut q);
+    let r = q.init_report(KERNEL_TIMEOUT);
     assert_eq!(
         r.get("nproc").map(String::as_str),
         Some(want_cpus.to_string().as_str()),
@@ -225,14 +214,7 @@ fn booti_bad_input_then_good_boot() {
     let k = hex(&q.env("kernel_addr_r"));
     let rd = hex(&q.env("ramdisk_addr_r"));
     let fdt = hex(&q.env("fdt_addr_r"));
-    let loader = hex(q
-        .cmd("bdinfo")
-        .lines()
-        .find(|l| l.starts_with("loader "))
-        .unwrap()
-        .split('=')
-        .nth(1)
-        .unwrap());
+    let loader = q.loader_addr();
     // Random data where a kernel should be.
     for (i, w) in pattern(256, 7).chunks(4).enumerate() {
         q.cmd(&format!(
@@ -298,7 +280,7 @@ fn booti_bad_input_then_good_boot() {
     q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
     q.send(&format!("booti {k:x} {rd:x}:${{rdsize}}"));
     q.expect("Starting kernel");
-    let r = init_report(&mut q);
+    let r = q.init_report(KERNEL_TIMEOUT);
     assert_eq!(r["nproc"], "2", "{r:?}");
 }
 
@@ -316,7 +298,7 @@ fn psci_method_gives_cpu_hotplug() {
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start("linux-psci-hotplug", &opts);
     q.typed_linux_boot("psci", "console=ttyAMA0", KERNEL_TIMEOUT);
-    let r = init_report(&mut q);
+    let r = q.init_report(KERNEL_TIMEOUT);
     assert_eq!(r["nproc"], "4", "{r:?}");
     assert_eq!(r["enable-method"], "psci", "{r:?}");
     assert_eq!(r["memreserve"], "", "psci mode reserves nothing: {r:?}");
@@ -365,7 +347,7 @@ fn cpu_the_machine_lacks_is_reported_and_left_out() {
         Qemu::start("linux-missing-cpu-2", &opts)
     };
     q.typed_linux_boot("spin-table", "console=ttyAMA0", KERNEL_TIMEOUT);
-    let r = init_report(&mut q);
+    let r = q.init_report(KERNEL_TIMEOUT);
     assert_eq!(r["nproc"], "4", "{r:?}");
     assert_eq!(r["possible"], "0-3", "{r:?}");
     assert_eq!(r["enable-method"], "spin-table", "{r:?}");

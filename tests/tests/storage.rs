@@ -357,14 +357,7 @@ fn bad_storage_input_is_refused_and_nothing_is_lost() {
         "{crc_before} vs {:08x}",
         crc32(&good)
     );
-    let loader = hex(q
-        .cmd("bdinfo")
-        .lines()
-        .find(|l| l.starts_with("loader "))
-        .unwrap()
-        .split('=')
-        .nth(1)
-        .unwrap());
+    let loader = q.loader_addr();
     let mut cases: Vec<(String, &str)> = vec![
         (
             format!("load virtio {good_dev} {addr:x} /missing.bin"),

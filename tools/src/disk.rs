@@ -85,14 +85,6 @@ pub struct DiskInfo {
     pub fs_size: u64,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-#[allow(dead_code)] // for `cargo xtask run` and the tests
 /// QEMU arguments that attach `img` as a virtio-blk device on virtio-mmio (raw, writable;
 /// `id` names the drive, e.g. "disk0").
 pub fn qemu_disk_args(img: &Path, id: &str) -> Vec<String> {
@@ -282,7 +274,7 @@ fn make_into(
                     .arg("-i")
                     .arg(&at)
                     .arg(format!("::/{parent}"));
-                run_quiet(&mut m)?;
+                crate::cmd::output(&mut m)?;
             }
         }
         let host = match src {
@@ -305,7 +297,7 @@ fn make_into(
             .arg(&at)
             .arg(&host)
             .arg(format!("::/{dest}"));
-        run_quiet(&mut m)?;
+        crate::cmd::output(&mut m)?;
     }
     Ok(DiskInfo {
         fs_offset: start * SECTOR,
@@ -317,7 +309,7 @@ fn make_into(
 pub fn demo_disk(boot_cmd: &str) -> Result<PathBuf, String> {
     let k = super::kernel::ensure_kernel()?;
     let t = Instant::now();
-    let out = workspace_root().join("build/disks/demo.img");
+    let out = crate::root().join("build/disks/demo.img");
     let stamp = out.with_extension("img.boot.cmd");
     let inputs = [&k.image, &k.image_gz, &k.initramfs];
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -452,19 +444,6 @@ pub fn cli(args: &[String]) -> Result<(), String> {
             Ok(())
         }
     }
-}
-
-fn run_quiet(cmd: &mut Command) -> Result<(), String> {
-    let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !o.status.success() {
-        return Err(format!(
-            "{cmd:?} failed ({}): {}{}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout).trim(),
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    Ok(())
 }
 
 fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Result<(), String> {

@@ -31,15 +31,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn fuzz_dir() -> PathBuf {
-    root().join("tests/fuzz")
+    xtask::root().join("tests/fuzz")
 }
 
 struct Opts {
@@ -90,7 +83,7 @@ fn cargo_fuzz() -> Command {
     c.arg("fuzz").current_dir(fuzz_dir());
     c.env("RUSTC_BOOTSTRAP", "1");
     if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-        c.env("CARGO_TARGET_DIR", root().join("target/fuzz"));
+        c.env("CARGO_TARGET_DIR", xtask::root().join("target/fuzz"));
     }
     c
 }
@@ -218,7 +211,7 @@ fn run_logged(mut cmd: Command, log: &Path, verbose: bool) -> Result<Outcome, St
 
 fn run_targets(o: &Opts) -> Result<(), String> {
     let names = selected(o)?;
-    let logs = root().join("target/fuzz-logs");
+    let logs = xtask::root().join("target/fuzz-logs");
     let mut results = Vec::new();
     for t in &names {
         let mut c = cargo_fuzz();

@@ -5,102 +5,20 @@
 //!                                target/loader-exception.bin (never shipped)
 //!   cargo xtask run [-- QEMU…]   build, make the demo disk, boot QEMU into the loader
 //!   cargo xtask test             everything CI runs: host tests, QEMU tests
-//!   cargo xtask qemu-deps        check for the host tools the QEMU tests need
-use xtask::{disk, elf, kernel};
+//!   cargo xtask bench|kernel|disk|payload|fuzz   see their modules
+//!   cargo xtask setup [COMMAND]  only install what COMMAND (default: test) needs
+//!
+//! Every command first makes the machine ready for itself (`xtask::setup`): the Rust target and
+//! components rust-toolchain.toml names, the Debian packages it runs, dpkg's arm64 architecture
+//! for the test kernel.
 mod bench;
 mod fuzz;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{exit, Command};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    eprintln!("xtask: {cmd:?}");
-    let st = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed: {st}"))
-    }
-}
-
-fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
-    c
-}
-
-/// Builds the loader ELF and converts it into target/loader.bin.
-pub fn build() -> Result<PathBuf, String> {
-    build_variant(&[], "loader.bin")
-}
-
-/// The test build with U-Boot's `exception` command (loader feature
-/// `cmd-exception`): target/loader-exception.bin, for the panic and
-/// exception-report tests. Never shipped.
-pub fn build_exception_variant() -> Result<PathBuf, String> {
-    build_variant(&["cmd-exception"], "loader-exception.bin")
-}
-
-fn build_variant(features: &[&str], name: &str) -> Result<PathBuf, String> {
-    let mut c = cargo();
-    c.args([
-        "build",
-        "--quiet",
-        "-p",
-        "parkboot-loader",
-        "--bin",
-        "parkboot",
-        "--target",
-        "aarch64-unknown-none",
-        "--release",
-    ]);
-    if !features.is_empty() {
-        c.args(["--features", &features.join(",")]);
-    }
-    run(&mut c)?;
-    // Cargo writes where CARGO_TARGET_DIR says (default: <root>/target).
-    let cargo_target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let elf_path = cargo_target.join("aarch64-unknown-none/release/parkboot");
-    let elf = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
-    let bin = elf::to_flat_binary(&elf)?;
-    check_image_header(&bin)?;
-    let out = root().join("target").join(name);
-    std::fs::write(&out, &bin).map_err(|e| format!("{}: {e}", out.display()))?;
-    let image_size = u64::from_le_bytes(bin[16..24].try_into().unwrap());
-    eprintln!(
-        "xtask: wrote {} ({} bytes = {} KiB; image_size {} KiB in place)",
-        out.display(),
-        bin.len(),
-        bin.len() / 1024,
-        image_size / 1024
-    );
-    Ok(out)
-}
-
-/// The built image must be a valid arm64 Image whose image_size covers the file.
-fn check_image_header(bin: &[u8]) -> Result<(), String> {
-    if bin.len() < 64 || &bin[56..60] != b"ARM\x64" {
-        return Err("loader.bin has no arm64 Image header magic".into());
-    }
-    let image_size = u64::from_le_bytes(bin[16..24].try_into().unwrap());
-    let flags = u64::from_le_bytes(bin[24..32].try_into().unwrap());
-    if image_size < bin.len() as u64 {
-        return Err(format!("image_size {image_size} < file size {}", bin.len()));
-    }
-    if flags != 0xa {
-        return Err(format!("unexpected Image flags {flags:#x}"));
-    }
-    Ok(())
-}
+use xtask::setup::{self, Purpose};
+use xtask::{build, cmd, disk, kernel};
 
 fn qemu_cmd(loader: &Path, extra: &[String]) -> Command {
     let mut c = Command::new("qemu-system-aarch64");
@@ -121,6 +39,9 @@ fn qemu_cmd(loader: &Path, extra: &[String]) -> Command {
     c
 }
 
+const USAGE: &str =
+    "usage: cargo xtask <build|run|test|bench|kernel|disk|payload|fuzz|setup [COMMAND]>";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("help");
@@ -130,44 +51,54 @@ fn main() {
         .filter(|a| *a != "--")
         .cloned()
         .collect();
-    let res = match cmd {
-        "build" if rest.iter().any(|a| a == "--exception") => build_exception_variant().map(|_| ()),
-        "build" => build().map(|_| ()),
-        "payload" => {
-            xtask::payload::build_payload().map(|p| eprintln!("xtask: wrote {}", p.display()))
-        }
-        "run" => build().and_then(|l| {
+    if let Err(e) = dispatch(cmd, &rest) {
+        eprintln!("xtask: error: {e}");
+        exit(1);
+    }
+}
+
+fn dispatch(cmd: &str, rest: &[String]) -> Result<(), String> {
+    if cmd == "setup" {
+        let what = rest.first().map(String::as_str).unwrap_or("test");
+        let p = Purpose::parse(what).ok_or(format!("setup: unknown command {what:?}; {USAGE}"))?;
+        return setup::ensure_real(p);
+    }
+    // `fuzz` checks for cargo-fuzz itself (docs/robustness.md).
+    if let Some(p) = Purpose::parse(cmd) {
+        setup::ensure_real(p)?;
+    }
+    match cmd {
+        "build" if rest.iter().any(|a| a == "--exception") => build::loader_exception().map(|_| ()),
+        "build" => build::loader().map(|_| ()),
+        "payload" => build::payload().map(|_| ()),
+        "run" => build::loader().and_then(|l| {
             let img = disk::demo_disk(disk::DEMO_BOOT_CMD)?;
             let mut args = disk::qemu_disk_args(&img, "demo");
             args.extend(rest.iter().cloned());
             eprintln!("xtask: booting QEMU (exit: `poweroff` at the prompt, or Ctrl-A X)");
-            run(&mut qemu_cmd(&l, &args))
+            cmd::run(&mut qemu_cmd(&l, &args))
         }),
-        "test" => test(&rest),
-        "kernel" => kernel::cli(&rest),
-        "disk" => disk::cli(&rest),
-        "fuzz" => fuzz::cli(&rest),
-        "bench" => bench::cli(&rest),
+        "test" => test(rest),
+        "kernel" => kernel::cli(rest),
+        "disk" => disk::cli(rest),
+        "fuzz" => fuzz::cli(rest),
+        "bench" => bench::cli(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build|run|test|bench|kernel|disk|payload|fuzz>");
+            eprintln!("{USAGE}");
             exit(2);
         }
-    };
-    if let Err(e) = res {
-        eprintln!("xtask: error: {e}");
-        exit(1);
     }
 }
 
 fn test(rest: &[String]) -> Result<(), String> {
     // The variant first, so that the ELF left in the target dir (for
     // addr2line on a backtrace) is loader.bin's.
-    let exception_loader = build_exception_variant()?;
-    let loader = build()?;
-    xtask::payload::build_payload()?;
+    let exception_loader = build::loader_exception()?;
+    let loader = build::loader()?;
+    build::payload()?;
     // The kernel tests boot Debian's stock arm64 kernel: fetch it first.
     kernel::ensure_kernel()?;
-    let mut c = cargo();
+    let mut c = cmd::cargo();
     c.args(["test", "--workspace", "--release"])
         .env("PARKBOOT_LOADER", &loader)
         .env("PARKBOOT_LOADER_EXCEPTION", &exception_loader)

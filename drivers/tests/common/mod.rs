@@ -1,6 +1,6 @@
 //! Shared helpers for the storage tests: fixture loading (gzip via
 //! miniz_oxide), the deterministic content pattern of `fixtures/make.sh`, and
-//! a small deterministic PRNG.
+//! the deterministic PRNG of tests/testkit.
 #![allow(dead_code)]
 
 use drivers::block::MemDisk;
@@ -60,22 +60,9 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// xorshift64*: deterministic pseudo-random numbers for mutation loops.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+// Not every test binary that includes this module draws random numbers.
+#[allow(unused_imports)]
+pub use testkit::Rng;
 
 /// The fixtures' FAT volumes: (fixture, partition number, seed prefix, big-file size).
 pub const VOLUMES: [(&str, u32, u64, usize); 3] = [

@@ -27,28 +27,12 @@ fn fix_legacy(raw: &[u8], force_script: bool) -> Vec<u8> {
     if force_script {
         m[30] = 6;
     }
-    let dcrc = crc32fast_hash(&m[64..64 + size as usize]);
+    let dcrc = crc32fast::hash(&m[64..64 + size as usize]);
     m[24..28].copy_from_slice(&dcrc.to_be_bytes());
     m[4..8].fill(0);
-    let hcrc = crc32fast_hash(&m[..64]);
+    let hcrc = crc32fast::hash(&m[..64]);
     m[4..8].copy_from_slice(&hcrc.to_be_bytes());
     m
-}
-
-/// CRC-32 (IEEE), bitwise: independent of the crate under test.
-fn crc32fast_hash(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -29,21 +29,6 @@ const CHECKSUM: usize = 124;
 const PHYS_BASE: usize = 24;
 const MEM_BASE: u64 = 0x4800_0000;
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// Make the first 128 bytes a header with valid magic/version/size/checksum.
 fn plausible(m: &mut Vec<u8>) {
     if m.len() < HEADER_SIZE as usize {
@@ -53,7 +38,7 @@ fn plausible(m: &mut Vec<u8>) {
     m[8..12].copy_from_slice(&PEN_VERSION.to_le_bytes());
     m[12..16].copy_from_slice(&HEADER_SIZE.to_le_bytes());
     m[80..CHECKSUM].fill(0);
-    let c = crc32(&m[..CHECKSUM]);
+    let c = crc32fast::hash(&m[..CHECKSUM]);
     m[CHECKSUM..CHECKSUM + 4].copy_from_slice(&c.to_le_bytes());
 }
 
@@ -221,7 +206,7 @@ fn mode_reclaim(cfg: u8, rest: &[u8]) {
     if cfg & 4 != 0 {
         plausible(&mut mem);
         mem[PHYS_BASE..PHYS_BASE + 8].copy_from_slice(&MEM_BASE.to_le_bytes());
-        let c = crc32(&mem[..CHECKSUM]);
+        let c = crc32fast::hash(&mem[..CHECKSUM]);
         mem[CHECKSUM..CHECKSUM + 4].copy_from_slice(&c.to_le_bytes());
     }
     let our_code = [0u8; 64];

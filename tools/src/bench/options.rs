@@ -1,0 +1,104 @@
+//! `cargo xtask bench` options.
+
+#[derive(Debug)]
+pub(super) struct Opts {
+    pub(super) runs: usize,
+    pub(super) build: bool,
+    pub(super) prealloc: bool,
+    /// `pen_gather` written to parkboot's /parkboot.env (None: the loader's default).
+    pub(super) pen_gather: Option<String>,
+    /// `cpu_method` written to parkboot's /parkboot.env (None: the loader's default).
+    pub(super) cpu_method: Option<String>,
+}
+
+pub(super) fn parse_opts(args: &[String]) -> Result<Opts, String> {
+    let usage =
+        "usage: cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot] [--cpu-method spin-table|psci]";
+    let mut o = Opts {
+        runs: 5,
+        build: true,
+        prealloc: true,
+        pen_gather: None,
+        cpu_method: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" | "-n" => {
+                let v = it.next().ok_or(format!("--runs needs a number; {usage}"))?;
+                o.runs = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or(format!("--runs {v:?}: want 1..100; {usage}"))?;
+            }
+            "--no-build" => o.build = false,
+            "--no-prealloc" => o.prealloc = false,
+            "--pen-gather" => {
+                let v = it
+                    .next()
+                    .ok_or(format!("--pen-gather needs start or boot; {usage}"))?;
+                if v != "start" && v != "boot" {
+                    return Err(format!("--pen-gather {v:?}: want start or boot; {usage}"));
+                }
+                o.pen_gather = Some(v.clone());
+            }
+            "--cpu-method" => {
+                let v = it
+                    .next()
+                    .ok_or(format!("--cpu-method needs spin-table or psci; {usage}"))?;
+                if v != "spin-table" && v != "psci" {
+                    return Err(format!(
+                        "--cpu-method {v:?}: want spin-table or psci; {usage}"
+                    ));
+                }
+                o.cpu_method = Some(v.clone());
+            }
+            "-h" | "--help" => return Err(usage.into()),
+            _ => return Err(format!("unknown argument {a:?}; {usage}")),
+        }
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_opts;
+
+    fn parse(args: &[&str]) -> Result<super::Opts, String> {
+        parse_opts(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_are_parsed_and_checked() {
+        let o = parse(&[]).unwrap();
+        assert_eq!((o.runs, o.build, o.prealloc), (5, true, true));
+        assert_eq!((o.pen_gather, o.cpu_method), (None, None));
+        let o = parse(&[
+            "--runs",
+            "2",
+            "--no-build",
+            "--no-prealloc",
+            "--pen-gather",
+            "boot",
+        ])
+        .unwrap();
+        assert_eq!((o.runs, o.build, o.prealloc), (2, false, false));
+        assert_eq!(o.pen_gather.as_deref(), Some("boot"));
+        assert_eq!(
+            parse(&["--cpu-method", "psci"])
+                .unwrap()
+                .cpu_method
+                .as_deref(),
+            Some("psci")
+        );
+        for bad in [
+            &["--runs", "0"][..],
+            &["--runs"],
+            &["--pen-gather", "later"],
+            &["-x"],
+        ] {
+            assert!(parse(bad).unwrap_err().contains("usage:"), "{bad:?}");
+        }
+    }
+}

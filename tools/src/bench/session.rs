@@ -1,0 +1,205 @@
+//! One QEMU session of the bench: [`xtask::qemu::Serial`] started paused, released with a QMP
+//! `cont` (the clock's zero), with errors that carry the transcript and a timed log on drop.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xtask::qemu::{command_output, Serial, SerialOpts};
+
+use super::WAIT;
+
+pub(super) struct Session {
+    pub(super) name: String,
+    serial: Serial,
+    /// When the guest started running (QMP `cont`): "start" of every measurement.
+    pub(super) t0: Instant,
+    /// spawn → `cont`: QEMU's own set-up (incl. -mem-prealloc), not the loader's.
+    pub(super) setup_ms: f64,
+    pub(super) log: PathBuf,
+}
+
+impl Session {
+    /// Starts QEMU paused (`-S`) with a QMP socket at `qmp`, then lets the guest run with `cont`
+    /// once QEMU is set up; all times count from that `cont`.
+    pub(super) fn spawn(
+        name: &str,
+        args: &[String],
+        log: PathBuf,
+        qmp: &Path,
+    ) -> Result<Session, String> {
+        let _ = std::fs::remove_file(qmp);
+        let mut c = Command::new("qemu-system-aarch64");
+        c.args(args)
+            .arg("-S")
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()));
+        let t_spawn = Instant::now();
+        let opts = SerialOpts {
+            answer_cursor_queries: false,
+            capture_stderr: true,
+        };
+        let serial = Serial::spawn(c, opts)?;
+        let mut s = Session {
+            name: name.to_string(),
+            serial,
+            t0: t_spawn,
+            setup_ms: 0.0,
+            log,
+        };
+        let t0 = s.qmp_cont(qmp).map_err(|e| s.fail(&format!("QMP: {e}")))?;
+        s.setup_ms = between(t_spawn, t0);
+        s.t0 = t0;
+        Ok(s)
+    }
+
+    /// Connects to QEMU's QMP socket (QEMU answers once its machine, RAM included, is set up),
+    /// then sends `cont`. Returns when `cont` was sent.
+    fn qmp_cont(&mut self, qmp: &Path) -> Result<Instant, String> {
+        let deadline = Instant::now() + WAIT;
+        let stream = loop {
+            match UnixStream::connect(qmp) {
+                Ok(st) => break st,
+                Err(e) => {
+                    if Instant::now() >= deadline {
+                        return Err(format!("cannot connect to {}: {e}", qmp.display()));
+                    }
+                    if let Ok(Some(st)) = self.serial.exited() {
+                        return Err(format!("QEMU exited ({st})"));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        };
+        stream
+            .set_read_timeout(Some(WAIT))
+            .map_err(|e| e.to_string())?;
+        let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut rd = BufReader::new(stream);
+        let mut expect = |what: &str| -> Result<(), String> {
+            let mut l = String::new();
+            loop {
+                l.clear();
+                match rd.read_line(&mut l) {
+                    Ok(0) => return Err(format!("QMP closed while waiting for {what}")),
+                    Ok(_) if l.contains(what) => return Ok(()),
+                    Ok(_) if l.contains("\"error\"") => {
+                        return Err(format!("QMP error: {}", l.trim()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("QMP read ({what}): {e}")),
+                }
+            }
+        };
+        expect("\"QMP\"")?;
+        w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+            .map_err(|e| e.to_string())?;
+        expect("\"return\"")?;
+        let t = Instant::now();
+        w.write_all(b"{\"execute\":\"cont\"}\n")
+            .map_err(|e| e.to_string())?;
+        expect("\"return\"")?;
+        Ok(t)
+    }
+
+    pub(super) fn ms_since_start(&self, t: Instant) -> f64 {
+        ms(t.saturating_duration_since(self.t0))
+    }
+
+    /// The error text: what went wrong, QEMU's stderr and the transcript tail.
+    pub(super) fn fail(&self, why: &str) -> String {
+        let text = self.serial.transcript().replace('\r', "");
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+        let err = self.serial.stderr();
+        let mut s = format!(
+            "{}: {why} (full transcript: {})\n----- serial tail -----\n{tail}\n-----",
+            self.name,
+            self.log.display()
+        );
+        if !err.is_empty() {
+            s.push_str(&format!("\nQEMU stderr: {err}"));
+        }
+        s
+    }
+
+    /// Waits for the first of `pats` after the cursor. Returns (which, arrival time of the
+    /// chunk that completed it, text from the cursor to the end of the match); the cursor moves
+    /// past the match.
+    pub(super) fn wait_any(
+        &mut self,
+        pats: &[&str],
+        timeout: Duration,
+    ) -> Result<(usize, Instant, String), String> {
+        match self.serial.wait_any(pats, timeout) {
+            Ok(f) => Ok((f.which, f.at, f.text)),
+            Err(e) => Err(self.fail(&e.to_string())),
+        }
+    }
+
+    pub(super) fn wait(
+        &mut self,
+        pat: &str,
+        timeout: Duration,
+    ) -> Result<(Instant, String), String> {
+        self.wait_any(&[pat], timeout).map(|(_, t, s)| (t, s))
+    }
+
+    /// Waits for `pat`, or fails early when `unless` comes first (e.g. the prompt after an
+    /// error), then for the end of its line. Returns the whole line and when its end arrived.
+    pub(super) fn wait_line(
+        &mut self,
+        pat: &str,
+        unless: &str,
+        timeout: Duration,
+    ) -> Result<(Instant, String), String> {
+        let (k, _, text) = self.wait_any(&[pat, unless], timeout)?;
+        if k == 1 {
+            return Err(self.fail(&format!("expected {pat:?}, got: {:?}", text.trim())));
+        }
+        let start = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let head = text[start..].to_string();
+        let (t, rest) = self.wait("\n", timeout)?;
+        Ok((
+            t,
+            format!("{head}{rest}").replace('\r', "").trim().to_string(),
+        ))
+    }
+
+    pub(super) fn send(&mut self, text: &str) -> Result<Instant, String> {
+        self.serial.send(text.as_bytes()).map_err(|e| self.fail(&e))
+    }
+
+    /// Types a command line (CR, as a terminal sends it).
+    pub(super) fn line(&mut self, cmd: &str) -> Result<Instant, String> {
+        self.send(&format!("{cmd}\r"))
+    }
+
+    /// Types `cmd` and waits for the next prompt; returns the output (without the echo).
+    pub(super) fn cmd(&mut self, cmd: &str) -> Result<String, String> {
+        self.line(cmd)?;
+        let (_, out) = self.wait("\n=> ", WAIT)?;
+        Ok(command_output(&out))
+    }
+
+    pub(super) fn wait_exit(&mut self, timeout: Duration) -> bool {
+        self.serial.wait_exit(timeout)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let log = self.serial.timed_log(self.t0);
+        let _ = std::fs::write(&self.log, log);
+    }
+}
+
+pub(super) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub(super) fn between(a: Instant, b: Instant) -> f64 {
+    ms(b.saturating_duration_since(a))
+}
