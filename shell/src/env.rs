@@ -293,10 +293,14 @@ pub(crate) fn parse_import(
     let at = |i: usize| d.get(i).copied().unwrap_or(0);
     let place = |start: usize| {
         if sep == b'\n' {
-            let line = d.get(..start).map_or(0, |p| p.iter().filter(|&&b| b == b'\n').count());
+            let line = d
+                .get(..start)
+                .map_or(0, |p| p.iter().filter(|&&b| b == b'\n').count());
             format!("line {}", line.saturating_add(1))
         } else {
-            let entry = d.get(..start).map_or(0, |p| p.iter().filter(|&&b| b == sep).count());
+            let entry = d
+                .get(..start)
+                .map_or(0, |p| p.iter().filter(|&&b| b == sep).count());
             format!("entry {}", entry.saturating_add(1))
         }
     };
@@ -331,7 +335,10 @@ pub(crate) fn parse_import(
             i += if c == b'=' { 2 } else { 1 };
             if !name.is_empty() {
                 check_name(name).map_err(|_| {
-                    bad(format!("invalid variable name \"{}\"", name.escape_default()))
+                    bad(format!(
+                        "invalid variable name \"{}\"",
+                        name.escape_default()
+                    ))
                 })?;
                 ops.push(ImportOp::Delete(name.into()));
             }
@@ -350,8 +357,12 @@ pub(crate) fn parse_import(
         if name.is_empty() {
             return Err(bad("empty variable name".into()));
         }
-        check_name(name)
-            .map_err(|_| bad(format!("invalid variable name \"{}\"", name.escape_default())))?;
+        check_name(name).map_err(|_| {
+            bad(format!(
+                "invalid variable name \"{}\"",
+                name.escape_default()
+            ))
+        })?;
         let value = String::from_utf8(value)
             .map_err(|_| bad(format!("value of \"{name}\" is not text (not UTF-8)")))?;
         if let Some(ch) = value

@@ -484,7 +484,12 @@ fn braced(inner: &str, quoted: bool) -> Result<Seg, SyntaxError> {
     if inner == "?" {
         return Ok(Seg::Status { quoted });
     }
-    let bad = || err(format!("bad substitution '${{{}}}'", inner.escape_default()));
+    let bad = || {
+        err(format!(
+            "bad substitution '${{{}}}'",
+            inner.escape_default()
+        ))
+    };
     let (name, op) = match inner.split_once(':') {
         None => (inner, None),
         Some((name, rest)) => {

@@ -226,7 +226,10 @@ impl<P: Platform> Shell<P> {
     /// be `[A-Za-z_][A-Za-z0-9_]*`.
     pub fn set_local(&mut self, name: &str, value: &str) -> Result<(), String> {
         if !is_shell_name(name) {
-            return Err(format!("'{}': not a shell variable name", name.escape_default()));
+            return Err(format!(
+                "'{}': not a shell variable name",
+                name.escape_default()
+            ));
         }
         let slot = self.locals.iter().position(|(k, _)| k == name);
         match (slot, value.is_empty()) {
@@ -306,9 +309,7 @@ impl<P: Platform> Shell<P> {
     fn run_args(&mut self, args: &[String]) -> u8 {
         self.status_override = None;
         let r = self.dispatch(args);
-        self.status_override
-            .take()
-            .unwrap_or(u8::from(r.is_err()))
+        self.status_override.take().unwrap_or(u8::from(r.is_err()))
     }
 
     /// Count one command (or loop iteration) against the budget; false

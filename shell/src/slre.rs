@@ -64,10 +64,9 @@ pub(crate) enum MatchError {
 impl fmt::Display for MatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MatchError::TooManySteps => write!(
-                f,
-                "regex needs too much work (more than {MAX_STEPS} steps)"
-            ),
+            MatchError::TooManySteps => {
+                write!(f, "regex needs too much work (more than {MAX_STEPS} steps)")
+            }
             MatchError::TooDeep => write!(f, "regex too complex (nesting over {MAX_DEPTH})"),
         }
     }

@@ -10,8 +10,8 @@ use super::{read_mem, rest, write_mem};
 use crate::env::{parse_import, Env, ImportOp, ENV_BLOCK_SIZE, ENV_DATA_SIZE};
 use crate::num::hextoul;
 use crate::platform::Platform;
-use crate::shell::{CmdError, CmdResult, Shell};
 use crate::sh_println;
+use crate::shell::{CmdError, CmdResult, Shell};
 
 /// Largest environment data `env import` reads (U-Boot's `MAX_ENV_SIZE`).
 pub(crate) const MAX_IMPORT: usize = 1 << 20;
@@ -420,7 +420,11 @@ fn env_import<P: Platform>(sh: &mut Shell<P>, args: &[String]) -> CmdResult {
     }
     // After a scan that found no end, U-Boot's size reaches one byte past
     // what it scanned; that byte only ever ends the data (as a NUL).
-    let len = if scanned { size.min(MAX_IMPORT + 1) } else { size };
+    let len = if scanned {
+        size.min(MAX_IMPORT + 1)
+    } else {
+        size
+    };
     let mut raw = read_mem(sh, "env import", addr, len)?;
     if fmt == Format::Checksum {
         raw = check_crc(raw)?;

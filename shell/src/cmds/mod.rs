@@ -16,7 +16,7 @@ use crate::shell::{CmdError, CmdResult, Command, Flow, Shell};
 use crate::{sh_print, sh_println};
 
 #[cfg(test)]
-pub(crate) use setexpr::{regex_sub, SubError};
+pub(crate) use setexpr::regex_sub;
 pub(crate) use test::{eval as eval_test, TestEnv};
 
 /// Register every generic command.
@@ -291,7 +291,6 @@ pub(crate) fn read_cstring<P: Platform>(
     }
     Ok(crate::slre::to_text(&out))
 }
-
 
 fn do_help<P: Platform>(sh: &mut Shell<P>, args: &[String]) -> CmdResult {
     let names = rest(args);

@@ -26,9 +26,9 @@ use core::cell::Cell;
 use super::{data_width, read_cstring, read_mem, Width};
 use crate::num::hextoul;
 use crate::platform::Platform;
+use crate::sh_println;
 use crate::shell::{CmdError, CmdResult, Shell};
 use crate::slre::{self, Cap, Regex};
-use crate::sh_println;
 
 /// U-Boot's buffer sizes for `sub` / `gsub` (`SLRE_BUFSZ`, `SLRE_PATSZ`).
 const DATA_BUF: usize = 16384;
@@ -192,7 +192,9 @@ fn substitute(
     };
     let p = from + p;
     if buf.len() + new.len() > cap.saturating_sub(from) + old.len() {
-        return Err(SubError::Msg("## error: substitution buffer overflow".into()));
+        return Err(SubError::Msg(
+            "## error: substitution buffer overflow".into(),
+        ));
     }
     buf.splice(p..p + old.len(), new.iter().copied());
     Ok(Some(p + new.len()))
@@ -205,7 +207,12 @@ fn substitute(
 /// (`sub 'b$' Z` on `abab` gives `aZab`). A `gsub` whose regex matches
 /// the empty string with an empty replacement, which never ends in U-Boot,
 /// is refused.
-pub(crate) fn regex_sub(re: &Regex, data: &[u8], s: &[u8], global: bool) -> Result<Vec<u8>, SubError> {
+pub(crate) fn regex_sub(
+    re: &Regex,
+    data: &[u8],
+    s: &[u8],
+    global: bool,
+) -> Result<Vec<u8>, SubError> {
     let mut data = data.to_vec();
     let steps = Cell::new(slre::MAX_STEPS);
     let mut datap = 0usize;

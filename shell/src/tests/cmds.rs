@@ -3,13 +3,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{feed, run, run1, shell, take, Fake, MEM_BASE};
+use super::{feed, poke, run, shell, take, Fake, MEM_BASE};
 use crate::Shell;
-
-fn poke(sh: &mut Shell<Fake>, addr: u64, bytes: &[u8]) {
-    let o = (addr - MEM_BASE) as usize;
-    sh.platform.mem[o..o + bytes.len()].copy_from_slice(bytes);
-}
 
 const PATTERN: &[u8] = &[
     0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x41, 0x42, 0x43, 0x44, 0x00, 0x7f, 0x20, 0x7e,
@@ -88,7 +83,7 @@ fn mw_then_md() {
         [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0xcd, 0xab]
     );
     // Large fills go in chunks.
-    run(&mut sh, "mw.l 40000000 01020304 4000");
+    run(&mut sh, "mw.l 40000000 01020304 10000");
     assert!(sh.platform.mem.chunks(4).all(|c| c == [4, 3, 2, 1]));
     assert_eq!(
         run(&mut sh, "mw.w 40000000 12345"),
@@ -181,12 +176,12 @@ fn crc32_output() {
     // Whole fake RAM (several chunks) matches a direct computation.
     let expected = crc32fast::hash(&sh.platform.mem);
     assert_eq!(
-        run(&mut sh, "crc32 40000000 10000"),
-        format!("crc32 for 40000000 ... 4000ffff ==> {expected:08x}\n")
+        run(&mut sh, "crc32 40000000 40000"),
+        format!("crc32 for 40000000 ... 4003ffff ==> {expected:08x}\n")
     );
     assert_eq!(
-        run(&mut sh, "crc32 40000000 10001"),
-        "crc32: 0x40000000..0x40010001 is not RAM\n"
+        run(&mut sh, "crc32 40000000 40001"),
+        "crc32: 0x40000000..0x40040001 is not RAM\n"
     );
     assert_eq!(
         run(&mut sh, "crc32 40000000 9 *zz"),
@@ -230,8 +225,8 @@ fn memory_commands_reject_bad_input() {
         ("md.bb 40000000", "Usage: md[.b|.w|.l|.q] addr [count]\n"),
         ("mw.w 40000000 zz", "mw: invalid number 'zz'\n"),
         (
-            "mw.l 4000fffc 1 2",
-            "mw: 0x4000fffc..0x40010004 is not RAM\n",
+            "mw.l 4003fffc 1 2",
+            "mw: 0x4003fffc..0x40040004 is not RAM\n",
         ),
     ];
     for (cmd, expected) in cases {
