@@ -17,37 +17,37 @@ fn md_formats() {
     let ascii = ".\"3DUfw.ABCD.. ~";
     assert_eq!(
         run(&mut sh, "md.b 40000000 10"),
-        format!("40000000: 11 22 33 44 55 66 77 88 41 42 43 44 00 7f 20 7e    {ascii}\n")
+        format!("40000000: 11 22 33 44 55 66 77 88 41 42 43 44 00 7f 20 7e  {ascii}\n")
     );
     assert_eq!(
         run(&mut sh, "md.w 0x40000000 8"),
-        format!("40000000: 2211 4433 6655 8877 4241 4443 7f00 7e20    {ascii}\n")
+        format!("40000000: 2211 4433 6655 8877 4241 4443 7f00 7e20  {ascii}\n")
     );
     assert_eq!(
         run(&mut sh, "md.l 40000000 4"),
-        format!("40000000: 44332211 88776655 44434241 7e207f00    {ascii}\n")
+        format!("40000000: 44332211 88776655 44434241 7e207f00  {ascii}\n")
     );
     assert_eq!(
         run(&mut sh, "md 40000000 4"),
-        format!("40000000: 44332211 88776655 44434241 7e207f00    {ascii}\n")
+        format!("40000000: 44332211 88776655 44434241 7e207f00  {ascii}\n")
     );
     assert_eq!(
         run(&mut sh, "md.q 40000000 2"),
-        format!("40000000: 8877665544332211 7e207f0044434241    {ascii}\n")
+        format!("40000000: 8877665544332211 7e207f0044434241  {ascii}\n")
     );
     // Partial last line: padded so the ASCII column lines up.
     assert_eq!(
         run(&mut sh, "md.l 40000000 3"),
         format!(
-            "40000000: 44332211 88776655 44434241{}    .\"3DUfw.ABCD\n",
+            "40000000: 44332211 88776655 44434241{}  .\"3DUfw.ABCD\n",
             " ".repeat(9)
         )
     );
     assert_eq!(
         run(&mut sh, "md.b 40000000 12"),
         format!(
-            "40000000: 11 22 33 44 55 66 77 88 41 42 43 44 00 7f 20 7e    {ascii}\n\
-             40000010: 00 00{}    ..\n",
+            "40000000: 11 22 33 44 55 66 77 88 41 42 43 44 00 7f 20 7e  {ascii}\n\
+             40000010: 00 00{}  ..\n",
             " ".repeat(14 * 3)
         )
     );
@@ -68,11 +68,11 @@ fn mw_then_md() {
     assert_eq!(run(&mut sh, "mw 40000100 deadbeef 4"), "");
     assert_eq!(
         run(&mut sh, "md 40000100 4"),
-        "40000100: deadbeef deadbeef deadbeef deadbeef    ................\n"
+        "40000100: deadbeef deadbeef deadbeef deadbeef  ................\n"
     );
     assert_eq!(
         run(&mut sh, "mw.b 40000200 41 3; md.b 40000200 4"),
-        format!("40000200: 41 41 41 00{}    AAA.\n", " ".repeat(12 * 3))
+        format!("40000200: 41 41 41 00{}  AAA.\n", " ".repeat(12 * 3))
     );
     run(
         &mut sh,
@@ -165,7 +165,7 @@ fn crc32_output() {
     assert_eq!(
         run(&mut sh, "crc32 40000000 9 *40000100; md.b 40000100 4"),
         format!(
-            "crc32 for 40000000 ... 40000008 ==> cbf43926\n40000100: cb f4 39 26{}    ..9&\n",
+            "crc32 for 40000000 ... 40000008 ==> cbf43926\n40000100: cb f4 39 26{}  ..9&\n",
             " ".repeat(12 * 3)
         )
     );
