@@ -745,6 +745,17 @@ impl Parser {
         }
     }
 
+    /// A body (after `then`, `else`, `do`): may be empty, as U-Boot's hush
+    /// accepts (a branch holding only a comment); at the end of the text it
+    /// is unfinished.
+    fn body(&self, list: List, opener: Kw, next: Kw) -> Result<List, SyntaxError> {
+        if list.is_empty() && self.at_eof() {
+            incomplete(format!("'{}' without '{}'", opener.as_str(), next.as_str()))
+        } else {
+            Ok(list)
+        }
+    }
+
     fn enter(&mut self, k: Kw) -> Result<(), SyntaxError> {
         if self.depth >= MAX_IF_DEPTH {
             return err(format!(
@@ -775,7 +786,7 @@ impl Parser {
             let cond = self.nonempty(cond, Kw::If, opener, Kw::Then)?;
             self.expect_kw(Kw::If, Kw::Then)?;
             let body = self.parse_list(&[Kw::Elif, Kw::Else, Kw::Fi])?;
-            let body = self.nonempty(body, Kw::If, Kw::Then, Kw::Fi)?;
+            let body = self.body(body, Kw::If, Kw::Fi)?;
             branches.push((cond, body));
             if self.peek_kw() == Some(Kw::Elif) {
                 self.advance();
@@ -787,7 +798,7 @@ impl Parser {
         let otherwise = if self.peek_kw() == Some(Kw::Else) {
             self.advance();
             let body = self.parse_list(&[Kw::Fi])?;
-            Some(self.nonempty(body, Kw::If, Kw::Else, Kw::Fi)?)
+            Some(self.body(body, Kw::If, Kw::Fi)?)
         } else {
             None
         };
@@ -829,7 +840,7 @@ impl Parser {
         self.skip_separators();
         self.expect_kw(Kw::For, Kw::Do)?;
         let body = self.parse_list(&[Kw::Done])?;
-        let body = self.nonempty(body, Kw::For, Kw::Do, Kw::Done)?;
+        let body = self.body(body, Kw::For, Kw::Done)?;
         self.expect_kw(Kw::For, Kw::Done)?;
         self.leave(Kw::Done)?;
         Ok(Cmd::For(Box::new(ForCmd { var, words, body })))
@@ -841,7 +852,7 @@ impl Parser {
         let cond = self.nonempty(cond, k, k, Kw::Do)?;
         self.expect_kw(k, Kw::Do)?;
         let body = self.parse_list(&[Kw::Done])?;
-        let body = self.nonempty(body, k, Kw::Do, Kw::Done)?;
+        let body = self.body(body, k, Kw::Done)?;
         self.expect_kw(k, Kw::Done)?;
         self.leave(Kw::Done)?;
         Ok(Cmd::While(Box::new(WhileCmd {

@@ -63,6 +63,9 @@ impl<P: Platform> Clone for Command<P> {
 }
 impl<P: Platform> Copy for Command<P> {}
 
+/// The local variable U-Boot's old hush starts with (read-only).
+const HUSH_VERSION: (&str, &str) = ("HUSH_VERSION", "0.01");
+
 /// Control flow that unwinds the running script: set by `break`,
 /// `continue` and `exit`, consumed by the loop or script level it targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +138,8 @@ impl<P: Platform> Shell<P> {
             commands: BTreeMap::new(),
             status: 0,
             status_override: None,
-            locals: Vec::new(),
+            // Old hush's read-only variable (U-Boot 2023.01 has it).
+            locals: alloc::vec![(String::from(HUSH_VERSION.0), String::from(HUSH_VERSION.1))],
             run_depth: 0,
             exec_depth: 0,
             loop_depth: 0,
@@ -230,6 +234,9 @@ impl<P: Platform> Shell<P> {
                 "'{}': not a shell variable name",
                 name.escape_default()
             ));
+        }
+        if name == HUSH_VERSION.0 {
+            return Err(format!("{name}: readonly variable"));
         }
         let slot = self.locals.iter().position(|(k, _)| k == name);
         match (slot, value.is_empty()) {

@@ -176,12 +176,8 @@ fn syntax_errors_execute_nothing() {
             "syntax error: missing commands after 'if'\n",
         ),
         (
-            "setenv z 1; if true; then fi",
-            "syntax error: missing commands after 'then'\n",
-        ),
-        (
-            "setenv z 1; if true; then echo; else fi",
-            "syntax error: missing commands after 'else'\n",
+            "setenv z 1; if true; then echo; elif; then echo; fi",
+            "syntax error: missing commands after 'elif'\n",
         ),
         (
             "setenv z 1; if true; then echo; fi echo",
@@ -241,6 +237,18 @@ fn if_then_else() {
     assert_eq!(run1("echo if then else elif fi"), "if then else elif fi\n");
     assert_eq!(run1("'if' true"), "Unknown command 'if' - try 'help'\n");
     assert_eq!(run1("if true; then echo fi; fi"), "fi\n");
+}
+
+#[test]
+fn empty_bodies_are_accepted() {
+    // U-Boot's hush accepts empty branches (e.g. one holding only a
+    // comment); an empty body has status 0.
+    assert_eq!(run1("if true; then fi; echo $?"), "0\n");
+    assert_eq!(run1("if false; then; else echo b; fi"), "b\n");
+    assert_eq!(run1("if true; then echo a; else; fi"), "a\n");
+    assert_eq!(run1("if true; then\n  # setenv x 1\nfi; echo $?"), "0\n");
+    assert_eq!(run1("for i in a; do; done; echo $i"), "a\n");
+    assert_eq!(run1("while false; do; done; echo $?"), "0\n");
 }
 
 #[test]

@@ -200,7 +200,15 @@ fn local_variables() {
     );
     // showvar lists the locals in creation order.
     run(&mut sh, "b=2; a=1");
-    assert_eq!(run(&mut sh, "showvar"), "x=8\nb=2\na=1\n");
+    // (U-Boot's old hush starts with a read-only HUSH_VERSION.)
+    assert_eq!(
+        run(&mut sh, "showvar"),
+        "HUSH_VERSION=0.01\nx=8\nb=2\na=1\n"
+    );
+    assert_eq!(
+        run(&mut sh, "HUSH_VERSION=1; echo $HUSH_VERSION"),
+        "HUSH_VERSION: readonly variable\n0.01\n"
+    );
     assert_eq!(run(&mut sh, "showvar a"), "a=1\n");
     assert_eq!(
         run(&mut sh, "showvar nope; echo $?"),
@@ -267,10 +275,6 @@ fn loop_syntax_errors() {
         (
             "for x in a; echo; done",
             "syntax error: expected 'do', found word\n",
-        ),
-        (
-            "for x in a; do done",
-            "syntax error: missing commands after 'do'\n",
         ),
         (
             "for x in a; do echo; done echo",
