@@ -396,6 +396,9 @@ pub fn run(st: &mut State) -> ! {
     for (k, v) in crate::boot::load_env(sh.platform.st) {
         let _ = sh.env.set(k, &v);
     }
+    // What `env default` restores: the board's defaults and the computed
+    // variables, before /parkboot.env and the DT's /config/environment.
+    sh.default_env = sh.env.clone();
     for &(name, usage, help, run) in LOADER_COMMANDS {
         sh.register(Command {
             name,

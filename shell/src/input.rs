@@ -43,7 +43,7 @@ use noline::builder::EditorBuilder;
 
 use crate::platform::Platform;
 use crate::shell::Shell;
-use crate::{MAX_LINE, PROMPT};
+use crate::{MAX_COMMAND_TEXT, MAX_LINE, PROMPT, PROMPT2};
 
 /// Raw bytes kept while polling for ctrl-C; beyond this, bytes are left in
 /// the platform (the UART FIFO) instead of being read.
@@ -337,25 +337,61 @@ impl<P: Platform> Shell<P> {
 
     /// Print the prompt and read one line (blocking, in the current mode).
     pub fn read_line(&mut self) -> ReadLine {
+        self.read_line_prompt(PROMPT)
+    }
+
+    /// Print `prompt` and read one line (blocking, in the current mode).
+    pub fn read_line_prompt(&mut self, prompt: &str) -> ReadLine {
         match self.input.mode {
-            LineMode::Dumb => self.read_line_dumb(),
-            LineMode::Edit => self.read_line_edit(),
+            LineMode::Dumb => self.read_line_dumb(prompt),
+            LineMode::Edit => self.read_line_edit(prompt),
         }
     }
 
-    /// Read one line and execute it. Returns `false` at end of input.
+    /// Read one command and execute it. Returns `false` at end of input.
+    ///
+    /// Like U-Boot's hush, a command that is not finished at the end of a
+    /// line (an open quote, `if`/`for`/`while` without its end, a trailing
+    /// `&&`/`||` or `\`) is continued on the next line, read with the
+    /// secondary prompt [`PROMPT2`]; ctrl-C there drops the whole command.
     pub fn prompt_once(&mut self) -> bool {
-        match self.read_line() {
-            ReadLine::Line(line) => {
-                let _ = self.run_script(&line);
-                true
+        let mut text = String::new();
+        let mut prompt = PROMPT;
+        loop {
+            let line = match self.read_line_prompt(prompt) {
+                ReadLine::Line(line) => line,
+                ReadLine::Cancelled => return true,
+                ReadLine::TooLong => {
+                    crate::sh_println!(self, "line too long (max {})", MAX_LINE);
+                    return true;
+                }
+                ReadLine::Eof if text.is_empty() => return false,
+                // End of input inside a command: run it (it reports what
+                // is missing) and stop.
+                ReadLine::Eof => {
+                    let _ = self.run_typed(&text);
+                    return false;
+                }
+            };
+            if !text.is_empty() {
+                text.push('\n');
             }
-            ReadLine::Cancelled => true,
-            ReadLine::TooLong => {
-                crate::sh_println!(self, "line too long (max {})", MAX_LINE);
-                true
+            text.push_str(&line);
+            if text.len() > MAX_COMMAND_TEXT {
+                crate::sh_println!(
+                    self,
+                    "command too long (max {} bytes over all its lines)",
+                    MAX_COMMAND_TEXT
+                );
+                return true;
             }
-            ReadLine::Eof => false,
+            match crate::parse::parse_interactive(&text) {
+                Err(e) if e.incomplete => prompt = PROMPT2,
+                _ => {
+                    let _ = self.run_typed(&text);
+                    return true;
+                }
+            }
         }
     }
 
@@ -429,8 +465,8 @@ impl<P: Platform> Shell<P> {
         !skip
     }
 
-    fn read_line_dumb(&mut self) -> ReadLine {
-        self.print(PROMPT);
+    fn read_line_dumb(&mut self, prompt: &str) -> ReadLine {
+        self.print(prompt);
         let mut line: Vec<u8> = Vec::new();
         // Bytes typed beyond MAX_LINE: they are echoed but not stored, and
         // the line is rejected at its end.
@@ -483,7 +519,7 @@ impl<P: Platform> Shell<P> {
         ReadLine::Line(String::from_utf8_lossy(&line).into_owned())
     }
 
-    fn read_line_edit(&mut self) -> ReadLine {
+    fn read_line_edit(&mut self, prompt: &str) -> ReadLine {
         // One more byte than allowed, to detect (and reject) long lines.
         let mut line_buf = vec![0u8; MAX_LINE + 1];
         // The editor's history is rebuilt from ours for each line; size the
@@ -502,6 +538,7 @@ impl<P: Platform> Shell<P> {
             cpr_pending: 0,
             cpr_seen: 0,
             rows: 24,
+            prompt_len: u16::try_from(prompt.len()).unwrap_or(u16::MAX),
             eof: false,
             lost: false,
         };
@@ -511,7 +548,7 @@ impl<P: Platform> Shell<P> {
         {
             Ok(mut editor) => {
                 editor.load_history(io.sh.input.history.iter().map(String::as_str));
-                editor.readline(PROMPT, &mut io).map(|s| s.to_string())
+                editor.readline(prompt, &mut io).map(|s| s.to_string())
             }
             Err(e) => Err(e),
         };
@@ -550,6 +587,8 @@ struct EditIo<'a, P: Platform> {
     /// CPRs delivered during this line (0: the size probe, then position).
     cpr_seen: u32,
     rows: u16,
+    /// Length of the prompt printed before the line.
+    prompt_len: u16,
     eof: bool,
     lost: bool,
 }
@@ -593,7 +632,7 @@ impl<P: Platform> EditIo<'_, P> {
             // Position after the prompt: the column is known, the row
             // must lie inside the terminal.
             let r = reply.map_or(1, |x| x.0).clamp(1, self.rows);
-            (r, PROMPT.len() as u16 + 1)
+            (r, self.prompt_len.saturating_add(1))
         };
         self.cpr_seen = self.cpr_seen.saturating_add(1);
         self.push(b"\x1b[");

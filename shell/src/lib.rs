@@ -41,19 +41,24 @@ mod num;
 mod parse;
 mod platform;
 mod shell;
+mod slre;
 
 #[cfg(test)]
 mod tests;
 
-pub use env::{check_name, Env, EnvError};
+pub use env::{check_name, Env, EnvError, ENV_BLOCK_SIZE};
 pub use input::{LineMode, ReadLine};
-pub use num::{parse_hex, parse_signed};
+pub use num::{hextoul, parse_hex, parse_signed, strtol, strtoul};
 pub use platform::Platform;
 pub use shell::{CmdError, CmdFn, CmdResult, Command, Shell};
 
 /// Longest accepted input line, in bytes (not counting the line end).
 pub const MAX_LINE: usize = 1024;
-/// Deepest accepted nesting of `if` inside one script.
+/// Longest command typed at the prompt over all its continuation lines,
+/// in bytes.
+pub const MAX_COMMAND_TEXT: usize = 16 * MAX_LINE;
+/// Deepest accepted nesting of compound commands (`if`, `for`, `while`,
+/// `until`) inside one script.
 pub const MAX_IF_DEPTH: usize = 16;
 /// Deepest accepted nesting of `run` (a script running a script ...).
 pub const MAX_RUN_DEPTH: usize = 16;
@@ -61,6 +66,9 @@ pub const MAX_RUN_DEPTH: usize = 16;
 pub const MAX_EXPANSION: usize = 64 * 1024;
 /// Prompt printed before each interactive line.
 pub const PROMPT: &str = "=> ";
+/// Prompt printed before a continuation line (U-Boot's
+/// `CONFIG_SYS_PROMPT_HUSH_PS2`).
+pub const PROMPT2: &str = "> ";
 
 /// Print to the shell's console with `format!` syntax (no newline).
 #[macro_export]

@@ -74,3 +74,48 @@ pub(crate) fn parse_seconds_us(s: &str) -> Option<u64> {
     }
     whole.checked_mul(1_000_000)?.checked_add(micros)
 }
+
+/// U-Boot's `simple_strtoul(s, NULL, base)`: never fails. A `0x`/`0X`
+/// prefix selects base 16 whatever `base` is; with base 0 a leading `0`
+/// selects 8, else 10. Digits are read until the first character that is
+/// not a digit of the base (so `"12g"` is 0x12 in base 16 and `"xyz"` is 0);
+/// overflow wraps, as C's unsigned arithmetic does.
+pub fn strtoul(s: &str, base: u32) -> u64 {
+    let b = s.as_bytes();
+    let mut base = base;
+    let mut i = 0;
+    if b.first() == Some(&b'0') {
+        if matches!(b.get(1), Some(b'x' | b'X')) {
+            base = 16;
+            i = 2;
+        } else if base == 0 {
+            base = 8;
+        }
+    }
+    if base == 0 {
+        base = 10;
+    }
+    let mut v: u64 = 0;
+    while let Some(d) = b.get(i).and_then(|&c| char::from(c).to_digit(16)) {
+        if d >= base {
+            break;
+        }
+        v = v.wrapping_mul(u64::from(base)).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    v
+}
+
+/// U-Boot's `hextoul(s, NULL)` (`simple_strtoul` in base 16).
+pub fn hextoul(s: &str) -> u64 {
+    strtoul(s, 16)
+}
+
+/// U-Boot's `simple_strtol(s, NULL, base)`: a leading `-` negates
+/// [`strtoul`] of the rest (wrapping). The result is C's 64-bit `long`.
+pub fn strtol(s: &str, base: u32) -> i64 {
+    match s.strip_prefix('-') {
+        Some(rest) => (strtoul(rest, base) as i64).wrapping_neg(),
+        None => strtoul(s, base) as i64,
+    }
+}

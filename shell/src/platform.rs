@@ -1,5 +1,6 @@
 //! The interface between the shell and the machine it runs on.
 
+use alloc::format;
 use alloc::string::String;
 
 /// Everything the shell needs from the machine.
@@ -81,4 +82,19 @@ pub trait Platform {
     /// Version/banner string printed by the `version` command (one or more
     /// lines, without the final newline).
     fn version(&self) -> String;
+
+    /// Does file `path` exist on interface `iface`, device and partition
+    /// `dev_part` (`test -e virtio 0:1 /boot.scr`, U-Boot's
+    /// `file_exists()`)? `Ok(false)` when it does not; `Err` carries a
+    /// one-line reason why the question cannot be answered (no such
+    /// device, unreadable filesystem ...), which `test` prints before
+    /// counting the file as missing, as U-Boot does.
+    ///
+    /// The default answers that file tests are not supported here.
+    fn file_exists(&mut self, iface: &str, dev_part: &str, path: &str) -> Result<bool, String> {
+        let _ = (dev_part, path);
+        Err(format!(
+            "test -e: file tests are not supported on this platform (interface '{iface}')"
+        ))
+    }
 }

@@ -229,6 +229,22 @@ SHELL_LINES = [
     "echo a;;echo b; ; echo c",
     "echo a | b",
     "reset; poweroff",
+    "for i in a b c; do echo $i; done",
+    "for o in ${overlays}; do if test $o = x; then continue; fi; echo $o; done",
+    "setenv n 0; while test $n -lt 3; do setexpr n $n + 1; done; echo $n",
+    "until false; do break; done; while true; do x=1; done",
+    "x=1 y=$x; echo $x$y ${z:-def} ${w:=set} ${x:+alt}; showvar",
+    "setenv s 'echo a; exit 2; echo b'; run s; echo $?",
+    "for a in 1 2; do for b in 3 4; do break 2; done; done",
+    "env export -t 40000000; env import -t 40000000 -; printenv filesize",
+    "env export -b 40000100 bootcmd; env import -d -b 40000100 - bootcmd",
+    "env export -c -s 200 40000000; env import -c 40000000 200",
+    "env default -a; env default bootcmd; env exists bootcmd && env delete -f bootcmd",
+    "setexpr x 10 / 0; setexpr.b x *40000000 + 1; setexpr.s y *40000000",
+    "setenv t 'root=/dev/sda1 rw'; setexpr t sub 'root=[^ ]*' 'root=/dev/vda' ; setexpr u gsub (a)(b) \\2\\1 abab",
+    "itest.b *40000000 == 0 && itest.s abc < abd; itest 1 =! 2",
+    "if test -e virtio 0:1 /boot.scr -o -n \"$x\"; then echo e; fi; [ a = a ] && echo br",
+    "test 0x10 -eq 16 -a ! 010 -eq 10 && test a =~ ^a",
 ]
 
 SHELL_INPUTS = [
@@ -241,6 +257,10 @@ SHELL_INPUTS = [
     b"\x00echo no terminal\r",
     b"\x02" + b"x" * 1100 + b"\recho ok\r",
     b"\x01\x1b[R\x1b[0;0R\x1b[99999;99999R\x1bOA\x04",
+    b"\x02for i in 1 2\rdo\recho $i\rdone\r",
+    b"\x02if true\r\x03echo after\r",
+    b"\x01\x1b[24;80Rwhile false\rdo echo\rdone\recho 'a\rb'\r",
+    b"\x02echo a\\\rb &&\r\recho c\r",
 ]
 
 ENV_TEXTS = [

@@ -129,7 +129,7 @@ pub(super) fn do_md<P: Platform>(sh: &mut Shell<P>, args: &[String]) -> CmdResul
         for _ in n..per_line {
             line.push_str(&" ".repeat(size * 2 + 1));
         }
-        line.push_str("    ");
+        line.push_str("  ");
         line.extend(data.iter().map(|&b| {
             if (0x20..0x7f).contains(&b) {
                 char::from(b)

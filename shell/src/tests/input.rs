@@ -1,5 +1,6 @@
 //! Console input tests: dumb mode, line-editing mode, terminal probe.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -108,8 +109,12 @@ fn dumb_script_through_pipe_keeps_every_byte() {
     let o = outputs(&out);
     assert_eq!(o[0], "1");
     assert!(o[1].starts_with("40000000: 00"));
-    // Interactive lines are parsed alone: an `if` without `fi` is an error.
-    assert_eq!(o[2], "syntax error: 'if' without 'then'");
+    // An unfinished `if` asks for more with the secondary prompt; at the
+    // end of input it is reported.
+    assert!(
+        out.ends_with("=> if test $x = 1\n> \nsyntax error: 'if' without 'then'\n"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -361,4 +366,98 @@ fn default_write_bytes_replaces_invalid_utf8() {
     let mut w = W(String::new());
     crate::Platform::write_bytes(&mut w, b"a\xffb\xe2\x82c\xe2\x82");
     assert_eq!(w.0, "a?b?c?");
+}
+
+#[test]
+fn continuation_lines_at_the_prompt() {
+    // An unfinished for/if/while reads more lines with U-Boot's "> ".
+    let mut sh = shell();
+    let out = session(&mut sh, b"for i in a b\ndo\necho $i\ndone\necho after\n");
+    assert_eq!(
+        out,
+        "=> for i in a b\n> do\n> echo $i\n> done\na\nb\n=> echo after\nafter\n=> \n"
+    );
+    let cases: &[(&[u8], &[&str])] = &[
+        (b"if true\nthen\n echo yes\nfi\n", &["yes"]),
+        (b"while false\ndo echo no\ndone; echo w\n", &["w"]),
+        (b"echo 'a\nb'\n", &["a", "b"]),
+        (b"echo \"x\n\"y\n", &["x", "y"]),
+        (b"echo a\\\nb\n", &["ab"]),
+        (b"true &&\necho and\n", &["and"]),
+        (b"false ||\n\necho or\n", &["or"]),
+        (
+            b"echo ${a\n}\n",
+            &["syntax error: bad substitution '${a\\n}'"],
+        ),
+        // A complete line with a syntax error is not continued.
+        (
+            b"echo a |\necho b\n",
+            &["syntax error: '|' (pipes) is not supported", "b"],
+        ),
+        (b"done\n", &["syntax error: unexpected 'done'"]),
+    ];
+    for (input, want) in cases {
+        let mut sh = shell();
+        let out = session(&mut sh, input);
+        let got: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with("=> ") && !l.starts_with("> ") && !l.is_empty())
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            got,
+            *want,
+            "{:?} -> {out:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_at_a_continuation_prompt_drops_the_command() {
+    let mut sh = shell();
+    let out = session(&mut sh, b"for i in 1 2\ndo echo $i\x03echo ok\n");
+    assert_eq!(
+        out,
+        "=> for i in 1 2\n> do echo $i<INTERRUPT>\n=> echo ok\nok\n=> \n"
+    );
+}
+
+#[test]
+fn continuation_is_bounded() {
+    // An endless `if` typed line after line ends at MAX_COMMAND_TEXT.
+    let mut sh = shell();
+    let mut input = b"if true\n".to_vec();
+    for _ in 0..(crate::MAX_COMMAND_TEXT / 20 + 2) {
+        input.extend_from_slice(b"echo 12345678901234\n");
+    }
+    input.extend_from_slice(b"echo next\n");
+    let out = session(&mut sh, &input);
+    assert!(
+        out.contains(&format!(
+            "command too long (max {} bytes over all its lines)\n=> ",
+            crate::MAX_COMMAND_TEXT
+        )),
+        "{}",
+        &out[out.len().saturating_sub(400)..]
+    );
+    // Nothing of it ran; the shell goes on (the rest are new commands).
+    assert!(!out.contains("\n12345678901234\n> "));
+    assert!(out.ends_with("next\n=> \n"));
+}
+
+#[test]
+fn continuation_in_edit_mode() {
+    let mut sh = edit_shell(b"\x1b[24;80R");
+    let out = session(&mut sh, b"for i in x y; do\recho -$i-\rdone\r");
+    assert!(out.contains("> "), "{out:?}");
+    assert_eq!(
+        outputs_edit(&out)
+            .iter()
+            .filter(|l| l.starts_with('-'))
+            .count(),
+        2,
+        "{out:?}"
+    );
+    assert!(out.contains("-x-") && out.contains("-y-"));
 }

@@ -4,9 +4,14 @@ extern crate std;
 
 mod cmds;
 mod env;
+mod envcmd;
 mod fuzz;
 mod input;
 mod lang;
+mod loops;
+mod setexpr;
+mod testcmd;
+mod uboot;
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -17,9 +22,9 @@ use core::cell::Cell;
 
 use crate::{CmdResult, Command, Platform, Shell};
 
-/// Fake RAM: 64 KiB at 0x4000_0000.
+/// Fake RAM: 256 KiB at 0x4000_0000.
 pub(crate) const MEM_BASE: u64 = 0x4000_0000;
-pub(crate) const MEM_SIZE: usize = 64 * 1024;
+pub(crate) const MEM_SIZE: usize = 256 * 1024;
 
 pub(crate) struct Fake {
     pub out: Vec<u8>,
@@ -37,6 +42,9 @@ pub(crate) struct Fake {
     /// that, `idle()` reports end of input.
     pub idle_budget: u64,
     pub cpr_requests: usize,
+    /// Files `test -e` finds, as `"iface dev[:part] path"`; interface
+    /// `virtio` is known, others are "bad device" errors.
+    pub files: Vec<String>,
 }
 
 impl Fake {
@@ -53,6 +61,7 @@ impl Fake {
             matched: 0,
             idle_budget: 0,
             cpr_requests: 0,
+            files: Vec::new(),
         }
     }
 
@@ -136,6 +145,26 @@ impl Platform for Fake {
     fn version(&self) -> String {
         "parkboot test 0.1".into()
     }
+
+    fn file_exists(&mut self, iface: &str, dev_part: &str, path: &str) -> Result<bool, String> {
+        if iface != "virtio" {
+            return Err(format!("** Bad device specification {iface} {dev_part} **"));
+        }
+        let key = format!("{iface} {dev_part} {path}");
+        Ok(self.files.contains(&key))
+    }
+}
+
+/// Write `bytes` into the fake RAM at `addr`.
+pub(crate) fn poke(sh: &mut Shell<Fake>, addr: u64, bytes: &[u8]) {
+    let o = (addr - MEM_BASE) as usize;
+    sh.platform.mem[o..o + bytes.len()].copy_from_slice(bytes);
+}
+
+/// Read `len` bytes of the fake RAM at `addr`.
+pub(crate) fn peek(sh: &Shell<Fake>, addr: u64, len: usize) -> Vec<u8> {
+    let o = (addr - MEM_BASE) as usize;
+    sh.platform.mem[o..o + len].to_vec()
 }
 
 /// Test command: prints each argument in brackets, e.g. `[a][b c]`.

@@ -1,0 +1,422 @@
+//! The shell as U-Boot's users write it: U-Boot's own test/py shell cases
+//! (test_hush_if_test.py, test_shell_basics.py, test_env.py, test_echo)
+//! typed at parkboot's prompt, and the same input typed at Debian's U-Boot
+//! 2023.01 (package u-boot-qemu) in the same QEMU machine, compared byte
+//! for byte: echo / for / if, local variables, setexpr, printenv, env export
+//! (dumped with md.b), env import, itest, test. Where parkboot differs on
+//! purpose the case states both outputs; docs/shell.md gives the reasons.
+use qemu_harness::{Opts, Qemu, TIMEOUT};
+use std::time::Duration;
+
+const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+
+fn uboot(name: &str) -> Qemu {
+    assert!(
+        std::path::Path::new(UBOOT_BIN).exists(),
+        "{UBOOT_BIN} missing: apt-get install u-boot-qemu"
+    );
+    let args: Vec<String> = [
+        "-M",
+        "virt",
+        "-cpu",
+        "cortex-a57",
+        "-smp",
+        "1",
+        "-m",
+        "1G",
+        "-bios",
+        UBOOT_BIN,
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut q = Qemu::start_args(name, &args);
+    q.expect_within("Hit any key to stop autoboot", Duration::from_secs(60));
+    q.send_raw(b" ");
+    q.expect("=> ");
+    q
+}
+
+fn parkboot(name: &str) -> Qemu {
+    Qemu::boot_to_prompt(name, &Opts::default())
+}
+
+/// Types the lines of one case, each one followed by a wait for the main
+/// (`=> `) or the continuation (`> `) prompt. Returns everything the board
+/// printed meanwhile — echo, output, prompts — without CRs.
+fn type_case(q: &mut Qemu, lines: &[&str]) -> String {
+    let mut all = String::new();
+    for l in lines {
+        q.send(l);
+        let (_, s) = q.expect_any(&["\n=> ", "\n> "], TIMEOUT);
+        all.push_str(&s);
+    }
+    all.replace('\r', "")
+}
+
+/// test_hush_if_test.py's table.
+const IF_TESTS: &[(&str, bool)] = &[
+    ("true", true),
+    ("false", false),
+    ("test aaa = aaa", true),
+    ("test aaa = bbb", false),
+    ("test aaa != bbb", true),
+    ("test aaa != aaa", false),
+    ("test aaa < bbb", true),
+    ("test bbb < aaa", false),
+    ("test bbb > aaa", true),
+    ("test aaa > bbb", false),
+    ("test 123 -eq 123", true),
+    ("test 123 -eq 456", false),
+    ("test 123 -ne 456", true),
+    ("test 123 -ne 123", false),
+    ("test 123 -lt 456", true),
+    ("test 123 -lt 123", false),
+    ("test 456 -lt 123", false),
+    ("test 123 -le 456", true),
+    ("test 123 -le 123", true),
+    ("test 456 -le 123", false),
+    ("test 456 -gt 123", true),
+    ("test 123 -gt 123", false),
+    ("test 123 -gt 456", false),
+    ("test 456 -ge 123", true),
+    ("test 123 -ge 123", true),
+    ("test 123 -ge 456", false),
+    ("test 010 -eq 010", true),
+    ("test 010 -eq 011", false),
+    ("test 010 -ne 011", true),
+    ("test 010 -ne 010", false),
+    ("test 0x2000000 -gt 0x2000001", false),
+    ("test 0x2000000 -gt 0x2000000", false),
+    ("test 0x2000000 -gt 0x1ffffff", true),
+    ("test 010 -eq 10", false),
+    ("test 010 -ne 10", true),
+    ("test 0xa -eq 10", true),
+    ("test 0xa -eq 012", true),
+    ("test 2000000 -gt 0x1ffffff", false),
+    ("test 0x2000000 -gt 1ffffff", true),
+    ("test 0x2000000 -lt 1ffffff", false),
+    ("test 0x2000000 -eq 2000000", false),
+    ("test 0x2000000 -ne 2000000", true),
+    ("test -z \"\"", true),
+    ("test -z \"aaa\"", false),
+    ("test -n \"aaa\"", true),
+    ("test -n \"\"", false),
+    ("test ! aaa = aaa", false),
+    ("test ! aaa = bbb", true),
+    ("test ! ! aaa = aaa", true),
+    ("test ! ! aaa = bbb", false),
+    ("test aaa != aaa -o bbb != bbb", false),
+    ("test aaa != aaa -o bbb = bbb", true),
+    ("test aaa = aaa -o bbb != bbb", true),
+    ("test aaa = aaa -o bbb = bbb", true),
+    ("test aaa != aaa -a bbb != bbb", false),
+    ("test aaa != aaa -a bbb = bbb", false),
+    ("test aaa = aaa -a bbb != bbb", false),
+    ("test aaa = aaa -a bbb = bbb", true),
+    ("test ! aaa != aaa -o ! bbb != bbb", true),
+    ("test ! aaa != aaa -o ! bbb = bbb", true),
+    ("test ! aaa = aaa -o ! bbb != bbb", true),
+    ("test ! aaa = aaa -o ! bbb = bbb", false),
+    ("test ! ! aaa != aaa -o ! ! bbb != bbb", false),
+    ("test ! ! aaa != aaa -o ! ! bbb = bbb", true),
+    ("test ! ! aaa = aaa -o ! ! bbb != bbb", true),
+    ("test ! ! aaa = aaa -o ! ! bbb = bbb", true),
+];
+
+fn if_line(expr: &str) -> String {
+    format!("if {expr}; then echo true; else echo false; fi")
+}
+
+/// The other test/py cases: (lines typed, the output they must give).
+const PY_CASES: &[(&[&str], &str)] = &[
+    // test_hush_z
+    (&["setenv ut_var_nonexistent"], ""),
+    (&["setenv ut_var_exists 1"], ""),
+    (
+        &["if test -z \"$ut_var_nonexistent\"; then echo true; else echo false; fi"],
+        "true\n",
+    ),
+    (
+        &["if test -z \"$ut_var_exists\"; then echo true; else echo false; fi"],
+        "false\n",
+    ),
+    (&["setenv ut_var_exists"], ""),
+    // test_shell_basics
+    (&["echo hello"], "hello\n"),
+    (&["echo hello; echo world"], "hello\nworld\n"),
+    (
+        &["setenv list 1; setenv list ${list}2; setenv list ${list}3; echo ${list}"],
+        "123\n",
+    ),
+    (&["setenv list"], ""),
+    (&["setenv foo 'setenv monty 1; setenv python 2'"], ""),
+    (&["run foo"], ""),
+    (&["echo ${monty}"], "1\n"),
+    (&["echo ${python}"], "2\n"),
+    (&["setenv foo; setenv monty; setenv python"], ""),
+    // test_env: set, print, unset, expansion with spaces
+    (
+        &["setenv test_env_0 foo; printenv test_env_0"],
+        "test_env_0=foo\n",
+    ),
+    (
+        &["printenv test_env_1"],
+        "## Error: \"test_env_1\" not defined\n",
+    ),
+    (&["setenv test_env_0; echo ${test_env_0}"], "\n"),
+    (&["setenv test_env_2 \" \""], ""),
+    (
+        &["setenv test_env_3 \" 1${test_env_2}${test_env_2} 2 \""],
+        "",
+    ),
+    (&["printenv test_env_3"], "test_env_3= 1   2 \n"),
+    (&["setenv test_env_2; setenv test_env_3"], ""),
+    (
+        &["env import -c 50000000 -"],
+        "## Error: external checksum format must pass size\n",
+    ),
+    // test_env_import_whitelist(_delete)
+    (
+        &["setenv foo1 bar1; setenv foo2 bar2; setenv foo3 bar3"],
+        "",
+    ),
+    (&["env export 50000000"], ""),
+    (&["setenv foo1; setenv foo2 test2; setenv foo4 bar4"], ""),
+    (
+        &["env import -d 50000000 - foo1 foo2 foo4"],
+        "## Warning: defaulting to text format\n\
+         ## Info: input data size = * \n\
+         WARNING: 'foo4' not in imported env, deleting it!\n",
+    ),
+    (
+        &["printenv foo1 foo2 foo3; echo ${foo4}"],
+        "foo1=bar1\nfoo2=bar2\nfoo3=bar3\n\n",
+    ),
+    (&["setenv foo1; setenv foo2; setenv foo3"], ""),
+    // test/cmd/test_echo.c
+    (&["echo 1 2 3"], "1 2 3\n"),
+    (&["echo -n 1 2 3; echo a b c"], "1 2 3a b c\n"),
+    (
+        &["setenv jQx X; echo \"a)\" ${jQx} 'b)' '${jQx}' c) ${jQx}; setenv jQx"],
+        "a) X b) ${jQx} c) X\n",
+    ),
+    (&["foo=bar echo baz"], "baz\n"),
+    (
+        &["setenv jQx; for jQx in 1 2 3; do echo -n \"${jQx}, \"; done; echo;"],
+        "1, 2, 3, \n",
+    ),
+];
+
+/// Checks a case's transcript: the echoed line(s), then `want`, where a
+/// line ending in `* ` matches any line with that beginning (sizes that
+/// depend on the whole environment).
+fn check_output(q: &Qemu, lines: &[&str], got: &str, want: &str) {
+    let echo: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let full = format!("{echo}{want}=> ");
+    let matches = got.lines().count() == full.lines().count()
+        && got
+            .lines()
+            .zip(full.lines())
+            .all(|(g, w)| match w.strip_suffix("* ") {
+                Some(prefix) => g.starts_with(prefix),
+                None => g == w,
+            });
+    if !matches {
+        q.fail(&format!("{lines:?}: got {got:?}, want {full:?}"));
+    }
+}
+
+#[test]
+fn u_boot_test_py_shell_cases_pass_at_the_prompt() {
+    let mut q = parkboot("shell-compat-py");
+    for (expr, result) in IF_TESTS {
+        let line = if_line(expr);
+        let got = type_case(&mut q, &[&line]);
+        let want = if *result { "true\n" } else { "false\n" };
+        check_output(&q, &[&line], &got, want);
+    }
+    for (lines, want) in PY_CASES {
+        let got = type_case(&mut q, lines);
+        check_output(&q, lines, &got, want);
+    }
+}
+
+/// What parkboot must print compared with U-Boot 2023.01.
+enum Want {
+    /// Byte for byte what U-Boot prints.
+    Same,
+    /// A deliberate difference (docs/shell.md): U-Boot's transcript, then
+    /// parkboot's.
+    Differs(&'static str, &'static str),
+}
+
+use Want::{Differs, Same};
+
+/// Typed on both boards, in this order (later cases use earlier state).
+const COMPARE: &[(&[&str], Want)] = &[
+    // echo, for, if, continuation lines
+    (&["echo hello"], Same),
+    (&["for i in a b c; do echo $i; done"], Same),
+    (&["for i in a b", "do", "echo $i", "done"], Same),
+    (&["if true", "then echo y; fi"], Same),
+    (&["if test 1 -eq 2; then", "echo no", "else", "echo yes", "fi"], Same),
+    (&["echo 'a", "b'"], Same),
+    (&["for a in 1 2; do for b in x y; do echo -n $a$b' '; done; done; echo"], Same),
+    (&["setenv n 0; while test $n -lt 3; do setexpr n $n + 1; echo $n; done"], Same),
+    (&["until test $n -eq 0; do setexpr n $n - 1; done; echo $n"], Same),
+    (&["for i in a; do", "# only a comment", "done; echo $?"], Same),
+    (&["if true; then", "# only a comment", "fi; echo $?"], Same),
+    // local variables and their shadowing
+    (&["x=5; echo $x; printenv x"], Same),
+    (&["setenv x 7; echo $x; x=8; echo $x; setenv x; echo $x"], Same),
+    (&["showvar x"], Same),
+    (&["echo $HUSH_VERSION; showvar HUSH_VERSION"], Same),
+    (&["echo ${zz:-def}; echo ${zz:=set}; echo $zz"], Same),
+    (&["setenv a 'x  y'; echo $a \"$a\"; setenv a"], Same),
+    // setexpr
+    (&["setexpr y 5 / 0; setexpr z 5 % 0; printenv y z"], Same),
+    (&["setexpr y 10 - 20; printenv y"], Same),
+    (&["setexpr.b y 1ff; printenv y"], Same),
+    (&["setexpr y 0x10 + 0x10; setexpr y $y * 3; printenv y"], Same),
+    (&["mw.l 50000000 12345678; setexpr.w y *50000000 \"|\" 1; printenv y"], Same),
+    (&["setenv w 'this is a test'; setexpr w gsub is us; setexpr w sub '^t' T; printenv w"], Same),
+    (&["setexpr w sub xyz q; echo $?"], Same),
+    (&["setexpr x gsub (\\\\d+)\\\\.(\\\\d+) \\\\2.\\\\1 'v1.2 and 3.4'"], Same),
+    (&["setenv x abab; setexpr x sub 'b$' Z; echo $?"], Same),
+    (&["setexpr x sub 'root=[^ ]*' 'root=/dev/vda2' 'console=ttyAMA0 root=/dev/mmcblk0p1 rw'"], Same),
+    (&["setexpr x gsub '[.]' _ 'a.b.c'"], Same),
+    (&["setexpr x sub '(' x; echo $?"], Same),
+    (&["setexpr.s q 0; echo $?"], Same),
+    (&["setexpr q 1 x 2; echo $?"], Same),
+    // printenv
+    (&["setenv a 1; setenv b 'x y'; printenv a b; printenv nope; echo $?"], Same),
+    (&["setenv .dot 1; printenv .dot; setenv .dot"], Same),
+    // env export, dumped with md.b
+    (&["setenv bs a\\\\b; env export -t 50000000 a b bs w; printenv filesize; md.b 50000000 30"], Same),
+    (&["env export -b 50000000 a b; printenv filesize; md.b 50000000 20"], Same),
+    (&["env export -c 50000000 a b; printenv filesize; md.b 50000000 20"], Same),
+    (&["env export -t -s 8 50000000 a b w; echo $?"], Same),
+    (&["env export -t -s 40 50000000 a b; printenv filesize; md.b 50000000 40"], Same),
+    (&["env export -t -s 100 50000000 nothere; printenv filesize; md.b 50000000 10"], Same),
+    (&["env export -x 50000000; echo $?"], Differs(
+        "env export -x 50000000; echo $?\nenv - environment handling commands\n\nUsage:\nenv default [-f] -a - [forcibly] reset default environment\nenv default [-f] var [...] - [forcibly] reset variable(s) to their default values\nenv delete [-f] var [...] - [forcibly] delete variable(s)\nenv edit name - edit environment variable\nenv exists name - tests for existence of variable\nenv export [-t | -b | -c] [-s size] addr [var ...] - export environment\nenv import [-d] [-t [-r] | -b | -c] addr [size] [var ...] - import environment\nenv print [-a | name ...] - print environment\nenv print -e [-guid guid] [-n] [name ...] - print UEFI environment\nenv run var [...] - run commands in an environment variable\nenv save - save environment\nenv set -e [-nv][-bs][-rt][-at][-a][-i addr:size][-v] name [arg ...]\n    - set UEFI variable; unset if '-i' or 'arg' not specified\nenv set [-f] name [arg ...]\n\n1\n=> ",
+        "env export -x 50000000; echo $?\nUsage: env default [-f] -a | env default [-f] var...\nenv delete [-f] var...\nenv exists name\nenv export [-t | -b | -c] [-s size] addr [var...]\nenv import [-d] [-t [-r] | -b | -c] addr [size|-] [var...]\nenv print [-a | name...]\nenv run var...\nenv save\nenv set [-f] name [value...]\n1\n=> ",
+    )),
+    (&["env export -t -b 50000000; echo $?"], Same),
+    // env import
+    (&["env export -t 50000000 a b; setenv a; setenv b; env import -t 50000000; printenv a b"], Same),
+    (&["mw.l 50000000 0a313d63; mw.l 50000004 0a323d64; mw.b 50000008 0 8; env import -t 50000000; printenv c d"], Same),
+    (&["mw.l 50000000 5c613d6e; mw.l 50000004 000a620a; env import -t 50000000; printenv n"], Same),
+    (&["env export -t 50000100 n; md.b 50000100 10"], Same),
+    (&["mw.l 50000000 0d313d63; mw.l 50000004 0a0d0a; env import -t -r 50000000 8; printenv c"], Same),
+    (&["env import -b 50000000 9; echo $?; printenv c"], Same),
+    (&["env import -t -b 50000000; echo $?"], Same),
+    (&["env import -c 50000000 10; echo $?"], Same),
+    (&["env exists c; echo $?; env delete c; echo $?; env delete c; echo $?"], Same),
+    (&["env print a; env print nope; echo $?"], Same),
+    // itest, test
+    (&["itest 0xffffffff -gt 0; echo $?"], Same),
+    (&["itest.q 0xffffffffffffffff -gt 0; echo $?"], Same),
+    (&["itest.s abc <> abd; echo $?; itest.b 100 == 0; echo $?"], Same),
+    (&["itest 1 =! 1; echo $?; itest.x 1 == 1; echo $?"], Same),
+    (&["test 0x2000000 -gt 1ffffff; echo $?; test -5 -lt 3; echo $?"], Same),
+    (&["test aaa bbb ccc; echo $?; test a -a; echo $?; test -n; echo $?"], Same),
+    (&["nosuch; echo $?"], Same),
+    // Deliberate differences (docs/shell.md, "Differences from U-Boot").
+    (&["echo a\\", "b"], Differs("echo a\\\n> b\na\nb\n=> ", "echo a\\\n> b\nab\n=> ")),
+    (&["true &&", "echo x"], Differs("true &&\n=> echo x\nx\n=> ", "true &&\n> echo x\nx\n=> ")),
+    (&["setenv n 0; echo [${n:+alt}] [${unset_q:+alt}]"], Differs(
+        "setenv n 0; echo [${n:+alt}] [${unset_q:+alt}]\n[] [alt]\n=> ",
+        "setenv n 0; echo [${n:+alt}] [${unset_q:+alt}]\n[alt] []\n=> ",
+    )),
+    (&["for i in 1 2 3; do if test $i = 2; then break; fi; echo $i; done"], Differs(
+        "for i in 1 2 3; do if test $i = 2; then break; fi; echo $i; done\n1\nUnknown command 'break' - try 'help'\n2\n3\n=> ",
+        "for i in 1 2 3; do if test $i = 2; then break; fi; echo $i; done\n1\n=> ",
+    )),
+    (&["setenv s 'echo a; exit 3; echo b'; run s; echo $?"], Differs(
+        "setenv s 'echo a; exit 3; echo b'; run s; echo $?\na\nb\n0\n=> ",
+        "setenv s 'echo a; exit 3; echo b'; run s; echo $?\na\n3\n=> ",
+    )),
+    (&["test abc; echo $?; test -z; echo $?; test a == b; echo $?"], Differs(
+        "test abc; echo $?; test -z; echo $?; test a == b; echo $?\n1\n1\n0\n=> ",
+        "test abc; echo $?; test -z; echo $?; test a == b; echo $?\n0\n0\n1\n=> ",
+    )),
+    (&["while false; do echo; done; echo $?"], Differs(
+        "while false; do echo; done; echo $?\n1\n=> ",
+        "while false; do echo; done; echo $?\n0\n=> ",
+    )),
+    (&["mw.l 50000000 01020304 4; env import -t 50000000 10; echo $?"], Differs(
+        "mw.l 50000000 01020304 4; env import -t 50000000 10; echo $?\n0\n=> ",
+        "mw.l 50000000 01020304 4; env import -t 50000000 10; echo $?\n## Error: Environment import failed: line 1: invalid variable name \"\\u{4}\\u{3}\\u{2}\\u{1}\\u{4}\\u{3}\\u{2}\\u{1}\\u{4}\\u{3}\\u{2}\\u{1}\\u{4}\\u{3}\\u{2}\\u{1}\"; nothing imported\n1\n=> ",
+    )),
+    (&["echo a | b"], Differs(
+        "echo a | b\nsyntax error\n=> ",
+        "echo a | b\nsyntax error: '|' (pipes) is not supported\n=> ",
+    )),
+    (&["if ; then echo y; fi; echo $?"], Differs(
+        "if ; then echo y; fi; echo $?\ny\n0\n=> ",
+        "if ; then echo y; fi; echo $?\nsyntax error: missing commands after 'if'\n=> ",
+    )),
+    (&["true; echo ${?} \"$?\" x"], Differs(
+        "true; echo ${?} \"$?\" x\n0 x\n=> ",
+        "true; echo ${?} \"$?\" x\n0 0 x\n=> ",
+    )),
+    (&["echo \\$x \\\\ \"\\$x\" '\\x'"], Differs(
+        "echo \\$x \\\\ \"\\$x\" '\\x'\n$x \\ \\$x x\n=> ",
+        "echo \\$x \\\\ \"\\$x\" '\\x'\n$x \\ $x \\x\n=> ",
+    )),
+];
+
+#[test]
+fn same_output_as_u_boot_2023_01() {
+    let mut u = uboot("shell-compat-uboot");
+    let mut p = parkboot("shell-compat-parkboot");
+    // The if-test table first: both boards must print the py expectation.
+    for (expr, result) in IF_TESTS {
+        let line = if_line(expr);
+        let a = type_case(&mut u, &[&line]);
+        let b = type_case(&mut p, &[&line]);
+        let want = format!("{line}\n{}\n=> ", if *result { "true" } else { "false" });
+        assert_eq!(a, want, "U-Boot: {line}");
+        assert_eq!(b, want, "parkboot: {line}");
+    }
+    let mut same = 0;
+    let mut differ = 0;
+    for (lines, want) in COMPARE {
+        let a = type_case(&mut u, lines);
+        let b = type_case(&mut p, lines);
+        match want {
+            Same => {
+                if a != b {
+                    p.fail(&format!(
+                        "{lines:?}: parkboot differs from U-Boot 2023.01\n  U-Boot:   {a:?}\n  parkboot: {b:?}"
+                    ));
+                }
+                same += 1;
+            }
+            Differs(ua, pb) => {
+                assert_eq!(
+                    a, *ua,
+                    "U-Boot's side of a documented difference: {lines:?}"
+                );
+                assert_eq!(
+                    b, *pb,
+                    "parkboot's side of a documented difference: {lines:?}"
+                );
+                differ += 1;
+            }
+        }
+    }
+    eprintln!(
+        "shell_compat: {} if-test lines and {same} cases byte-identical to U-Boot 2023.01; {differ} documented differences",
+        IF_TESTS.len()
+    );
+}
