@@ -19,6 +19,12 @@ use crate::dt::{DtInfo, GicVersion};
 use alloc::string::String;
 use core::fmt;
 
+/// The GIC register map (architectural; `arch::gic_regs`), as the pen code uses it.
+pub use arch::gic_regs as regs;
+pub use arch::gic_regs::GICR_FRAME;
+/// How a CPU waits and the constants the pen and the boot CPU share (`arch::wait`).
+pub use arch::wait::{GicDesc, WaitMethod, WakePlan, WAKE_PMR, WAKE_SGI};
+
 /// `"PKBTWAKE"`, little-endian.
 pub const WAKE_MAGIC: u64 = u64::from_le_bytes(*b"PKBTWAKE");
 /// Bytes of the wake block.
@@ -31,18 +37,10 @@ pub const DEFAULT_WAKE_PERIOD_US: u64 = 500;
 pub const MIN_WAKE_PERIOD_US: u64 = 50;
 /// Redistributor regions a block can describe.
 pub const MAX_GICR_REGIONS: usize = 4;
-/// Size of one GICv3 redistributor frame pair (RD + SGI).
-pub const GICR_FRAME: u64 = 0x2_0000;
-/// The SGI a loader sends to wake pen CPUs at once (after a release, or to make them see a
-/// changed hold period). Linux uses SGIs 0..7.
-pub const WAKE_SGI: u32 = 15;
 /// The hold period a loader uses while it owns the pen and kicks every release.
 pub const DEFAULT_HOLD_PERIOD_US: u64 = 50_000;
 /// Flag: the pen may use WFIT where the CPU implements FEAT_WFxT.
 pub const FLAG_WFIT: u32 = 1;
-/// Priority mask the sleeping CPU programs (only interrupts of higher priority — lower value —
-/// wake it); its timer interrupt gets priority 0.
-pub const WAKE_PMR: u32 = 0x80;
 
 /// Byte offsets inside the wake block.
 pub mod off {
@@ -59,91 +57,6 @@ pub mod off {
     pub const HOLD_PERIOD: usize = 56;
     /// `MAX_GICR_REGIONS` × (base u64, size u64).
     pub const GICR: usize = 64;
-}
-
-/// GIC register offsets the pen code and the loader's `arch::gic` use (architectural).
-pub mod regs {
-    pub const GICD_CTLR: usize = 0x000;
-    pub const GICD_IGROUPR: usize = 0x080;
-    pub const GICD_ISENABLER: usize = 0x100;
-    pub const GICD_ICENABLER: usize = 0x180;
-    pub const GICD_ICPENDR: usize = 0x280;
-    pub const GICD_IPRIORITYR: usize = 0x400;
-    pub const GICD_ITARGETSR: usize = 0x800;
-    pub const GICD_SGIR: usize = 0xf00;
-    pub const GICD_CPENDSGIR: usize = 0xf10;
-    pub const GICD_IROUTER: usize = 0x6000;
-    pub const GICC_CTLR: usize = 0x000;
-    pub const GICC_PMR: usize = 0x004;
-    pub const GICR_CTLR: usize = 0x0000;
-    pub const GICR_TYPER: usize = 0x0008;
-    pub const GICR_WAKER: usize = 0x0014;
-    pub const GICR_SGI_OFFSET: usize = 0x1_0000;
-    pub const GICR_IGROUPR0: usize = 0x0080;
-    pub const GICR_ISENABLER0: usize = 0x0100;
-    pub const GICR_ICENABLER0: usize = 0x0180;
-    pub const GICR_ICPENDR0: usize = 0x0280;
-    pub const GICR_IPRIORITYR: usize = 0x0400;
-    /// Bound on polls of RWP / ChildrenAsleep.
-    pub const GIC_POLL_LIMIT: u32 = 0x10_0000;
-}
-
-/// What a pen CPU used to wait, as it reports it in its state record (`wait`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitMethod {
-    /// Not recorded (an older pen, or the CPU never waited).
-    Unknown,
-    Wfe,
-    Wfit,
-    GicV2Timer,
-    GicV3Timer,
-}
-
-impl WaitMethod {
-    pub const WFE: u32 = 1;
-    pub const WFIT: u32 = 2;
-    pub const GICV2: u32 = 3;
-    pub const GICV3: u32 = 4;
-
-    #[must_use]
-    pub const fn from_raw(v: u32) -> Self {
-        match v {
-            Self::WFE => Self::Wfe,
-            Self::WFIT => Self::Wfit,
-            Self::GICV2 => Self::GicV2Timer,
-            Self::GICV3 => Self::GicV3Timer,
-            _ => Self::Unknown,
-        }
-    }
-
-    #[must_use]
-    pub const fn raw(self) -> u32 {
-        match self {
-            Self::Unknown => 0,
-            Self::Wfe => Self::WFE,
-            Self::Wfit => Self::WFIT,
-            Self::GicV2Timer => Self::GICV2,
-            Self::GicV3Timer => Self::GICV3,
-        }
-    }
-
-    /// Whether the CPU really sleeps (under QEMU TCG, WFE spins).
-    #[must_use]
-    pub const fn sleeps(self) -> bool {
-        matches!(self, Self::Wfit | Self::GicV2Timer | Self::GicV3Timer)
-    }
-}
-
-impl fmt::Display for WaitMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Unknown => "-",
-            Self::Wfe => "wfe",
-            Self::Wfit => "wfit",
-            Self::GicV2Timer => "wfi+gicv2",
-            Self::GicV3Timer => "wfi+gicv3",
-        })
-    }
 }
 
 /// The interrupt controller part of a wake block.
@@ -472,6 +385,40 @@ impl WakeConfig {
             return 0;
         }
         (u128::from(self.period_ticks) * 1_000_000 / u128::from(cnt_freq)) as u64
+    }
+}
+
+/// The boot CPU sleeps by the same plan as the pen (`arch::gic::init`).
+impl WakePlan for WakeConfig {
+    fn gic(&self) -> GicDesc<'_> {
+        match &self.gic {
+            WakeGic::None => GicDesc::None,
+            WakeGic::V2 { gicd, gicc } => GicDesc::V2 {
+                gicd: *gicd,
+                gicc: *gicc,
+            },
+            WakeGic::V3 { gicd, gicr } => GicDesc::V3 { gicd: *gicd, gicr },
+        }
+    }
+
+    fn method(&self, el: u8, has_wfxt: bool, has_gic_sysregs: bool) -> WaitMethod {
+        WakeConfig::method(self, el, has_wfxt, has_gic_sysregs)
+    }
+
+    fn period_ticks(&self) -> u64 {
+        self.period_ticks
+    }
+
+    fn hold_ticks(&self) -> u64 {
+        self.hold_ticks
+    }
+
+    fn timer_intid(&self, el: u8) -> u32 {
+        if el == 2 {
+            self.intid_el2
+        } else {
+            self.intid_el1
+        }
     }
 }
 

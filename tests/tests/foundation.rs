@@ -365,7 +365,7 @@ fn panic_and_exceptions_are_reported_then_the_cpu_halts() {
             true,
             &[
                 "*** parkboot: PANIC: exception command: deliberate panic",
-                "    at loader/src/arch/exceptions.rs:",
+                "    at loader/src/cmd_exception.rs:",
                 " x28 ",
             ],
         ),

@@ -71,3 +71,11 @@ pub fn enable_event_stream() {
         }
     }
 }
+
+/// Stops this CPU for good: interrupts masked, WFE for ever. Never jumps anywhere.
+pub fn stop() -> ! {
+    loop {
+        // SAFETY: masks interrupts and waits; no memory effects.
+        unsafe { asm!("msr daifset, #0xf", "wfe", options(nomem, nostack)) };
+    }
+}

@@ -10,11 +10,10 @@
 //! Only the boot CPU runs this (secondaries run nothing but the pen), so the state is a plain
 //! static without a lock.
 
+use crate::gic_regs::*;
+use crate::wait::{GicDesc, WaitMethod, WakePlan, WAKE_PMR, WAKE_SGI};
 use core::arch::asm;
 use core::cell::UnsafeCell;
-use loader::wake::{WaitMethod, WakeConfig, WakeGic, GICR_FRAME, WAKE_PMR, WAKE_SGI};
-
-use loader::wake::regs::*;
 
 const GICD_CTLR_RWP: u32 = 1 << 31;
 /// v3 (and Linux's value): ARE_NS | EnableGrp1A | EnableGrp1 (DS=1: ARE | Grp1 | Grp0).
@@ -136,10 +135,10 @@ pub fn has_gic_sysregs() -> bool {
 
 /// Turns the distributor on (group enables; on v3 also affinity routing) if it is off, so
 /// that the pen's timer interrupts reach their CPUs. Returns GICD_CTLR as it was.
-fn enable_distributor(gic: &WakeGic) -> Option<u32> {
+fn enable_distributor(gic: &GicDesc) -> Option<u32> {
     match gic {
-        WakeGic::None => None,
-        WakeGic::V2 { gicd, .. } => {
+        GicDesc::None => None,
+        GicDesc::V2 { gicd, .. } => {
             let d = *gicd as usize;
             let was = rd32(d + GICD_CTLR);
             if was & 3 == 0 {
@@ -147,7 +146,7 @@ fn enable_distributor(gic: &WakeGic) -> Option<u32> {
             }
             Some(was)
         }
-        WakeGic::V3 { gicd, .. } => {
+        GicDesc::V3 { gicd, .. } => {
             let d = *gicd as usize;
             let was = rd32(d + GICD_CTLR);
             if was & GICD_CTLR_V3_ON != GICD_CTLR_V3_ON {
@@ -190,38 +189,35 @@ fn find_redistributor(regions: &[(u64, u64)], mpidr: u64) -> Option<usize> {
 /// Sets up the distributor for the pen and the boot CPU's own idle sleep from `cfg` (the same
 /// wake block the pen gets); `uart` is the console (base, INTID) whose receive interrupt also
 /// wakes the boot CPU. Returns how the boot CPU will idle.
-pub fn init(cfg: &WakeConfig, el: u8, mpidr: u64, uart: Option<(usize, u32)>) -> WaitMethod {
-    let gicd_ctlr_at_entry = enable_distributor(&cfg.gic);
+pub fn init(cfg: &impl WakePlan, el: u8, mpidr: u64, uart: Option<(usize, u32)>) -> WaitMethod {
+    let gic = cfg.gic();
+    let gicd_ctlr_at_entry = enable_distributor(&gic);
     let mut s = Sleeper {
         method: cfg.method(el, has_wfxt(), has_gic_sysregs()),
-        period: cfg.period_ticks,
+        period: cfg.period_ticks(),
         uart: None,
         kick: None,
         el,
-        intid: if el == 2 {
-            cfg.intid_el2
-        } else {
-            cfg.intid_el1
-        },
-        gicd: match &cfg.gic {
-            WakeGic::V2 { gicd, .. } | WakeGic::V3 { gicd, .. } => *gicd as usize,
-            WakeGic::None => 0,
+        intid: cfg.timer_intid(el),
+        gicd: match gic {
+            GicDesc::V2 { gicd, .. } | GicDesc::V3 { gicd, .. } => gicd as usize,
+            GicDesc::None => 0,
         },
         cpu_if: 0,
         saved_igroupr0: 0,
         gicd_ctlr_at_entry,
     };
     let bit = 1u32.checked_shl(s.intid).unwrap_or(0);
-    match (&cfg.gic, s.method) {
-        (WakeGic::V2 { gicc, .. }, WaitMethod::GicV2Timer) => {
-            s.cpu_if = *gicc as usize;
+    match (gic, s.method) {
+        (GicDesc::V2 { gicc, .. }, WaitMethod::GicV2Timer) => {
+            s.cpu_if = gicc as usize;
             wr8(s.gicd + GICD_IPRIORITYR + s.intid as usize, 0);
             wr32(s.gicd + GICD_ISENABLER, bit);
             wr32(s.cpu_if + GICC_PMR, WAKE_PMR);
             wr32(s.cpu_if + GICC_CTLR, 1);
             s.kick = Some(Kick::V2 { gicd: s.gicd });
         }
-        (WakeGic::V3 { gicr, .. }, WaitMethod::GicV3Timer) => {
+        (GicDesc::V3 { gicr, .. }, WaitMethod::GicV3Timer) => {
             match find_redistributor(gicr, mpidr) {
                 Some(rd) if wake_redistributor(rd) && enable_sre(el) => {
                     s.cpu_if = rd + GICR_SGI;
@@ -246,7 +242,7 @@ pub fn init(cfg: &WakeConfig, el: u8, mpidr: u64, uart: Option<(usize, u32)>) ->
         if let Some((base, intid)) = uart.filter(|&(b, i)| b != 0 && (32..1020).contains(&i)) {
             s.uart = Some(route_uart(&s, base, intid, mpidr));
             // A key wakes the CPU at once: it may sleep the whole hold period.
-            s.period = s.period.max(cfg.hold_ticks);
+            s.period = s.period.max(cfg.hold_ticks());
         }
     }
     set(Some(s));

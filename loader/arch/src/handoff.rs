@@ -23,12 +23,12 @@ use core::arch::asm;
 /// `entry` must be the entry point of a loaded image, every range in `clean`
 /// must be mapped, and nothing may be written to those ranges afterwards.
 pub unsafe fn handoff(entry: u64, dtb: u64, clean: &[(u64, u64)], keep_distributor: bool) -> ! {
-    super::uart::flush();
-    super::gic::quiesce(keep_distributor);
+    crate::uart::flush();
+    crate::gic::quiesce(keep_distributor);
     for &(start, len) in clean {
-        super::cpu::clean_dcache_range(start as usize, len as usize);
+        crate::cpu::clean_dcache_range(start as usize, len as usize);
     }
-    let el = super::cpu::current_el();
+    let el = crate::cpu::current_el();
     let pfr0: u64;
     // SAFETY: ID register read.
     unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) pfr0, options(nomem, nostack)) };
