@@ -23,7 +23,7 @@ use core::fmt;
 pub use arch::gic_regs as regs;
 pub use arch::gic_regs::GICR_FRAME;
 /// How a CPU waits and the constants the pen and the boot CPU share (`arch::wait`).
-pub use arch::wait::{GicDesc, WaitMethod, WakePlan, WAKE_PMR, WAKE_SGI};
+pub use arch::wait::{WaitMethod, WakeGic, WakePlan, WAKE_PMR, WAKE_SGI};
 
 /// `"PKBTWAKE"`, little-endian.
 pub const WAKE_MAGIC: u64 = u64::from_le_bytes(*b"PKBTWAKE");
@@ -57,21 +57,6 @@ pub mod off {
     pub const HOLD_PERIOD: usize = 56;
     /// `MAX_GICR_REGIONS` × (base u64, size u64).
     pub const GICR: usize = 64;
-}
-
-/// The interrupt controller part of a wake block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WakeGic {
-    None,
-    V2 {
-        gicd: u64,
-        gicc: u64,
-    },
-    V3 {
-        gicd: u64,
-        /// Redistributor regions: (base, size), at most [`MAX_GICR_REGIONS`].
-        gicr: alloc::vec::Vec<(u64, u64)>,
-    },
 }
 
 /// A decoded wake block.
@@ -390,15 +375,8 @@ impl WakeConfig {
 
 /// The boot CPU sleeps by the same plan as the pen (`arch::gic::init`).
 impl WakePlan for WakeConfig {
-    fn gic(&self) -> GicDesc<'_> {
-        match &self.gic {
-            WakeGic::None => GicDesc::None,
-            WakeGic::V2 { gicd, gicc } => GicDesc::V2 {
-                gicd: *gicd,
-                gicc: *gicc,
-            },
-            WakeGic::V3 { gicd, gicr } => GicDesc::V3 { gicd: *gicd, gicr },
-        }
+    fn gic(&self) -> &WakeGic {
+        &self.gic
     }
 
     fn method(&self, el: u8, has_wfxt: bool, has_gic_sysregs: bool) -> WaitMethod {
@@ -545,6 +523,36 @@ mod tests {
         g.regs[1] = Region::new(0x080a_1000, 0xf6_0000);
         let (_, why) = WakeConfig::plan(&dt(Some(g), Some(timer())), 62_500_000, 500);
         assert!(why.unwrap().contains("redistributor"));
+    }
+
+    /// What the boot CPU's sleep set-up (`arch::gic::init`) reads is the planned block.
+    #[test]
+    fn the_boot_cpu_sleeps_by_the_pen_plan() {
+        fn plan_of(p: &impl WakePlan, el: u8) -> (WakeGic, WaitMethod, u64, u64, u32) {
+            (
+                p.gic().clone(),
+                p.method(el, false, true),
+                p.period_ticks(),
+                p.hold_ticks(),
+                p.timer_intid(el),
+            )
+        }
+        let (c, _) = WakeConfig::plan(&dt(Some(v3()), Some(timer())), 62_500_000, 500);
+        let gic = WakeGic::V3 {
+            gicd: 0x0800_0000,
+            gicr: vec![(0x080a_0000, 0xf6_0000)],
+        };
+        assert_eq!(
+            plan_of(&c, 2),
+            (gic.clone(), WaitMethod::GicV3Timer, 31_250, 3_125_000, 26)
+        );
+        assert_eq!(
+            plan_of(&c, 1),
+            (gic, WaitMethod::GicV3Timer, 31_250, 3_125_000, 27)
+        );
+        let (c, _) = WakeConfig::plan(&dt(Some(v2()), Some(timer())), 62_500_000, 500);
+        assert_eq!(plan_of(&c, 1).1, WaitMethod::GicV2Timer);
+        assert_eq!(plan_of(&WakeConfig::wfe_only(), 2).1, WaitMethod::Wfe);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! static without a lock.
 
 use crate::gic_regs::*;
-use crate::wait::{GicDesc, WaitMethod, WakePlan, WAKE_PMR, WAKE_SGI};
+use crate::wait::{WaitMethod, WakeGic, WakePlan, WAKE_PMR, WAKE_SGI};
 use core::arch::asm;
 use core::cell::UnsafeCell;
 
@@ -135,10 +135,10 @@ pub fn has_gic_sysregs() -> bool {
 
 /// Turns the distributor on (group enables; on v3 also affinity routing) if it is off, so
 /// that the pen's timer interrupts reach their CPUs. Returns GICD_CTLR as it was.
-fn enable_distributor(gic: &GicDesc) -> Option<u32> {
+fn enable_distributor(gic: &WakeGic) -> Option<u32> {
     match gic {
-        GicDesc::None => None,
-        GicDesc::V2 { gicd, .. } => {
+        WakeGic::None => None,
+        WakeGic::V2 { gicd, .. } => {
             let d = *gicd as usize;
             let was = rd32(d + GICD_CTLR);
             if was & 3 == 0 {
@@ -146,7 +146,7 @@ fn enable_distributor(gic: &GicDesc) -> Option<u32> {
             }
             Some(was)
         }
-        GicDesc::V3 { gicd, .. } => {
+        WakeGic::V3 { gicd, .. } => {
             let d = *gicd as usize;
             let was = rd32(d + GICD_CTLR);
             if was & GICD_CTLR_V3_ON != GICD_CTLR_V3_ON {
@@ -163,8 +163,9 @@ fn enable_distributor(gic: &GicDesc) -> Option<u32> {
     }
 }
 
-/// This CPU's redistributor (RD_base), found by GICR_TYPER affinity.
-fn find_redistributor(regions: &[(u64, u64)], mpidr: u64) -> Option<usize> {
+/// The redistributor (RD_base) of the CPU with `mpidr`, found by GICR_TYPER affinity in the
+/// redistributor `regions` (base, size).
+pub fn find_redistributor(regions: &[(u64, u64)], mpidr: u64) -> Option<usize> {
     let aff = (mpidr & 0xff_ffff) | (((mpidr >> 32) & 0xff) << 24);
     for &(base, size) in regions {
         let end = base.checked_add(size)?;
@@ -191,7 +192,7 @@ fn find_redistributor(regions: &[(u64, u64)], mpidr: u64) -> Option<usize> {
 /// wakes the boot CPU. Returns how the boot CPU will idle.
 pub fn init(cfg: &impl WakePlan, el: u8, mpidr: u64, uart: Option<(usize, u32)>) -> WaitMethod {
     let gic = cfg.gic();
-    let gicd_ctlr_at_entry = enable_distributor(&gic);
+    let gicd_ctlr_at_entry = enable_distributor(gic);
     let mut s = Sleeper {
         method: cfg.method(el, has_wfxt(), has_gic_sysregs()),
         period: cfg.period_ticks(),
@@ -200,8 +201,8 @@ pub fn init(cfg: &impl WakePlan, el: u8, mpidr: u64, uart: Option<(usize, u32)>)
         el,
         intid: cfg.timer_intid(el),
         gicd: match gic {
-            GicDesc::V2 { gicd, .. } | GicDesc::V3 { gicd, .. } => gicd as usize,
-            GicDesc::None => 0,
+            WakeGic::V2 { gicd, .. } | WakeGic::V3 { gicd, .. } => *gicd as usize,
+            WakeGic::None => 0,
         },
         cpu_if: 0,
         saved_igroupr0: 0,
@@ -209,15 +210,15 @@ pub fn init(cfg: &impl WakePlan, el: u8, mpidr: u64, uart: Option<(usize, u32)>)
     };
     let bit = 1u32.checked_shl(s.intid).unwrap_or(0);
     match (gic, s.method) {
-        (GicDesc::V2 { gicc, .. }, WaitMethod::GicV2Timer) => {
-            s.cpu_if = gicc as usize;
+        (WakeGic::V2 { gicc, .. }, WaitMethod::GicV2Timer) => {
+            s.cpu_if = *gicc as usize;
             wr8(s.gicd + GICD_IPRIORITYR + s.intid as usize, 0);
             wr32(s.gicd + GICD_ISENABLER, bit);
             wr32(s.cpu_if + GICC_PMR, WAKE_PMR);
             wr32(s.cpu_if + GICC_CTLR, 1);
             s.kick = Some(Kick::V2 { gicd: s.gicd });
         }
-        (GicDesc::V3 { gicr, .. }, WaitMethod::GicV3Timer) => {
+        (WakeGic::V3 { gicr, .. }, WaitMethod::GicV3Timer) => {
             match find_redistributor(gicr, mpidr) {
                 Some(rd) if wake_redistributor(rd) && enable_sre(el) => {
                     s.cpu_if = rd + GICR_SGI;

@@ -18,7 +18,6 @@
 #![no_std]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
 pub mod gic_regs;

@@ -1,6 +1,7 @@
 //! How a CPU waits (docs/protocol.md §3.3), as plain values shared by the pen code (`pen.S`),
 //! the boot CPU's sleep set-up ([`crate::gic`]) and the host-tested wake planning in
 //! `loader::wake` (which re-exports these and implements [`WakePlan`] for its wake block).
+use alloc::vec::Vec;
 use core::fmt;
 
 /// The SGI a loader sends to wake pen CPUs at once (after a release, or to make them see a
@@ -69,9 +70,9 @@ impl fmt::Display for WaitMethod {
     }
 }
 
-/// The interrupt controller a wake plan names (bases from the DT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GicDesc<'a> {
+/// The interrupt controller a CPU sleeps on: the GIC part of a wake block (bases from the DT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeGic {
     None,
     V2 {
         gicd: u64,
@@ -79,8 +80,8 @@ pub enum GicDesc<'a> {
     },
     V3 {
         gicd: u64,
-        /// Redistributor regions: (base, size).
-        gicr: &'a [(u64, u64)],
+        /// Redistributor regions: (base, size), at most `loader::wake::MAX_GICR_REGIONS`.
+        gicr: Vec<(u64, u64)>,
     },
 }
 
@@ -89,7 +90,7 @@ pub enum GicDesc<'a> {
 /// it out.
 pub trait WakePlan {
     /// The GIC to sleep on.
-    fn gic(&self) -> GicDesc<'_>;
+    fn gic(&self) -> &WakeGic;
     /// The method for a CPU at `el`, given whether it implements FEAT_WFxT and a GICv3
     /// system-register interface.
     fn method(&self, el: u8, has_wfxt: bool, has_gic_sysregs: bool) -> WaitMethod;
