@@ -50,6 +50,24 @@ pub fn clean_inval_dcache_range(start: usize, len: usize) {
     unsafe { asm!("dsb sy", options(nostack)) };
 }
 
+/// `DSB SY`: every earlier memory access (and cache maintenance) completes first.
+pub fn dsb() {
+    // SAFETY: barrier only.
+    unsafe { asm!("dsb sy", options(nostack)) };
+}
+
+/// `DSB SY; SEV`: what was written is visible before the other CPUs wake.
+pub fn sev() {
+    // SAFETY: barrier and event.
+    unsafe { asm!("dsb sy", "sev", options(nostack)) };
+}
+
+/// Invalidates this CPU's whole instruction cache and synchronises (after writing code).
+pub fn ic_iallu() {
+    // SAFETY: cache maintenance.
+    unsafe { asm!("ic iallu", "dsb sy", "isb", options(nostack)) };
+}
+
 /// Waits for an event (SEV from a pen CPU, or the timer event stream).
 pub fn wait_event() {
     // SAFETY: a hint; no memory effects.

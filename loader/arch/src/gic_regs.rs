@@ -6,6 +6,7 @@ pub const GICD_CTLR: usize = 0x000;
 pub const GICD_IGROUPR: usize = 0x080;
 pub const GICD_ISENABLER: usize = 0x100;
 pub const GICD_ICENABLER: usize = 0x180;
+pub const GICD_ISPENDR: usize = 0x200;
 pub const GICD_ICPENDR: usize = 0x280;
 pub const GICD_IPRIORITYR: usize = 0x400;
 pub const GICD_ITARGETSR: usize = 0x800;
@@ -21,6 +22,7 @@ pub const GICR_SGI_OFFSET: usize = 0x1_0000;
 pub const GICR_IGROUPR0: usize = 0x0080;
 pub const GICR_ISENABLER0: usize = 0x0100;
 pub const GICR_ICENABLER0: usize = 0x0180;
+pub const GICR_ISPENDR0: usize = 0x0200;
 pub const GICR_ICPENDR0: usize = 0x0280;
 pub const GICR_IPRIORITYR: usize = 0x0400;
 /// Bound on polls of RWP / ChildrenAsleep.

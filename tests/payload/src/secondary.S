@@ -1,146 +1,26 @@
 /*
- * parkboot test payload: arm64 Image header, boot-CPU entry, secondary-CPU
- * entry (the address the boot CPU writes into the pen's release words) with
- * the cpu-park return, and exception vectors. Everything else is Rust
- * (src/main.rs); the payload runs with the MMU off on every CPU.
+ * parkboot test payload: the secondary-CPU entry (the address the boot CPU
+ * writes into the pen's release words) with the cpu-park return, and the
+ * keep loop. The Image header, the boot CPU's entry and the exception vectors
+ * are the arch crate's (loader/arch/src/entry.S), as in the loader; the
+ * payload runs with the MMU off on every CPU.
  *
  * Included with global_asm!(include_str!(...)): no curly braces in this file.
  */
 
 .equ SEC_STACK_SHIFT,   14              /* 16 KiB per secondary (payload.ld SEC_STACK_SIZE) */
-.equ CPU_SLOT_SHIFT,    6               /* PAYLOAD_CPUS entries are 64 bytes (main.rs CpuSlot) */
+.equ CPU_SLOT_SHIFT,    6               /* PAYLOAD_CPUS entries are 64 bytes (rt.rs CpuSlot) */
 .equ CPU_SLOT_MPIDR,    0
 .equ CPU_SLOT_RELEASE,  8
 .equ CPU_SLOT_PARK,     16
 .equ CPU_SLOT_SKIP_ZERO, 24             /* fault injection: park without zeroing */
-.equ SCTLR_EL2_OFF,     0x30c50830      /* RES1 bits; MMU, caches, alignment checks off */
-.equ SCTLR_EL1_OFF,     0x30d00800      /* RES1 bits; MMU, caches off */
 
 .macro adr_l, reg, sym
     adrp    \reg, \sym
     add     \reg, \reg, :lo12:\sym
 .endm
 
-.macro mov32, reg, val
-    movz    \reg, #((\val) & 0xffff)
-    movk    \reg, #((\val) >> 16), lsl #16
-.endm
-
-.section .head, "ax"
-.global _start
-_start:
-    b       payload_primary_entry       /* code0 */
-    .long   0                           /* code1 */
-    .quad   0                           /* text_offset */
-    .quad   __image_size                /* image_size: the whole in-place footprint */
-    .quad   0xa                         /* flags: LE, 4K pages, placeable anywhere */
-    .quad   0                           /* res2 */
-    .quad   0                           /* res3 */
-    .quad   0                           /* res4 */
-    .ascii  "ARM\x64"                   /* magic */
-    .long   0                           /* res5 (no PE header) */
-
-.section .text.entry, "ax"
-/*
- * Boot CPU, entered like Linux: x0 = DTB, x1..x3 = 0, MMU off, EL2 or EL1.
- */
-payload_primary_entry:
-    mrs     x20, cntpct_el0             /* entry timestamp */
-    mov     x19, x0                     /* DTB */
-    mov     x21, x1                     /* x1..x3, checked by Rust */
-    mov     x22, x2
-    mov     x23, x3
-    mrs     x25, daif                   /* entry DAIF, checked by Rust */
-    msr     daifset, #0xf
-    mrs     x24, CurrentEL
-    ubfx    x24, x24, #2, #2            /* entry EL */
-    cmp     x24, #2
-    b.eq    1f
-    cmp     x24, #1
-    b.eq    2f
-0:  wfe                                 /* EL3/EL0: not a supported entry state */
-    b       0b
-
-1:  mrs     x26, sctlr_el2              /* entry SCTLR, checked by Rust */
-    mov32   x0, SCTLR_EL2_OFF
-    msr     sctlr_el2, x0
-    isb
-    mov     x0, #(1 << 31)              /* HCR_EL2: RW only */
-    msr     hcr_el2, x0
-    mov     x0, #0x33ff                 /* CPTR_EL2: no FP/SIMD traps */
-    msr     cptr_el2, x0
-    adr_l   x0, payload_vectors
-    msr     vbar_el2, x0
-    b       3f
-
-2:  mrs     x26, sctlr_el1
-    mov32   x0, SCTLR_EL1_OFF
-    msr     sctlr_el1, x0
-    isb
-    mov     x0, #(3 << 20)              /* CPACR_EL1.FPEN */
-    msr     cpacr_el1, x0
-    adr_l   x0, payload_vectors
-    msr     vbar_el1, x0
-
-3:  isb
-    /*
-     * Invalidate the footprint to PoC: whoever owned this memory before (a
-     * loader with caches on) may hold dirty lines over our .bss, stacks and
-     * heap that would later be written back over what we write uncached.
-     * The file contents were cleaned to PoC by the loader (booting.rst).
-     */
-    adr_l   x0, __image_start
-    adr_l   x1, __image_end
-    mrs     x2, ctr_el0
-    ubfx    x2, x2, #16, #4             /* DminLine: log2(words) */
-    mov     x3, #4
-    lsl     x2, x3, x2
-    sub     x3, x2, #1
-    bic     x0, x0, x3
-4:  dc      ivac, x0
-    add     x0, x0, x2
-    cmp     x0, x1
-    b.lo    4b
-    dsb     sy
-
-    /* Self-relocate: R_AARCH64_RELATIVE against the load base (linked at 0). */
-    adr_l   x0, __image_start
-    adr_l   x1, __rela_start
-    adr_l   x2, __rela_end
-5:  cmp     x1, x2
-    b.hs    7f
-    ldp     x3, x4, [x1], #16           /* r_offset, r_info */
-    ldr     x5, [x1], #8                /* r_addend */
-    and     x4, x4, #0xffffffff
-    cmp     x4, #1027                   /* R_AARCH64_RELATIVE */
-    b.ne    6f
-    add     x5, x5, x0
-    str     x5, [x0, x3]
-6:  b       5b
-
-7:  adr_l   x0, __bss_start             /* zero .bss (CPU table, records) */
-    adr_l   x1, __bss_end
-8:  cmp     x0, x1
-    b.hs    9f
-    stp     xzr, xzr, [x0], #16
-    b       8b
-
-9:  adr_l   x0, __stack_top
-    mov     sp, x0
-    mov     x29, xzr
-    mov     x30, xzr
-    /* payload_main(dtb, entry_ticks, el, x1, x2, x3, daif, sctlr) */
-    mov     x0, x19
-    mov     x1, x20
-    mov     x2, x24
-    mov     x3, x21
-    mov     x4, x22
-    mov     x5, x23
-    mov     x6, x25
-    mov     x7, x26
-    bl      payload_main
-10: wfe
-    b       10b
+.section .text.payload_secondary, "ax"
 
 /*
  * Secondary CPU, released from the pen (docs/protocol.md §5.1): MMU off, DAIF
@@ -194,12 +74,12 @@ payload_secondary_entry:
     wfe
     b       .Lstop
 
-12: cmp     x23, #2
+12: cmp     x23, #2                     /* the arch crate's vectors, as on the boot CPU */
     b.ne    13f
-    adr_l   x0, payload_vectors
+    adr_l   x0, exception_vectors
     msr     vbar_el2, x0
     b       14f
-13: adr_l   x0, payload_vectors
+13: adr_l   x0, exception_vectors
     msr     vbar_el1, x0
 14: isb
     adr_l   x9, __secondary_stacks
@@ -257,50 +137,5 @@ payload_keep_entry:
 1:  wfi
     b       1b
 
-/*
- * Exception vectors (boot CPU and secondaries): report and stop. Nothing is
- * expected to trap; a trap is a test failure with a register report.
- */
-.section .vectors, "ax"
-.macro vector kind
-    .balign 0x80
-    mov     x0, #\kind
-    b       payload_exception_common
-.endm
-
-.balign 2048
-.global payload_vectors
-payload_vectors:
-    vector 0
-    vector 1
-    vector 2
-    vector 3
-    vector 4
-    vector 5
-    vector 6
-    vector 7
-    vector 8
-    vector 9
-    vector 10
-    vector 11
-    vector 12
-    vector 13
-    vector 14
-    vector 15
-
-payload_exception_common:
-    mrs     x5, CurrentEL
-    cmp     x5, #(2 << 2)
-    b.ne    1f
-    mrs     x1, esr_el2
-    mrs     x2, elr_el2
-    mrs     x3, far_el2
-    b       2f
-1:  mrs     x1, esr_el1
-    mrs     x2, elr_el1
-    mrs     x3, far_el1
-2:  mrs     x4, mpidr_el1
-    /* payload_exception(kind, esr, elr, far, mpidr) never returns */
-    bl      payload_exception
-3:  wfe
-    b       3b
+/* Other global_asm! files of the program may define their own. */
+.purgem adr_l
