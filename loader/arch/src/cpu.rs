@@ -1,77 +1,76 @@
-//! Small system-register and cache-maintenance helpers.
+//! Small system-register, barrier and cache-maintenance helpers. System registers go through
+//! `aarch64-cpu` where it has them; CTR_EL0 and the DC/IC instructions it does not offer are
+//! `asm!` here.
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CurrentEL, Readable, Writeable, CNTHCTL_EL2, CNTKCTL_EL1, MPIDR_EL1};
 use core::arch::asm;
 
+/// Aff3..Aff0 of MPIDR_EL1 (what identifies a CPU).
+pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
 pub fn current_el() -> u8 {
-    let v: u64;
-    // SAFETY: reading CurrentEL has no side effects.
-    unsafe { asm!("mrs {}, CurrentEL", out(reg) v, options(nomem, nostack)) };
-    ((v >> 2) & 3) as u8
+    CurrentEL.read(CurrentEL::EL) as u8
 }
 
+/// This CPU's affinity (MPIDR_EL1 Aff3..Aff0).
 pub fn mpidr() -> u64 {
-    let v: u64;
-    // SAFETY: reading MPIDR has no side effects.
-    unsafe { asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack)) };
-    v & 0xff_00ff_ffff
+    MPIDR_EL1.get() & MPIDR_AFFINITY_MASK
 }
 
 fn dcache_line() -> usize {
     let ctr: u64;
-    // SAFETY: reading CTR_EL0 has no side effects.
+    // SAFETY: reading CTR_EL0 has no side effects (not in aarch64-cpu).
     unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
     4 << ((ctr >> 16) & 0xf)
 }
 
 /// Cleans `[start, start+len)` to the point of coherency.
 pub fn clean_dcache_range(start: usize, len: usize) {
-    let line = dcache_line();
-    let mut a = start & !(line - 1);
-    let end = start.saturating_add(len);
-    while a < end {
+    for a in dcache_lines(start, len) {
         // SAFETY: cache maintenance by VA on mapped memory.
         unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack)) };
-        a += line;
     }
-    // SAFETY: barrier only.
-    unsafe { asm!("dsb sy", options(nostack)) };
+    dsb();
 }
 
 /// Cleans and invalidates `[start, start+len)` to the point of coherency.
 pub fn clean_inval_dcache_range(start: usize, len: usize) {
-    let line = dcache_line();
-    let mut a = start & !(line - 1);
-    let end = start.saturating_add(len);
-    while a < end {
+    for a in dcache_lines(start, len) {
         // SAFETY: cache maintenance by VA on mapped memory.
         unsafe { asm!("dc civac, {}", in(reg) a, options(nostack)) };
-        a += line;
     }
-    // SAFETY: barrier only.
-    unsafe { asm!("dsb sy", options(nostack)) };
+    dsb();
+}
+
+/// The addresses of the data-cache lines that `[start, start+len)` touches.
+fn dcache_lines(start: usize, len: usize) -> impl Iterator<Item = usize> {
+    let line = dcache_line();
+    let end = start.saturating_add(len);
+    (start & !(line - 1)..end).step_by(line)
 }
 
 /// `DSB SY`: every earlier memory access (and cache maintenance) completes first.
 pub fn dsb() {
-    // SAFETY: barrier only.
-    unsafe { asm!("dsb sy", options(nostack)) };
+    barrier::dsb(barrier::SY);
 }
 
 /// `DSB SY; SEV`: what was written is visible before the other CPUs wake.
 pub fn sev() {
-    // SAFETY: barrier and event.
-    unsafe { asm!("dsb sy", "sev", options(nostack)) };
+    dsb();
+    aarch64_cpu::asm::sev();
 }
 
 /// Invalidates this CPU's whole instruction cache and synchronises (after writing code).
 pub fn ic_iallu() {
-    // SAFETY: cache maintenance.
-    unsafe { asm!("ic iallu", "dsb sy", "isb", options(nostack)) };
+    // SAFETY: cache maintenance (not in aarch64-cpu).
+    unsafe { asm!("ic iallu", options(nostack)) };
+    dsb();
+    barrier::isb(barrier::SY);
 }
 
 /// Waits for an event (SEV from a pen CPU, or the timer event stream).
 pub fn wait_event() {
-    // SAFETY: a hint; no memory effects.
-    unsafe { asm!("wfe", options(nomem, nostack)) };
+    aarch64_cpu::asm::wfe();
 }
 
 /// Turns on the generic timer's event stream (one event every 2^15
@@ -79,15 +78,14 @@ pub fn wait_event() {
 /// check their timeouts. The handoff resets CNTHCTL_EL2; Linux programs
 /// CNTKCTL_EL1 itself.
 pub fn enable_event_stream() {
-    // EVNTEN (bit 2), EVNTI = 14 (bits 7:4), EL1PCTEN|EL1PCEN kept at EL2.
-    // SAFETY: timer control registers of our own EL.
-    unsafe {
-        if current_el() == 2 {
-            asm!("msr cnthctl_el2, {}", "isb", in(reg) (3u64 | (1 << 2) | (14 << 4)), options(nostack));
-        } else {
-            asm!("msr cntkctl_el1, {}", "isb", in(reg) ((1u64 << 2) | (14 << 4)), options(nostack));
-        }
+    // EVNTEN (bit 2), EVNTI = 14 (bits 7:4), EL1PCTEN|EL1PCEN kept at EL2. (aarch64-cpu's
+    // CNTHCTL_EL2 has no EVNTEN/EVNTI fields: raw values.)
+    if current_el() == 2 {
+        CNTHCTL_EL2.set(3 | (1 << 2) | (14 << 4));
+    } else {
+        CNTKCTL_EL1.write(CNTKCTL_EL1::EVNTEN::Enable + CNTKCTL_EL1::EVNTI.val(14));
     }
+    barrier::isb(barrier::SY);
 }
 
 /// Stops this CPU for good: interrupts masked, WFE for ever. Never jumps anywhere.

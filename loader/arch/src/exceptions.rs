@@ -9,6 +9,7 @@
 //! The panic report ([`report_panic`]) is here too; each program names it in its own
 //! `#[panic_handler]`.
 
+use aarch64_cpu::registers::{Readable, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2};
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -109,16 +110,11 @@ fn ec_name(ec: u64) -> &'static str {
 }
 
 fn read_esr_far() -> (u64, u64) {
-    let (esr, far): (u64, u64);
-    // SAFETY: reading syndrome registers of the current EL has no side effects.
-    unsafe {
-        if crate::cpu::current_el() == 2 {
-            asm!("mrs {}, esr_el2", "mrs {}, far_el2", out(reg) esr, out(reg) far, options(nomem, nostack));
-        } else {
-            asm!("mrs {}, esr_el1", "mrs {}, far_el1", out(reg) esr, out(reg) far, options(nomem, nostack));
-        }
+    if crate::cpu::current_el() == 2 {
+        (ESR_EL2.get(), FAR_EL2.get())
+    } else {
+        (ESR_EL1.get(), FAR_EL1.get())
     }
-    (esr, far)
 }
 
 #[no_mangle]

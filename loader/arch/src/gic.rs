@@ -12,6 +12,7 @@
 
 use crate::gic_regs::*;
 use crate::wait::{WaitMethod, WakeGic, WakePlan, WAKE_PMR, WAKE_SGI};
+use aarch64_cpu::registers::{Readable, ID_AA64PFR0_EL1};
 use core::arch::asm;
 use core::cell::UnsafeCell;
 
@@ -127,10 +128,8 @@ pub fn has_wfxt() -> bool {
 
 /// ID_AA64PFR0_EL1.GIC ≠ 0: a GICv3 system-register CPU interface.
 pub fn has_gic_sysregs() -> bool {
-    let v: u64;
-    // SAFETY: ID register read.
-    unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack)) };
-    (v >> 24) & 0xf != 0
+    // (aarch64-cpu's ID_AA64PFR0_EL1 names no GIC field.)
+    (ID_AA64PFR0_EL1.get() >> 24) & 0xf != 0
 }
 
 /// Turns the distributor on (group enables; on v3 also affinity routing) if it is off, so

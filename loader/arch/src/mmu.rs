@@ -6,6 +6,7 @@
 //! lock, no atomics are needed to build them with the MMU off), then from the
 //! heap if the pool runs out. 48-bit VA, 4 KiB granule, TTBR0 only.
 
+use aarch64_cpu::registers::{Readable, ID_AA64MMFR0_EL1};
 use aarch64_paging::descriptor::{
     El1Attributes, El23Attributes, PagingAttributes, PhysicalAddress,
 };
@@ -70,10 +71,7 @@ pub struct Layout2<'a> {
 }
 
 fn pa_bits() -> u32 {
-    let mmfr0: u64;
-    // SAFETY: ID register read.
-    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
-    match mmfr0 & 0xf {
+    match ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) {
         0 => 32,
         1 => 36,
         2 => 40,

@@ -1,17 +1,16 @@
-//! Generic timer: the loader's only clock (bootstage, sleep, timeouts).
-use core::arch::asm;
+//! Generic timer: the only clock (bootstage, sleep, timeouts, release latencies).
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 
+/// The physical counter, after an ISB (so it is not read ahead of earlier instructions).
 pub fn ticks() -> u64 {
-    let v: u64;
-    // SAFETY: reading the physical counter has no side effects.
-    unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack)) };
-    v
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
 }
 
+/// The counter frequency (CNTFRQ_EL0; QEMU virt's 62.5 MHz if firmware left it 0).
 pub fn freq() -> u64 {
-    let v: u64;
-    // SAFETY: reading CNTFRQ has no side effects.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
+    let v = CNTFRQ_EL0.get();
     if v == 0 {
         62_500_000
     } else {
@@ -20,7 +19,7 @@ pub fn freq() -> u64 {
 }
 
 pub fn ticks_to_us(t: u64) -> u64 {
-    ((t as u128 * 1_000_000) / freq() as u128) as u64
+    ((u128::from(t) * 1_000_000) / u128::from(freq())) as u64
 }
 
 pub fn now_us() -> u64 {

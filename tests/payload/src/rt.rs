@@ -3,6 +3,7 @@
 //! the secondary entry (`secondary.S`), the shared per-CPU table and records, what a
 //! secondary checks at entry, and the payload's exception and panic reports.
 use crate::println;
+use aarch64_cpu::registers::{Readable, CNTHP_CTL_EL2, CNTV_CTL_EL0, ICC_SRE_EL2};
 use arch::cpu;
 use core::arch::asm;
 use core::cell::UnsafeCell;
@@ -258,16 +259,11 @@ extern "C" fn payload_secondary(
 
 /// The control register of the timer a pen at this EL sleeps on.
 fn own_timer_ctl(el: u64) -> u64 {
-    let v: u64;
-    // SAFETY: timer registers of the current EL; reads only.
-    unsafe {
-        if el == 2 {
-            asm!("mrs {}, cnthp_ctl_el2", out(reg) v, options(nomem, nostack));
-        } else {
-            asm!("mrs {}, cntv_ctl_el0", out(reg) v, options(nomem, nostack));
-        }
+    if el == 2 {
+        CNTHP_CTL_EL2.get()
+    } else {
+        CNTV_CTL_EL0.get()
     }
-    v
 }
 
 fn mmio32(addr: u64) -> u32 {
@@ -307,16 +303,15 @@ fn gic_bits(mpidr: u64) -> u64 {
                 return 0;
             };
             let rd = rd as u64;
-            let sre: u64;
-            // SAFETY: ICC_SRE_ELx of the current EL: always readable at EL2; at EL1 booting.rst
-            // has EL2 allow it.
-            unsafe {
-                if cpu::current_el() == 2 {
-                    asm!("mrs {}, s3_4_c12_c9_5", out(reg) sre, options(nomem, nostack));
-                } else {
-                    asm!("mrs {}, s3_0_c12_c12_5", out(reg) sre, options(nomem, nostack));
-                }
-            }
+            let sre: u64 = if cpu::current_el() == 2 {
+                ICC_SRE_EL2.get()
+            } else {
+                let v: u64;
+                // SAFETY: ICC_SRE_EL1 (not in aarch64-cpu): booting.rst has EL2 allow EL1 to
+                // read it; no side effects.
+                unsafe { asm!("mrs {}, s3_0_c12_c12_5", out(reg) v, options(nomem, nostack)) };
+                v
+            };
             if sre & 1 != 0 {
                 let (grpen, pmr): (u64, u64);
                 // SAFETY: system-register CPU interface enabled (SRE = 1).
