@@ -9,9 +9,9 @@ extern crate alloc;
 /// The arch crate, at `crate::arch` where the glue expects it.
 #[cfg(target_os = "none")]
 extern crate arch;
+/// `println!` for the glue (`use crate::println`).
 #[cfg(target_os = "none")]
-#[allow(unused_imports)]
-use arch::{print, println};
+use arch::println;
 
 #[cfg(target_os = "none")]
 mod boot;
