@@ -412,7 +412,7 @@ pub fn run(st: &mut State) -> ! {
         name: "exception",
         usage: "exception undefined|breakpoint|abort|panic",
         help: "raise an exception or a panic on purpose (test builds only)",
-        run: exceptions::cmd_exception,
+        run: crate::cmd_exception::cmd_exception,
     });
     if let Some(msg) = cs::load_saved_env(&mut sh) {
         sh.print(&format!("{msg}\n"));

@@ -19,6 +19,12 @@ use crate::dt::{DtInfo, GicVersion};
 use alloc::string::String;
 use core::fmt;
 
+/// The GIC register map (architectural; `arch::gic_regs`), as the pen code uses it.
+pub use arch::gic_regs as regs;
+pub use arch::gic_regs::GICR_FRAME;
+/// How a CPU waits and the constants the pen and the boot CPU share (`arch::wait`).
+pub use arch::wait::{WaitMethod, WakeGic, WakePlan, WAKE_PMR, WAKE_SGI};
+
 /// `"PKBTWAKE"`, little-endian.
 pub const WAKE_MAGIC: u64 = u64::from_le_bytes(*b"PKBTWAKE");
 /// Bytes of the wake block.
@@ -31,18 +37,10 @@ pub const DEFAULT_WAKE_PERIOD_US: u64 = 500;
 pub const MIN_WAKE_PERIOD_US: u64 = 50;
 /// Redistributor regions a block can describe.
 pub const MAX_GICR_REGIONS: usize = 4;
-/// Size of one GICv3 redistributor frame pair (RD + SGI).
-pub const GICR_FRAME: u64 = 0x2_0000;
-/// The SGI a loader sends to wake pen CPUs at once (after a release, or to make them see a
-/// changed hold period). Linux uses SGIs 0..7.
-pub const WAKE_SGI: u32 = 15;
 /// The hold period a loader uses while it owns the pen and kicks every release.
 pub const DEFAULT_HOLD_PERIOD_US: u64 = 50_000;
 /// Flag: the pen may use WFIT where the CPU implements FEAT_WFxT.
 pub const FLAG_WFIT: u32 = 1;
-/// Priority mask the sleeping CPU programs (only interrupts of higher priority — lower value —
-/// wake it); its timer interrupt gets priority 0.
-pub const WAKE_PMR: u32 = 0x80;
 
 /// Byte offsets inside the wake block.
 pub mod off {
@@ -59,106 +57,6 @@ pub mod off {
     pub const HOLD_PERIOD: usize = 56;
     /// `MAX_GICR_REGIONS` × (base u64, size u64).
     pub const GICR: usize = 64;
-}
-
-/// GIC register offsets the pen code and the loader's `arch::gic` use (architectural).
-pub mod regs {
-    pub const GICD_CTLR: usize = 0x000;
-    pub const GICD_IGROUPR: usize = 0x080;
-    pub const GICD_ISENABLER: usize = 0x100;
-    pub const GICD_ICENABLER: usize = 0x180;
-    pub const GICD_ICPENDR: usize = 0x280;
-    pub const GICD_IPRIORITYR: usize = 0x400;
-    pub const GICD_ITARGETSR: usize = 0x800;
-    pub const GICD_SGIR: usize = 0xf00;
-    pub const GICD_CPENDSGIR: usize = 0xf10;
-    pub const GICD_IROUTER: usize = 0x6000;
-    pub const GICC_CTLR: usize = 0x000;
-    pub const GICC_PMR: usize = 0x004;
-    pub const GICR_CTLR: usize = 0x0000;
-    pub const GICR_TYPER: usize = 0x0008;
-    pub const GICR_WAKER: usize = 0x0014;
-    pub const GICR_SGI_OFFSET: usize = 0x1_0000;
-    pub const GICR_IGROUPR0: usize = 0x0080;
-    pub const GICR_ISENABLER0: usize = 0x0100;
-    pub const GICR_ICENABLER0: usize = 0x0180;
-    pub const GICR_ICPENDR0: usize = 0x0280;
-    pub const GICR_IPRIORITYR: usize = 0x0400;
-    /// Bound on polls of RWP / ChildrenAsleep.
-    pub const GIC_POLL_LIMIT: u32 = 0x10_0000;
-}
-
-/// What a pen CPU used to wait, as it reports it in its state record (`wait`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitMethod {
-    /// Not recorded (an older pen, or the CPU never waited).
-    Unknown,
-    Wfe,
-    Wfit,
-    GicV2Timer,
-    GicV3Timer,
-}
-
-impl WaitMethod {
-    pub const WFE: u32 = 1;
-    pub const WFIT: u32 = 2;
-    pub const GICV2: u32 = 3;
-    pub const GICV3: u32 = 4;
-
-    #[must_use]
-    pub const fn from_raw(v: u32) -> Self {
-        match v {
-            Self::WFE => Self::Wfe,
-            Self::WFIT => Self::Wfit,
-            Self::GICV2 => Self::GicV2Timer,
-            Self::GICV3 => Self::GicV3Timer,
-            _ => Self::Unknown,
-        }
-    }
-
-    #[must_use]
-    pub const fn raw(self) -> u32 {
-        match self {
-            Self::Unknown => 0,
-            Self::Wfe => Self::WFE,
-            Self::Wfit => Self::WFIT,
-            Self::GicV2Timer => Self::GICV2,
-            Self::GicV3Timer => Self::GICV3,
-        }
-    }
-
-    /// Whether the CPU really sleeps (under QEMU TCG, WFE spins).
-    #[must_use]
-    pub const fn sleeps(self) -> bool {
-        matches!(self, Self::Wfit | Self::GicV2Timer | Self::GicV3Timer)
-    }
-}
-
-impl fmt::Display for WaitMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Unknown => "-",
-            Self::Wfe => "wfe",
-            Self::Wfit => "wfit",
-            Self::GicV2Timer => "wfi+gicv2",
-            Self::GicV3Timer => "wfi+gicv3",
-        })
-    }
-}
-
-/// The interrupt controller part of a wake block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WakeGic {
-    None,
-    V2 {
-        gicd: u64,
-        gicc: u64,
-    },
-    V3 {
-        gicd: u64,
-        /// Redistributor regions: (base, size), at most [`MAX_GICR_REGIONS`].
-        gicr: alloc::vec::Vec<(u64, u64)>,
-    },
 }
 
 /// A decoded wake block.
@@ -475,6 +373,33 @@ impl WakeConfig {
     }
 }
 
+/// The boot CPU sleeps by the same plan as the pen (`arch::gic::init`).
+impl WakePlan for WakeConfig {
+    fn gic(&self) -> &WakeGic {
+        &self.gic
+    }
+
+    fn method(&self, el: u8, has_wfxt: bool, has_gic_sysregs: bool) -> WaitMethod {
+        WakeConfig::method(self, el, has_wfxt, has_gic_sysregs)
+    }
+
+    fn period_ticks(&self) -> u64 {
+        self.period_ticks
+    }
+
+    fn hold_ticks(&self) -> u64 {
+        self.hold_ticks
+    }
+
+    fn timer_intid(&self, el: u8) -> u32 {
+        if el == 2 {
+            self.intid_el2
+        } else {
+            self.intid_el1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,6 +523,36 @@ mod tests {
         g.regs[1] = Region::new(0x080a_1000, 0xf6_0000);
         let (_, why) = WakeConfig::plan(&dt(Some(g), Some(timer())), 62_500_000, 500);
         assert!(why.unwrap().contains("redistributor"));
+    }
+
+    /// What the boot CPU's sleep set-up (`arch::gic::init`) reads is the planned block.
+    #[test]
+    fn the_boot_cpu_sleeps_by_the_pen_plan() {
+        fn plan_of(p: &impl WakePlan, el: u8) -> (WakeGic, WaitMethod, u64, u64, u32) {
+            (
+                p.gic().clone(),
+                p.method(el, false, true),
+                p.period_ticks(),
+                p.hold_ticks(),
+                p.timer_intid(el),
+            )
+        }
+        let (c, _) = WakeConfig::plan(&dt(Some(v3()), Some(timer())), 62_500_000, 500);
+        let gic = WakeGic::V3 {
+            gicd: 0x0800_0000,
+            gicr: vec![(0x080a_0000, 0xf6_0000)],
+        };
+        assert_eq!(
+            plan_of(&c, 2),
+            (gic.clone(), WaitMethod::GicV3Timer, 31_250, 3_125_000, 26)
+        );
+        assert_eq!(
+            plan_of(&c, 1),
+            (gic, WaitMethod::GicV3Timer, 31_250, 3_125_000, 27)
+        );
+        let (c, _) = WakeConfig::plan(&dt(Some(v2()), Some(timer())), 62_500_000, 500);
+        assert_eq!(plan_of(&c, 1).1, WaitMethod::GicV2Timer);
+        assert_eq!(plan_of(&WakeConfig::wfe_only(), 2).1, WaitMethod::Wfe);
     }
 
     #[test]

@@ -9,5 +9,5 @@ fn main() {
         println!("cargo:rerun-if-changed={}", ld.display());
     }
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=src/entry.S");
+    println!("cargo:rerun-if-changed=src/secondary.S");
 }

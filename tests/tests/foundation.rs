@@ -318,7 +318,7 @@ fn panic_and_exceptions_are_reported_then_the_cpu_halts() {
             true,
             &[
                 "*** parkboot: PANIC: exception command: deliberate panic",
-                "    at loader/src/arch/exceptions.rs:",
+                "    at loader/src/cmd_exception.rs:",
                 " x28 ",
             ],
         ),
@@ -358,7 +358,9 @@ fn panic_and_exceptions_are_reported_then_the_cpu_halts() {
         // Where it stopped and its callers, as link addresses inside the
         // image (for addr2line).
         q.expect("backtrace (link addresses): ");
-        let report = q.expect("CPU halted (reset the board).");
+        // (With the line's end: it may arrive a moment after the text, and must not count
+        // as output after the halt below.)
+        let report = q.expect("CPU halted (reset the board).\r\n");
         let frames: Vec<u64> = report
             .lines()
             .next()

@@ -10,6 +10,9 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+use arch::println;
+
+#[cfg(target_os = "none")]
 mod rt;
 #[cfg(target_os = "none")]
 mod run;

@@ -1,13 +1,17 @@
-//! The payload's runtime: entry assembly, console, cache maintenance, timer,
-//! heap, PSCI, the shared per-CPU table and records, and the exception and
-//! panic reports.
+//! The payload's runtime on top of the arch crate (which has the Image header, the boot CPU's
+//! entry, the vectors, console, caches, timer, heap, PSCI and the handoff, as in the loader):
+//! the secondary entry (`secondary.S`), the shared per-CPU table and records, what a
+//! secondary checks at entry, and the payload's exception and panic reports.
+use crate::println;
+use aarch64_cpu::registers::{Readable, CNTHP_CTL_EL2, CNTV_CTL_EL0, ICC_SRE_EL2};
+use arch::cpu;
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::ptr::{addr_of, read_volatile, write_volatile};
 
 pub use parkboot_payload::MAX_CPUS;
 
-core::arch::global_asm!(include_str!("entry.S"));
+core::arch::global_asm!(include_str!("secondary.S"));
 
 /// Memory shared between CPUs (or with assembly). Every access is volatile.
 #[repr(transparent)]
@@ -174,218 +178,34 @@ pub fn record(i: usize) -> *mut Record {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU, caches, timer
+// Caches, console, heap (the arch crate's, with the payload's addresses)
 // ---------------------------------------------------------------------------------------------
-
-pub fn current_el() -> u8 {
-    let v: u64;
-    // SAFETY: register read.
-    unsafe { asm!("mrs {}, CurrentEL", out(reg) v, options(nomem, nostack)) };
-    ((v >> 2) & 3) as u8
-}
-
-pub fn mpidr() -> u64 {
-    let v: u64;
-    // SAFETY: register read.
-    unsafe { asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack)) };
-    v & loader::pen::MPIDR_MASK
-}
-
-fn dline() -> u64 {
-    let ctr: u64;
-    // SAFETY: register read.
-    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
-    4 << ((ctr >> 16) & 0xf)
-}
-
-pub fn dsb() {
-    // SAFETY: barrier.
-    unsafe { asm!("dsb sy", options(nostack)) };
-}
 
 /// `DC CIVAC` over `[addr, addr + len)`, then `DSB SY`.
 pub fn civac(addr: u64, len: u64) {
-    let line = dline();
-    let mut a = addr & !(line - 1);
-    let end = addr.saturating_add(len);
-    while a < end {
-        // SAFETY: cache maintenance by (physical = virtual) address.
-        unsafe { asm!("dc civac, {}", in(reg) a, options(nostack)) };
-        a += line;
-    }
-    dsb();
+    cpu::clean_inval_dcache_range(addr as usize, len as usize);
 }
 
 /// `DC CVAC` over `[addr, addr + len)`, then `DSB SY`.
 pub fn cvac(addr: u64, len: u64) {
-    let line = dline();
-    let mut a = addr & !(line - 1);
-    let end = addr.saturating_add(len);
-    while a < end {
-        // SAFETY: cache maintenance by address.
-        unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack)) };
-        a += line;
-    }
-    dsb();
+    cpu::clean_dcache_range(addr as usize, len as usize);
 }
-
-/// `DSB SY; SEV`.
-pub fn sev() {
-    // SAFETY: barrier and event.
-    unsafe { asm!("dsb sy", "sev", options(nostack)) };
-}
-
-/// Invalidates the whole instruction cache (local) and synchronises.
-pub fn ic_iallu() {
-    // SAFETY: cache maintenance.
-    unsafe { asm!("ic iallu", "dsb sy", "isb", options(nostack)) };
-}
-
-pub fn ticks() -> u64 {
-    let v: u64;
-    // SAFETY: counter read.
-    unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack)) };
-    v
-}
-
-pub fn freq() -> u64 {
-    let v: u64;
-    // SAFETY: register read.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
-    if v == 0 {
-        62_500_000
-    } else {
-        v
-    }
-}
-
-pub fn ticks_to_us(t: u64) -> u64 {
-    ((u128::from(t) * 1_000_000) / u128::from(freq())) as u64
-}
-
-pub fn halt() -> ! {
-    loop {
-        // SAFETY: waiting.
-        unsafe { asm!("wfe", options(nomem, nostack)) };
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Console: polled PL011
-// ---------------------------------------------------------------------------------------------
 
 /// QEMU virt's PL011, used until the DT names the console.
-pub const DEFAULT_UART: u64 = 0x0900_0000;
-static UART: Shared<u64> = Shared::new(DEFAULT_UART);
+pub const DEFAULT_UART: usize = 0x0900_0000;
 
-pub fn set_uart(base: u64) {
-    wr(UART.get(), base);
-}
-
-fn putb(b: u8) {
-    let base = rd(UART.get());
-    if base == 0 {
-        return;
-    }
-    let fr = (base + 0x18) as *const u32;
-    let dr = base as *mut u32;
-    // SAFETY: the PL011 named by the DT (or QEMU virt's); MMU off: device memory.
-    unsafe {
-        while read_volatile(fr) & (1 << 5) != 0 {}
-        write_volatile(dr, u32::from(b));
-    }
-}
-
-pub fn flush() {
-    let base = rd(UART.get());
-    if base == 0 {
-        return;
-    }
-    let fr = (base + 0x18) as *const u32;
-    // SAFETY: as in putb.
-    unsafe { while read_volatile(fr) & (1 << 3) != 0 {} }
-}
-
-pub struct Console;
-
-impl core::fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                putb(b'\r');
-            }
-            putb(b);
-        }
-        Ok(())
-    }
-}
-
-#[macro_export]
-macro_rules! println {
-    ($($arg:tt)*) => {{
-        let _ = core::fmt::Write::write_fmt(&mut $crate::rt::Console, format_args!($($arg)*));
-        let _ = core::fmt::Write::write_str(&mut $crate::rt::Console, "\n");
-    }};
-}
-
-// ---------------------------------------------------------------------------------------------
-// Heap: a buddy heap in the footprint, boot CPU only (no lock, no atomics)
-// ---------------------------------------------------------------------------------------------
-
-struct PayloadHeap(UnsafeCell<buddy_system_allocator::Heap<32>>);
-
-// SAFETY: only the boot CPU allocates; secondaries run no allocating code.
-unsafe impl Sync for PayloadHeap {}
-
-#[global_allocator]
-static HEAP: PayloadHeap = PayloadHeap(UnsafeCell::new(buddy_system_allocator::Heap::empty()));
-
-pub fn heap_init() {
+/// The boot CPU's first steps: the console on QEMU virt's PL011 (until the DT names one), the
+/// payload's reports for exceptions, and the heap in the footprint.
+pub fn init() {
+    arch::uart::set_base(DEFAULT_UART);
+    arch::exceptions::set_reporter(exception_report);
     // SAFETY: the heap section is ours and unused; called once, before any allocation.
     unsafe {
-        let s = addr_of!(__heap_start) as usize;
-        let e = addr_of!(__heap_end) as usize;
-        (*HEAP.0.get()).init(s, e - s);
+        arch::heap::init(
+            addr_of!(__heap_start) as usize,
+            addr_of!(__heap_end) as usize,
+        );
     }
-}
-
-unsafe impl core::alloc::GlobalAlloc for PayloadHeap {
-    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
-        // SAFETY: single allocating CPU, DAIF masked.
-        unsafe {
-            (*self.0.get())
-                .alloc(layout)
-                .map_or(core::ptr::null_mut(), |p| p.as_ptr())
-        }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
-        if let Some(p) = core::ptr::NonNull::new(ptr) {
-            // SAFETY: `ptr` came from `alloc` with this layout.
-            unsafe { (*self.0.get()).dealloc(p, layout) };
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// PSCI
-// ---------------------------------------------------------------------------------------------
-
-pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
-
-/// Calls PSCI `func` through `smc` (or `hvc`); returns x0.
-pub fn psci_call(hvc: bool, func: u64) -> u64 {
-    let mut x0 = func;
-    // SAFETY: an SMCCC call; SYSTEM_OFF does not return on success.
-    unsafe {
-        if hvc {
-            asm!("hvc #0", inout("x0") x0, inout("x1") 0u64 => _, inout("x2") 0u64 => _,
-                 inout("x3") 0u64 => _, options(nostack));
-        } else {
-            asm!("smc #0", inout("x0") x0, inout("x1") 0u64 => _, inout("x2") 0u64 => _,
-                 inout("x3") 0u64 => _, options(nostack));
-        }
-    }
-    x0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,7 +250,7 @@ extern "C" fn payload_secondary(
         wr(&raw mut (*r).timer_ctl, timer_ctl);
         wr(&raw mut (*r).gic_bits, gic_bits);
         wr(&raw mut (*r).wakes, wakes);
-        dsb();
+        cpu::dsb();
         let n = rd(&raw const (*r).entries);
         wr(&raw mut (*r).entries, n.wrapping_add(1));
     }
@@ -439,16 +259,11 @@ extern "C" fn payload_secondary(
 
 /// The control register of the timer a pen at this EL sleeps on.
 fn own_timer_ctl(el: u64) -> u64 {
-    let v: u64;
-    // SAFETY: timer registers of the current EL; reads only.
-    unsafe {
-        if el == 2 {
-            asm!("mrs {}, cnthp_ctl_el2", out(reg) v, options(nomem, nostack));
-        } else {
-            asm!("mrs {}, cntv_ctl_el0", out(reg) v, options(nomem, nostack));
-        }
+    if el == 2 {
+        CNTHP_CTL_EL2.get()
+    } else {
+        CNTV_CTL_EL0.get()
     }
-    v
 }
 
 fn mmio32(addr: u64) -> u32 {
@@ -456,15 +271,11 @@ fn mmio32(addr: u64) -> u32 {
     unsafe { read_volatile(addr as usize as *const u32) }
 }
 
-fn mmio64(addr: u64) -> u64 {
-    // SAFETY: as in `mmio32`; GICR_TYPER is 64-bit accessible.
-    unsafe { read_volatile(addr as usize as *const u64) }
-}
-
 /// What this CPU finds of a GIC wake-up set-up at entry (docs/protocol.md §3.3 says none is
 /// left): the timer PPI and SGI 15 enabled or pending, the CPU interface enabled, a non-zero
 /// priority mask. [`parkboot_payload::GicBits::CHECKED`] when the GIC could be read.
 fn gic_bits(mpidr: u64) -> u64 {
+    use arch::gic_regs::*;
     use parkboot_payload::GicBits as B;
     let gic = GIC.read();
     let intid = gic.timer_intid as u32;
@@ -472,45 +283,35 @@ fn gic_bits(mpidr: u64) -> u64 {
     let mut bits = 0;
     let (enabled, pending) = match gic.version {
         2 => {
-            let ctlr = mmio32(gic.gicc);
-            let pmr = mmio32(gic.gicc + 4);
+            let ctlr = mmio32(gic.gicc + GICC_CTLR as u64);
+            let pmr = mmio32(gic.gicc + GICC_PMR as u64);
             if ctlr & 3 != 0 {
                 bits |= B::CPU_IF_ENABLED;
             }
             if pmr != 0 {
                 bits |= B::PMR_SET;
             }
-            (mmio32(gic.gicd + 0x100), mmio32(gic.gicd + 0x200))
+            let d = gic.gicd;
+            (
+                mmio32(d + GICD_ISENABLER as u64),
+                mmio32(d + GICD_ISPENDR as u64),
+            )
         }
         3 => {
-            let aff = (mpidr & 0xff_ffff) | (((mpidr >> 32) & 0xff) << 24);
-            let mut rd = gic.gicr;
-            let end = gic.gicr + gic.gicr_size;
-            let mut found = None;
-            while rd + 0x2_0000 <= end {
-                let typer = mmio64(rd + 8);
-                if typer >> 32 == aff {
-                    found = Some(rd);
-                    break;
-                }
-                if typer & (1 << 4) != 0 {
-                    break;
-                }
-                rd += if typer & 2 != 0 { 0x4_0000 } else { 0x2_0000 };
-            }
-            let Some(rd) = found else {
+            let Some(rd) = arch::gic::find_redistributor(&[(gic.gicr, gic.gicr_size)], mpidr)
+            else {
                 return 0;
             };
-            let sre: u64;
-            // SAFETY: ICC_SRE_ELx of the current EL: always readable at EL2; at EL1 booting.rst
-            // has EL2 allow it.
-            unsafe {
-                if current_el() == 2 {
-                    asm!("mrs {}, s3_4_c12_c9_5", out(reg) sre, options(nomem, nostack));
-                } else {
-                    asm!("mrs {}, s3_0_c12_c12_5", out(reg) sre, options(nomem, nostack));
-                }
-            }
+            let rd = rd as u64;
+            let sre: u64 = if cpu::current_el() == 2 {
+                ICC_SRE_EL2.get()
+            } else {
+                let v: u64;
+                // SAFETY: ICC_SRE_EL1 (not in aarch64-cpu): booting.rst has EL2 allow EL1 to
+                // read it; no side effects.
+                unsafe { asm!("mrs {}, s3_0_c12_c12_5", out(reg) v, options(nomem, nostack)) };
+                v
+            };
             if sre & 1 != 0 {
                 let (grpen, pmr): (u64, u64);
                 // SAFETY: system-register CPU interface enabled (SRE = 1).
@@ -525,7 +326,11 @@ fn gic_bits(mpidr: u64) -> u64 {
                     bits |= B::PMR_SET;
                 }
             }
-            (mmio32(rd + 0x1_0100), mmio32(rd + 0x1_0200))
+            let sgi = rd + GICR_SGI_OFFSET as u64;
+            (
+                mmio32(sgi + GICR_ISENABLER0 as u64),
+                mmio32(sgi + GICR_ISPENDR0 as u64),
+            )
         }
         _ => return 0,
     };
@@ -575,33 +380,15 @@ impl GicCell {
 // Reports
 // ---------------------------------------------------------------------------------------------
 
-const KINDS: [&str; 16] = [
-    "sync (SP0)",
-    "irq (SP0)",
-    "fiq (SP0)",
-    "serror (SP0)",
-    "sync",
-    "irq",
-    "fiq",
-    "serror",
-    "sync (lower EL)",
-    "irq (lower EL)",
-    "fiq (lower EL)",
-    "serror (lower EL)",
-    "sync (AArch32)",
-    "irq (AArch32)",
-    "fiq (AArch32)",
-    "serror (AArch32)",
-];
-
-#[no_mangle]
-extern "C" fn payload_exception(kind: u64, esr: u64, elr: u64, far: u64, mpidr: u64) -> ! {
+/// An exception on any CPU: `PAYLOAD: FAIL ...`, on the boot CPU also the verdict; then stop.
+fn exception_report(e: &arch::exceptions::Exception<'_>) -> ! {
     let (base, _) = footprint();
-    let mpidr = mpidr & loader::pen::MPIDR_MASK;
-    let what = alloc_free_kind(kind);
+    let mpidr = cpu::mpidr();
+    let (esr, elr, far) = (e.esr, e.frame.elr, e.far);
+    let what = e.kind_name();
     println!(
         "PAYLOAD: FAIL exception {what} on MPIDR {mpidr:#x} at EL{}: ESR {esr:#x} ELR {elr:#x} (payload+{:#x}) FAR {far:#x}",
-        current_el(),
+        cpu::current_el(),
         elr.wrapping_sub(base)
     );
     if mpidr == rd(BOOT_MPIDR.get()) {
@@ -609,16 +396,12 @@ extern "C" fn payload_exception(kind: u64, esr: u64, elr: u64, far: u64, mpidr: 
             "PAYLOAD: VERDICT FAIL exception {what} on the boot CPU (ESR {esr:#x}, ELR {elr:#x})"
         );
     }
-    halt()
-}
-
-fn alloc_free_kind(kind: u64) -> &'static str {
-    KINDS.get(kind as usize).copied().unwrap_or("?")
+    cpu::stop()
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let m = mpidr();
+    let m = cpu::mpidr();
     if let Some(l) = info.location() {
         println!(
             "PAYLOAD: FAIL panic on MPIDR {m:#x} at {}:{}: {}",
@@ -632,5 +415,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if m == rd(BOOT_MPIDR.get()) {
         println!("PAYLOAD: VERDICT FAIL panic");
     }
-    halt()
+    cpu::stop()
 }

@@ -5,6 +5,8 @@ use crate::rt::{self, civac, cvac, rd, wr};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use arch::psci::{self, Conduit};
+use arch::{cpu, timer, uart};
 use loader::dt::{DtInfo, Region};
 use loader::pen::{state, PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
 use parkboot_payload::{
@@ -18,9 +20,7 @@ use parkboot_payload::{
 /// never attempted after a failure) and the PSCI conduit if any.
 struct Ctx {
     next: Next,
-    /// Some(true) = hvc, Some(false) = smc.
-    psci_hvc: Option<bool>,
-    el: u8,
+    psci: Option<Conduit>,
 }
 
 fn ok(line: &str) {
@@ -36,29 +36,29 @@ fn fail(ctx: &Ctx, why: &str) -> ! {
         poweroff(ctx);
     }
     println!("PAYLOAD: stopped");
-    rt::flush();
-    rt::halt()
+    uart::flush();
+    cpu::stop()
 }
 
 fn poweroff(ctx: &Ctx) -> ! {
-    match ctx.psci_hvc {
+    match ctx.psci {
         None => println!("PAYLOAD: cannot power off: no /psci node"),
-        Some(true) if ctx.el == 2 => {
+        Some(c) if !psci::usable(c) => {
             println!("PAYLOAD: cannot power off: /psci method is hvc and the payload runs at EL2")
         }
-        Some(hvc) => {
+        Some(c) => {
             println!(
                 "PAYLOAD: poweroff (PSCI SYSTEM_OFF via {})",
-                if hvc { "hvc" } else { "smc" }
+                if c == Conduit::Hvc { "hvc" } else { "smc" }
             );
-            rt::flush();
-            let r = rt::psci_call(hvc, rt::PSCI_SYSTEM_OFF);
-            println!("PAYLOAD: SYSTEM_OFF returned {:#x}", r as i64);
+            uart::flush();
+            let r = psci::system_off(c).map_or_else(i64::from, |()| 0);
+            println!("PAYLOAD: SYSTEM_OFF returned {r:#x}");
         }
     }
     println!("PAYLOAD: stopped");
-    rt::flush();
-    rt::halt()
+    uart::flush();
+    cpu::stop()
 }
 
 /// Reads and parses the DT at `dtb` (read in place: MMU off, nothing writes it).
@@ -109,7 +109,7 @@ fn read_state(addr: u64) -> SlotState {
         w(state::RELEASES),
     );
     let (last_entry, el, wake) = (w(state::LAST_ENTRY), w(state::EL), w(state::WAKES));
-    rt::dsb();
+    cpu::dsb();
     civac(addr, 64);
     SlotState {
         status: SlotStatus::from_raw(w(state::STATUS)),
@@ -133,7 +133,7 @@ fn read_record(i: usize) -> EntryRecord {
         // The secondary writes its fields, DSB, then `entries`: read `entries` first, DSB, then
         // the fields, so a new count comes with that entry's fields.
         let entries = rd(&raw const (*r).entries);
-        rt::dsb();
+        cpu::dsb();
         EntryRecord {
             entries,
             mpidr: rd(&raw const (*r).mpidr),
@@ -185,7 +185,7 @@ fn rearm(t: &mut Track) {
     let w = rd(t.cpu.release as *const u64);
     wr(t.cpu.release as *mut u64, 0);
     cvac(t.cpu.release, 8);
-    rt::sev();
+    cpu::sev();
     t.rearmed = true;
     ok(&format!(
         "{}: parked without zeroing its release word ({w:#x}, injected): the pen held it UNARMED, no re-entry; zeroed the word",
@@ -198,7 +198,7 @@ fn rearm(t: &mut Track) {
 fn release(ctx: &Ctx, t: &mut Track, entry: u64) {
     let what = format!("{}: round {}", t.cpu.name, t.round);
     t.wakes_before = read_state(t.state_addr).wakes;
-    t.released_at = rt::ticks();
+    t.released_at = timer::ticks();
     release_cpu(ctx, &t.cpu, t.state_addr, entry, &what);
 }
 
@@ -219,7 +219,7 @@ fn release_cpu(ctx: &Ctx, cpu: &SpinCpu, state_addr: u64, entry: u64, what: &str
     }
     wr(cpu.release as *mut u64, entry);
     cvac(cpu.release, 8);
-    rt::sev();
+    cpu::sev();
 }
 
 /// The address of `c`'s state record in the pen (a failure if it has none).
@@ -229,9 +229,10 @@ fn state_record(ctx: &Ctx, img: &PenImage<'_>, c: &SpinCpu) -> u64 {
         .unwrap_or_else(|| fail(ctx, &format!("{}: no state record", c.name)))
 }
 
+/// Called by the arch crate's entry (`loader/arch/src/entry.S`) on the boot CPU.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
-extern "C" fn payload_main(
+extern "C" fn rust_entry(
     dtb: u64,
     entry_ticks: u64,
     el: u64,
@@ -242,29 +243,28 @@ extern "C" fn payload_main(
     sctlr: u64,
 ) -> ! {
     let el = el as u8;
-    let boot = rt::mpidr();
+    let boot = cpu::mpidr();
     wr(rt::BOOT_MPIDR.get(), boot);
-    rt::heap_init();
+    rt::init();
     let dt = read_dt(dtb);
     if let Ok(info) = &dt {
         if let Some(Region { base, .. }) = info.console.as_ref().and_then(|c| c.reg) {
-            rt::set_uart(base);
+            uart::set_base(base as usize);
         }
     }
     println!("PAYLOAD: start el={el} dtb={dtb:#x} counter={entry_ticks:#x}");
     let mut ctx = Ctx {
         next: Next::Stop,
-        psci_hvc: None,
-        el,
+        psci: None,
     };
     let info = match dt {
         Ok(i) => i,
         Err(e) => fail(&ctx, &e),
     };
-    ctx.psci_hvc = info
-        .psci
-        .as_ref()
-        .map(|p| p.conduit == loader::dt::Conduit::Hvc);
+    ctx.psci = info.psci.as_ref().map(|p| match p.conduit {
+        loader::dt::Conduit::Hvc => Conduit::Hvc,
+        loader::dt::Conduit::Smc => Conduit::Smc,
+    });
     let args = match parse_bootargs(info.chosen.bootargs.as_deref()) {
         Ok(a) => a,
         Err(e) => fail(&ctx, &e),
@@ -333,8 +333,8 @@ extern "C" fn payload_main(
     match args.next {
         Next::Stop => {
             println!("PAYLOAD: done");
-            rt::flush();
-            rt::halt()
+            uart::flush();
+            cpu::stop()
         }
         Next::Poweroff => poweroff(&ctx),
         Next::Loader => chain(&ctx, &info, dtb, &st),
@@ -381,9 +381,9 @@ fn check_sleeping(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64) {
         .map(|c| (c, state_record(ctx, img, c)))
         .collect();
     let before: Vec<SlotState> = cpus.iter().map(|(_, a)| read_state(*a)).collect();
-    let t0 = rt::ticks();
-    while rt::ticks_to_us(rt::ticks().wrapping_sub(t0)) < WATCH_US {}
-    let us = rt::ticks_to_us(rt::ticks().wrapping_sub(t0));
+    let t0 = timer::ticks();
+    while timer::ticks_to_us(timer::ticks().wrapping_sub(t0)) < WATCH_US {}
+    let us = timer::ticks_to_us(timer::ticks().wrapping_sub(t0));
     for ((c, a), b) in cpus.iter().zip(&before) {
         let s = read_state(*a);
         let wakes = s.wakes.wrapping_sub(b.wakes);
@@ -417,9 +417,9 @@ fn keep(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64) {
     for c in st.cpus.iter().filter(|c| c.mpidr != boot & MPIDR_MASK) {
         let state_addr = state_record(ctx, img, c);
         release_cpu(ctx, c, state_addr, entry, &format!("{}: keep", c.name));
-        let t0 = rt::ticks();
+        let t0 = timer::ticks();
         while read_state(state_addr).status != SlotStatus::Released {
-            if rt::ticks_to_us(rt::ticks() - t0) > ROUND_TIMEOUT_US {
+            if timer::ticks_to_us(timer::ticks() - t0) > ROUND_TIMEOUT_US {
                 fail(ctx, &format!("{}: not RELEASED after keep", c.name));
             }
         }
@@ -486,11 +486,11 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
         tracks.len(),
         st.park
     );
-    let timeout = ROUND_TIMEOUT_US * rt::freq() / 1_000_000;
+    let timeout = ROUND_TIMEOUT_US * timer::freq() / 1_000_000;
     let mut slowest = 0u64;
     let mut latency = LatencyStats::default();
     let mut gic_checked = false;
-    let t0 = rt::ticks();
+    let t0 = timer::ticks();
     for t in tracks.iter_mut() {
         release(ctx, t, entry);
     }
@@ -521,7 +521,7 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
                     if !t.injected || t.rearmed {
                         latency
                             .us
-                            .push(rt::ticks_to_us(rec.entry_ticks.wrapping_sub(t.released_at)));
+                            .push(timer::ticks_to_us(rec.entry_ticks.wrapping_sub(t.released_at)));
                         latency
                             .wakes
                             .push((rec.wakes as u32).wrapping_sub(t.wakes_before));
@@ -536,7 +536,7 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
                             ),
                         );
                     }
-                    slowest = slowest.max(rt::ticks().wrapping_sub(t.released_at));
+                    slowest = slowest.max(timer::ticks().wrapping_sub(t.released_at));
                     if t.round == rounds {
                         t.done = true;
                         remaining -= 1;
@@ -546,7 +546,7 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
                     }
                 }
                 RoundState::Pending => {
-                    if rt::ticks().wrapping_sub(t.released_at) > timeout {
+                    if timer::ticks().wrapping_sub(t.released_at) > timeout {
                         let stray = rd(rt::PAYLOAD_STRAY.get());
                         fail(
                             ctx,
@@ -575,7 +575,7 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
             }
         }
     }
-    let elapsed = rt::ticks().wrapping_sub(t0);
+    let elapsed = timer::ticks().wrapping_sub(t0);
     // Final state: every secondary PARKED, counters advanced by exactly `rounds`, release word 0.
     for t in &tracks {
         let s = read_state(t.state_addr);
@@ -619,8 +619,8 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
         timing_line(
             tracks.len(),
             args.rounds,
-            rt::ticks_to_us(elapsed),
-            rt::ticks_to_us(slowest)
+            timer::ticks_to_us(elapsed),
+            timer::ticks_to_us(slowest)
         )
     );
     match latency.verdict(args.max_release_us) {
@@ -705,23 +705,8 @@ fn chain(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable) -> ! {
     if let Err(e) = image_footprint(&copied) {
         fail(ctx, &format!("chain: copy at {dest:#x}: {e}"));
     }
-    cvac(dest, words * 8);
-    rt::ic_iallu();
     println!("PAYLOAD: entering loader at {dest:#x} (x0={dtb:#x}, x1..x3=0, MMU off, DAIF masked)");
-    rt::flush();
-    // SAFETY: `dest` holds a verified arm64 Image cleaned to PoC; MMU off, nothing of ours is
-    // used after the branch.
-    unsafe {
-        core::arch::asm!(
-            "msr daifset, #0xf",
-            "isb",
-            "mov x1, xzr",
-            "mov x2, xzr",
-            "mov x3, xzr",
-            "br x4",
-            in("x0") dtb,
-            in("x4") dest,
-            options(noreturn, nostack)
-        );
-    }
+    // SAFETY: `dest` holds a verified arm64 Image; the handoff cleans it to PoC, and nothing of
+    // ours is used after the branch.
+    unsafe { arch::handoff::handoff(dest, dtb, &[(dest, words * 8)], false) }
 }

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn asm_constants_match() {
-    let src = include_str!("../../arch/pen.S");
+    let src = include_str!("../../../arch/src/pen.S");
     // included with global_asm!, where braces are format placeholders
     assert!(!src.contains('{') && !src.contains('}'));
     let mut found = Vec::new();

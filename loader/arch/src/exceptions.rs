@@ -1,11 +1,17 @@
-//! Exception reporting. Any exception the loader does not expect prints a full
-//! report (kind, EL, ESR with its class, ELR, FAR, SPSR, x0..x30) on the
-//! console and stops the CPU in a WFE loop: never a silent hang, never a jump
-//! into the unknown. The one expected exception is a data abort while a
-//! `probe_read_u32` is in flight (used to look at an untrusted x0 before we
-//! know where RAM is): it is skipped and reported to the prober.
+//! Exception reporting (the Rust side of the vectors in `entry.S`). Any exception nobody
+//! expects is handed to the reporter: by default a full report (kind, EL, ESR with its class,
+//! ELR, FAR, SPSR, x0..x30, backtrace) on the console, then the CPU stops in a WFE loop: never a
+//! silent hang, never a jump into the unknown. A program may install its own reporter
+//! ([`set_reporter`]; the test payload prints its verdict lines). The one expected exception is
+//! a data abort while a `probe_read_u32` is in flight (used to look at an untrusted x0 before
+//! we know where RAM is): it is skipped and reported to the prober.
+//!
+//! The panic report ([`report_panic`]) is here too; each program names it in its own
+//! `#[panic_handler]`.
 
+use aarch64_cpu::registers::{Readable, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2};
 use core::arch::asm;
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 #[repr(C)]
@@ -38,6 +44,49 @@ const KINDS: [&str; 16] = [
     "SError (lower EL, AArch32)",
 ];
 
+/// An exception nobody expected, as the vectors saw it.
+pub struct Exception<'a> {
+    /// Vector index 0..16 (current EL SP0/SPx, lower EL AArch64/AArch32 × sync/IRQ/FIQ/SError).
+    pub kind: u64,
+    pub esr: u64,
+    pub far: u64,
+    /// The registers at the exception (ELR and SPSR included).
+    pub frame: &'a Frame,
+}
+
+impl Exception<'_> {
+    /// "Synchronous (current EL, SPx)" and so on.
+    pub fn kind_name(&self) -> &'static str {
+        KINDS.get(self.kind as usize).copied().unwrap_or("?")
+    }
+
+    /// The exception class (ESR bits 31:26).
+    pub fn ec(&self) -> u64 {
+        self.esr >> 26
+    }
+}
+
+/// Reports an unexpected exception; never returns.
+pub type Reporter = fn(&Exception<'_>) -> !;
+
+struct ReporterCell(UnsafeCell<Reporter>);
+// SAFETY: written once by the boot CPU before any other CPU can take an exception
+// (`set_reporter`), read by the vectors; an aligned word, accessed with volatile loads/stores.
+unsafe impl Sync for ReporterCell {}
+static REPORTER: ReporterCell = ReporterCell(UnsafeCell::new(report));
+
+/// Replaces the default report ([`report`]). Call on the boot CPU before any other CPU may run
+/// the vectors (for the payload: before the first release).
+pub fn set_reporter(r: Reporter) {
+    // SAFETY: see `ReporterCell`.
+    unsafe { REPORTER.0.get().write_volatile(r) };
+}
+
+fn reporter() -> Reporter {
+    // SAFETY: see `ReporterCell`.
+    unsafe { REPORTER.0.get().read_volatile() }
+}
+
 fn ec_name(ec: u64) -> &'static str {
     match ec {
         0x00 => "unknown reason",
@@ -61,16 +110,11 @@ fn ec_name(ec: u64) -> &'static str {
 }
 
 fn read_esr_far() -> (u64, u64) {
-    let (esr, far): (u64, u64);
-    // SAFETY: reading syndrome registers of the current EL has no side effects.
-    unsafe {
-        if super::cpu::current_el() == 2 {
-            asm!("mrs {}, esr_el2", "mrs {}, far_el2", out(reg) esr, out(reg) far, options(nomem, nostack));
-        } else {
-            asm!("mrs {}, esr_el1", "mrs {}, far_el1", out(reg) esr, out(reg) far, options(nomem, nostack));
-        }
+    if crate::cpu::current_el() == 2 {
+        (ESR_EL2.get(), FAR_EL2.get())
+    } else {
+        (ESR_EL1.get(), FAR_EL1.get())
     }
-    (esr, far)
 }
 
 #[no_mangle]
@@ -82,19 +126,32 @@ extern "C" fn exception_handler(kind: u64, frame: &mut Frame) {
         frame.elr += 4;
         return;
     }
-    let name = KINDS.get(kind as usize).copied().unwrap_or("?");
+    reporter()(&Exception {
+        kind,
+        esr,
+        far,
+        frame,
+    })
+}
+
+/// The default report: what happened, the registers, the backtrace; then [`halt`].
+pub fn report(e: &Exception<'_>) -> ! {
     crate::println!(
-        "\n*** parkboot: unexpected exception: {name} at EL{}",
-        super::cpu::current_el()
+        "\n*** parkboot: unexpected exception: {} at EL{}",
+        e.kind_name(),
+        crate::cpu::current_el()
     );
     crate::println!(
-        "    ESR {esr:#018x} (EC {ec:#04x}: {})  ELR {:#018x}  FAR {far:#018x}  SPSR {:#010x}",
-        ec_name(ec),
-        frame.elr,
-        frame.spsr
+        "    ESR {:#018x} (EC {:#04x}: {})  ELR {:#018x}  FAR {:#018x}  SPSR {:#010x}",
+        e.esr,
+        e.ec(),
+        ec_name(e.ec()),
+        e.frame.elr,
+        e.far,
+        e.frame.spsr
     );
-    report_registers(&frame.x);
-    backtrace(Some(frame.elr), frame.x[29]);
+    report_registers(&e.frame.x);
+    backtrace(Some(e.frame.elr), e.frame.x[29]);
     halt("stopped after unexpected exception");
 }
 
@@ -112,11 +169,8 @@ pub fn report_registers(x: &[u64; 31]) {
 /// Stops this CPU for good after saying why. Never jumps anywhere.
 pub fn halt(why: &str) -> ! {
     crate::println!("*** parkboot: {why}; CPU halted (reset the board).");
-    super::uart::flush();
-    loop {
-        // SAFETY: masks interrupts and waits; no memory effects.
-        unsafe { asm!("msr daifset, #0xf", "wfe", options(nomem, nostack)) };
-    }
+    crate::uart::flush();
+    crate::cpu::stop()
 }
 
 /// Reads a u32 at `addr`, returning None instead of faulting when nothing
@@ -140,8 +194,11 @@ pub fn probe_read_u32(addr: usize) -> Option<u32> {
     }
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
+/// The panic report: message, location, EL, SP, the registers and the backtrace; then
+/// [`halt`]. Inlined into the caller's `#[panic_handler]`, so the registers are those at the
+/// handler's entry.
+#[inline(always)]
+pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
     // The registers first, before printing disturbs them: they are those of
     // the panic handler's entry (x29/x30/sp lead back to the panicking code;
     // the backtrace below walks that chain).
@@ -180,7 +237,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let (esr, far) = read_esr_far();
     crate::println!(
         "    EL{}  SP {sp:#018x}  last ESR {esr:#x} FAR {far:#x}",
-        super::cpu::current_el()
+        crate::cpu::current_el()
     );
     report_registers(&x);
     backtrace(None, x[29]);
@@ -229,38 +286,3 @@ fn backtrace(pc: Option<u64>, mut fp: u64) {
     }
     crate::println!();
 }
-
-/// U-Boot's `exception` command (CONFIG_CMD_EXCEPTION): raise an exception or
-/// a panic on purpose, to check the reports and the halt on a board. Built
-/// only with the `cmd-exception` feature (`loader-exception.bin`, used by the
-/// tests), so that nothing typed at a release loader can stop it.
-#[cfg(feature = "cmd-exception")]
-pub fn cmd_exception(
-    sh: &mut crate::platform::Sh,
-    args: &[alloc::string::String],
-) -> shell::CmdResult {
-    let [_, what] = args else {
-        return Err(shell::CmdError::Usage);
-    };
-    sh.print(&alloc::format!("exception: raising '{what}'\n"));
-    super::uart::flush();
-    match what.as_str() {
-        // SAFETY (all three): the instruction traps at once into the
-        // exception vectors, which report and halt; nothing returns here.
-        "undefined" => unsafe { asm!("udf #0", options(nomem, nostack)) },
-        "breakpoint" => unsafe { asm!("brk #0x1234", options(nomem, nostack)) },
-        "abort" => unsafe {
-            asm!("ldr {v}, [{a}]", a = in(reg) EXCEPTION_ABORT_ADDR, v = out(reg) _, options(nostack))
-        },
-        "panic" => panic!("exception command: deliberate panic"),
-        _ => return Err(shell::CmdError::Usage),
-    }
-    Err(shell::CmdError::Msg(alloc::format!(
-        "exception: '{what}' did not trap"
-    )))
-}
-
-/// Not mapped by the loader's page tables (above every RAM and device range
-/// of the boards it supports), so a load from it is a translation fault.
-#[cfg(feature = "cmd-exception")]
-pub const EXCEPTION_ABORT_ADDR: u64 = 0xdead_0000_0000;

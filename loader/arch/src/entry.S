@@ -1,14 +1,30 @@
 /*
- * parkboot entry: the arm64 Linux Image header, the primary CPU's entry and
- * the exception vectors. Everything else is Rust.
+ * The arm64 Image header, the boot CPU's entry and the exception vectors of
+ * every parkboot program (the loader and the test payload; both link with a
+ * script that places .head first, .text.entry, .vectors at 2 KiB alignment,
+ * and defines __image_start/__image_end/__image_size, __rela_start/__rela_end,
+ * __bss_start/__bss_end and __stack_top). Everything else is Rust.
  *
  * Entry contract (booting.rst): x0 = DTB physical address, x1-x3 = 0, MMU off,
  * at EL2 or EL1, from any 2 MiB-aligned base (+ text_offset 0).
+ *
+ * The program provides
+ *   rust_entry(dtb, entry_ticks, el, x1, x2, x3, daif, sctlr) -> !
+ * (daif and sctlr as found at entry, before this code changes them; a program
+ * may declare fewer arguments) and, for the vectors, nothing: they call
+ * exception_handler in exceptions.rs.
+ *
+ * Included with global_asm!(include_str!(...)): no curly braces in this file.
  */
 
 .macro adr_l, reg, sym
     adrp    \reg, \sym
     add     \reg, \reg, :lo12:\sym
+.endm
+
+.macro mov32, reg, val
+    movz    \reg, #((\val) & 0xffff)
+    movk    \reg, #((\val) >> 16), lsl #16
 .endm
 
 .section .head, "ax"
@@ -32,6 +48,7 @@ primary_entry:
     mov     x21, x1                     /* x1..x3 kept for the entry report */
     mov     x22, x2
     mov     x23, x3
+    mrs     x25, daif                   /* entry DAIF, for the program's checks */
     msr     daifset, #0xf
 
     mrs     x9, CurrentEL
@@ -47,13 +64,14 @@ primary_entry:
     b       0b
 
 1:  /* EL2: re-initialise what a kexec'ing (possibly VHE) kernel may leave behind. */
-    ldr     x0, =0x30c50830             /* SCTLR_EL2 RES1 bits; MMU, caches, alignment checks off */
+    mrs     x26, sctlr_el2              /* entry SCTLR, for the program's checks */
+    mov32   x0, 0x30c50830              /* SCTLR_EL2 RES1 bits; MMU, caches, alignment checks off */
     msr     sctlr_el2, x0
     isb
     mov     x0, #(1 << 31)              /* HCR_EL2: RW=1 (EL1 is AArch64); E2H=0, TGE=0 */
     msr     hcr_el2, x0
     isb
-    ldr     x0, =0x33ff                 /* CPTR_EL2 (nVHE layout): RES1, TFP=0 (no FP/SIMD traps) */
+    mov     x0, #0x33ff                 /* CPTR_EL2 (nVHE layout): RES1, TFP=0 (no FP/SIMD traps) */
     msr     cptr_el2, x0
     mov     x0, #3                      /* CNTHCTL_EL2: EL1PCTEN | EL1PCEN */
     msr     cnthctl_el2, x0
@@ -66,7 +84,8 @@ primary_entry:
     b       3f
 
 2:  /* EL1 */
-    ldr     x0, =0x30d00800             /* SCTLR_EL1 RES1 bits; MMU, caches off */
+    mrs     x26, sctlr_el1
+    mov32   x0, 0x30d00800              /* SCTLR_EL1 RES1 bits; MMU, caches off */
     msr     sctlr_el1, x0
     isb
     mov     x0, #(3 << 20)              /* CPACR_EL1.FPEN: no FP/SIMD traps */
@@ -110,9 +129,9 @@ primary_entry:
     str     x5, [x0, x3]
 6:  b       5b
 
-7:  /* Zero .bss (not the stack or heap, which need no zeroing). */
+7:  /* Zero .bss (not the stacks or the heap, which need no zeroing). */
     adr_l   x0, __bss_start
-    adr_l   x1, __stack_bottom
+    adr_l   x1, __bss_end
 8:  cmp     x0, x1
     b.hs    9f
     stp     xzr, xzr, [x0], #16
@@ -122,22 +141,25 @@ primary_entry:
     mov     sp, x0
     mov     x29, xzr
     mov     x30, xzr
-    /* rust_entry(dtb, entry_ticks, el, x1, x2, x3) */
+    /* rust_entry(dtb, entry_ticks, el, x1, x2, x3, daif, sctlr) */
     mov     x0, x19
     mov     x1, x20
     mov     x2, x24
     mov     x3, x21
     mov     x4, x22
     mov     x5, x23
+    mov     x6, x25
+    mov     x7, x26
     bl      rust_entry
 10: wfe
     b       10b
-.ltorg
 
 /*
- * Exception vectors: each entry saves the full register file into a frame on
- * the stack and calls exception_handler(kind, frame). The handler may change
- * the saved ELR (probe fix-ups); otherwise it reports and never returns.
+ * Exception vectors (every CPU of the program; secondaries install them with
+ * `adr_l x0, exception_vectors` and VBAR): each entry saves the full register
+ * file into a frame on the current stack and calls exception_handler(kind,
+ * frame). The handler may change the saved ELR (probe fix-ups); otherwise it
+ * reports and never returns.
  * Frame: x0..x30, ELR, SPSR (33 u64, padded to 34).
  */
 .section .vectors, "ax"
@@ -223,3 +245,7 @@ exception_common:
     ldr     x30, [sp, #(30 * 8)]
     add     sp, sp, #(34 * 8)
     eret
+
+/* Other global_asm! files of the program may define their own. */
+.purgem adr_l
+.purgem mov32

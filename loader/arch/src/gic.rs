@@ -10,11 +10,11 @@
 //! Only the boot CPU runs this (secondaries run nothing but the pen), so the state is a plain
 //! static without a lock.
 
+use crate::gic_regs::*;
+use crate::wait::{WaitMethod, WakeGic, WakePlan, WAKE_PMR, WAKE_SGI};
+use aarch64_cpu::registers::{Readable, ID_AA64PFR0_EL1};
 use core::arch::asm;
 use core::cell::UnsafeCell;
-use loader::wake::{WaitMethod, WakeConfig, WakeGic, GICR_FRAME, WAKE_PMR, WAKE_SGI};
-
-use loader::wake::regs::*;
 
 const GICD_CTLR_RWP: u32 = 1 << 31;
 /// v3 (and Linux's value): ARE_NS | EnableGrp1A | EnableGrp1 (DS=1: ARE | Grp1 | Grp0).
@@ -128,10 +128,8 @@ pub fn has_wfxt() -> bool {
 
 /// ID_AA64PFR0_EL1.GIC ≠ 0: a GICv3 system-register CPU interface.
 pub fn has_gic_sysregs() -> bool {
-    let v: u64;
-    // SAFETY: ID register read.
-    unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack)) };
-    (v >> 24) & 0xf != 0
+    // (aarch64-cpu's ID_AA64PFR0_EL1 names no GIC field.)
+    (ID_AA64PFR0_EL1.get() >> 24) & 0xf != 0
 }
 
 /// Turns the distributor on (group enables; on v3 also affinity routing) if it is off, so
@@ -164,8 +162,9 @@ fn enable_distributor(gic: &WakeGic) -> Option<u32> {
     }
 }
 
-/// This CPU's redistributor (RD_base), found by GICR_TYPER affinity.
-fn find_redistributor(regions: &[(u64, u64)], mpidr: u64) -> Option<usize> {
+/// The redistributor (RD_base) of the CPU with `mpidr`, found by GICR_TYPER affinity in the
+/// redistributor `regions` (base, size).
+pub fn find_redistributor(regions: &[(u64, u64)], mpidr: u64) -> Option<usize> {
     let aff = (mpidr & 0xff_ffff) | (((mpidr >> 32) & 0xff) << 24);
     for &(base, size) in regions {
         let end = base.checked_add(size)?;
@@ -190,20 +189,17 @@ fn find_redistributor(regions: &[(u64, u64)], mpidr: u64) -> Option<usize> {
 /// Sets up the distributor for the pen and the boot CPU's own idle sleep from `cfg` (the same
 /// wake block the pen gets); `uart` is the console (base, INTID) whose receive interrupt also
 /// wakes the boot CPU. Returns how the boot CPU will idle.
-pub fn init(cfg: &WakeConfig, el: u8, mpidr: u64, uart: Option<(usize, u32)>) -> WaitMethod {
-    let gicd_ctlr_at_entry = enable_distributor(&cfg.gic);
+pub fn init(cfg: &impl WakePlan, el: u8, mpidr: u64, uart: Option<(usize, u32)>) -> WaitMethod {
+    let gic = cfg.gic();
+    let gicd_ctlr_at_entry = enable_distributor(gic);
     let mut s = Sleeper {
         method: cfg.method(el, has_wfxt(), has_gic_sysregs()),
-        period: cfg.period_ticks,
+        period: cfg.period_ticks(),
         uart: None,
         kick: None,
         el,
-        intid: if el == 2 {
-            cfg.intid_el2
-        } else {
-            cfg.intid_el1
-        },
-        gicd: match &cfg.gic {
+        intid: cfg.timer_intid(el),
+        gicd: match gic {
             WakeGic::V2 { gicd, .. } | WakeGic::V3 { gicd, .. } => *gicd as usize,
             WakeGic::None => 0,
         },
@@ -212,7 +208,7 @@ pub fn init(cfg: &WakeConfig, el: u8, mpidr: u64, uart: Option<(usize, u32)>) ->
         gicd_ctlr_at_entry,
     };
     let bit = 1u32.checked_shl(s.intid).unwrap_or(0);
-    match (&cfg.gic, s.method) {
+    match (gic, s.method) {
         (WakeGic::V2 { gicc, .. }, WaitMethod::GicV2Timer) => {
             s.cpu_if = *gicc as usize;
             wr8(s.gicd + GICD_IPRIORITYR + s.intid as usize, 0);
@@ -246,7 +242,7 @@ pub fn init(cfg: &WakeConfig, el: u8, mpidr: u64, uart: Option<(usize, u32)>) ->
         if let Some((base, intid)) = uart.filter(|&(b, i)| b != 0 && (32..1020).contains(&i)) {
             s.uart = Some(route_uart(&s, base, intid, mpidr));
             // A key wakes the CPU at once: it may sleep the whole hold period.
-            s.period = s.period.max(cfg.hold_ticks);
+            s.period = s.period.max(cfg.hold_ticks());
         }
     }
     set(Some(s));

@@ -1,6 +1,27 @@
-//! PSCI calls to the firmware, through the conduit named by /psci.
+//! PSCI calls to the firmware through the conduit named by /psci, all through the `smccc`
+//! crate; plus the two CPU_OFF stubs a pen CPU can be released to (it has no stack there).
 use smccc::psci;
 use smccc::{Hvc, Smc};
+
+// Where a pen CPU is released to when `cpu_method=psci` hands CPUs back to
+// firmware: PSCI CPU_OFF through the conduit (never returns on success).
+core::arch::global_asm!(
+    ".section .text.psci_off, \"ax\"",
+    ".global psci_off_smc",
+    "psci_off_smc:",
+    "    movz w0, #0x0002",
+    "    movk w0, #0x8400, lsl #16",
+    "    smc #0",
+    "1:  wfe",
+    "    b 1b",
+    ".global psci_off_hvc",
+    "psci_off_hvc:",
+    "    movz w0, #0x0002",
+    "    movk w0, #0x8400, lsl #16",
+    "    hvc #0",
+    "2:  wfe",
+    "    b 2b",
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conduit {
@@ -11,7 +32,7 @@ pub enum Conduit {
 /// Whether calls through `c` can reach firmware from the current EL. An HVC
 /// issued at EL2 traps to ourselves, so it is unusable there.
 pub fn usable(c: Conduit) -> bool {
-    !(c == Conduit::Hvc && super::cpu::current_el() == 2)
+    !(c == Conduit::Hvc && crate::cpu::current_el() == 2)
 }
 
 pub fn system_off(c: Conduit) -> Result<(), psci::error::Error> {

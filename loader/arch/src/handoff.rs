@@ -1,5 +1,5 @@
-//! The ONE way out of the loader: every boot (kernel, payload, next loader)
-//! leaves through `handoff`. It establishes the arm64 boot protocol entry
+//! The ONE way out: every boot the loader does (kernel, payload, next loader),
+//! and the test payload's chain into the next loader, leave through `handoff`. It establishes the arm64 boot protocol entry
 //! state (Documentation/arch/arm64/booting.rst):
 //!
 //! - everything the next stage will read is cleaned to PoC (`clean` ranges),
@@ -15,32 +15,31 @@
 //!   distributor stays enabled only while CPUs sleep in a pen
 //!   (`keep_distributor`; docs/protocol.md §3.3).
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{Writeable, ICC_SRE_EL2};
 use core::arch::asm;
 
-/// Leaves the loader for `entry` with `dtb` in x0.
+/// Leaves the program for `entry` with `dtb` in x0.
 ///
 /// # Safety
 /// `entry` must be the entry point of a loaded image, every range in `clean`
 /// must be mapped, and nothing may be written to those ranges afterwards.
 pub unsafe fn handoff(entry: u64, dtb: u64, clean: &[(u64, u64)], keep_distributor: bool) -> ! {
-    super::uart::flush();
-    super::gic::quiesce(keep_distributor);
+    crate::uart::flush();
+    crate::gic::quiesce(keep_distributor);
     for &(start, len) in clean {
-        super::cpu::clean_dcache_range(start as usize, len as usize);
+        crate::cpu::clean_dcache_range(start as usize, len as usize);
     }
-    let el = super::cpu::current_el();
-    let pfr0: u64;
-    // SAFETY: ID register read.
-    unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) pfr0, options(nomem, nostack)) };
-    let gicv3_sysregs = (pfr0 >> 24) & 0xf != 0;
+    let el = crate::cpu::current_el();
+    if el == 2 && crate::gic::has_gic_sysregs() {
+        // ICC_SRE_EL2: SRE | DFB | DIB | Enable
+        ICC_SRE_EL2.set(0xf);
+        barrier::isb(barrier::SY);
+    }
     // SAFETY: from here on nothing but this asm runs; it does not touch the
     // stack or any memory once the MMU is off.
     unsafe {
         if el == 2 {
-            if gicv3_sysregs {
-                // ICC_SRE_EL2: SRE | DFB | DIB | Enable
-                asm!("mov {t}, #0xf", "msr s3_4_c12_c9_5, {t}", "isb", t = out(reg) _, options(nostack));
-            }
             asm!(
                 "msr daifset, #0xf",
                 "msr cntvoff_el2, xzr",

@@ -89,7 +89,7 @@ impl core::fmt::Write for Console {
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => {{
-        let _ = core::fmt::Write::write_fmt(&mut $crate::arch::uart::Console, format_args!($($arg)*));
+        let _ = core::fmt::Write::write_fmt(&mut $crate::uart::Console, format_args!($($arg)*));
     }};
 }
 

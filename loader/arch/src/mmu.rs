@@ -6,6 +6,7 @@
 //! lock, no atomics are needed to build them with the MMU off), then from the
 //! heap if the pool runs out. 48-bit VA, 4 KiB granule, TTBR0 only.
 
+use aarch64_cpu::registers::{Readable, ID_AA64MMFR0_EL1};
 use aarch64_paging::descriptor::{
     El1Attributes, El23Attributes, PagingAttributes, PhysicalAddress,
 };
@@ -39,7 +40,7 @@ impl<A: PagingAttributes> Translation<A> for PoolTranslation {
             }
         };
         let Some(nn) = NonNull::new(p as *mut PageTable<A>) else {
-            super::exceptions::halt("out of memory for page tables");
+            crate::exceptions::halt("out of memory for page tables");
         };
         (nn, PhysicalAddress(p as usize))
     }
@@ -50,7 +51,7 @@ impl<A: PagingAttributes> Translation<A> for PoolTranslation {
 
     fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<A>> {
         NonNull::new(pa.0 as *mut PageTable<A>)
-            .unwrap_or_else(|| super::exceptions::halt("page table at PA 0"))
+            .unwrap_or_else(|| crate::exceptions::halt("page table at PA 0"))
     }
 }
 
@@ -70,10 +71,7 @@ pub struct Layout2<'a> {
 }
 
 fn pa_bits() -> u32 {
-    let mmfr0: u64;
-    // SAFETY: ID register read.
-    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
-    match mmfr0 & 0xf {
+    match ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) {
         0 => 32,
         1 => 36,
         2 => 40,
@@ -177,7 +175,7 @@ const MAIR: u64 = 0x04 | (0xff << 8); // idx0 Device-nGnRE, idx1 Normal WB RW-al
 pub fn enable(layout: &Layout2) -> usize {
     let bits = pa_bits();
     let limit = 1u64 << bits;
-    let el = super::cpu::current_el();
+    let el = crate::cpu::current_el();
     // TCR: T0SZ=16 (48-bit VA), IRGN0/ORGN0 = WB RA WA, SH0 = inner, TG0 = 4K.
     let tcr_common: u64 = 16 | (1 << 8) | (1 << 10) | (3 << 12);
     record(layout);

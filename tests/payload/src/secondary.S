@@ -1,0 +1,141 @@
+/*
+ * parkboot test payload: the secondary-CPU entry (the address the boot CPU
+ * writes into the pen's release words) with the cpu-park return, and the
+ * keep loop. The Image header, the boot CPU's entry and the exception vectors
+ * are the arch crate's (loader/arch/src/entry.S), as in the loader; the
+ * payload runs with the MMU off on every CPU.
+ *
+ * Included with global_asm!(include_str!(...)): no curly braces in this file.
+ */
+
+.equ SEC_STACK_SHIFT,   14              /* 16 KiB per secondary (payload.ld SEC_STACK_SIZE) */
+.equ CPU_SLOT_SHIFT,    6               /* PAYLOAD_CPUS entries are 64 bytes (rt.rs CpuSlot) */
+.equ CPU_SLOT_MPIDR,    0
+.equ CPU_SLOT_RELEASE,  8
+.equ CPU_SLOT_PARK,     16
+.equ CPU_SLOT_SKIP_ZERO, 24             /* fault injection: park without zeroing */
+
+.macro adr_l, reg, sym
+    adrp    \reg, \sym
+    add     \reg, \reg, :lo12:\sym
+.endm
+
+.section .text.payload_secondary, "ax"
+
+/*
+ * Secondary CPU, released from the pen (docs/protocol.md §5.1): MMU off, DAIF
+ * masked, x0..x3 = 0 (recorded, and checked by the boot CPU), at the pen's
+ * entry_el. Position independent (adr/adrp only).
+ *
+ * 1. find our index in PAYLOAD_CPUS by MPIDR (no match: publish the MPIDR in
+ *    PAYLOAD_STRAY and stop — nothing else is written);
+ * 2. our own stack: __secondary_stacks + (index + 1) * 16 KiB;
+ * 3. payload_secondary(index, x0, x1, x2, x3, el, mpidr) records the entry;
+ * 4. the cpu-park contract (§5.2): store 0 to our own release word, DC CIVAC
+ *    it, DSB SY, mask DAIF, MMU and D-cache off, branch to cpu-park-addr.
+ */
+.balign 8
+.global payload_secondary_entry
+payload_secondary_entry:
+    mrs     x26, cntpct_el0             /* entry timestamp (release latency) */
+    mov     x19, x0
+    mov     x20, x1
+    mov     x21, x2
+    mov     x22, x3
+    msr     daifset, #0xf
+    mrs     x23, CurrentEL
+    ubfx    x23, x23, #2, #2
+    mrs     x24, mpidr_el1
+    movz    x0, #0xffff                 /* Aff3..Aff0: 0xff_00ff_ffff */
+    movk    x0, #0xff, lsl #16
+    movk    x0, #0xff, lsl #32
+    and     x24, x24, x0
+
+    adr_l   x9, PAYLOAD_NR_CPUS
+    ldr     x10, [x9]
+    adr_l   x11, PAYLOAD_CPUS
+    mov     x25, #0                     /* x25: our index */
+11: cmp     x25, x10
+    b.hs    .Lstray
+    add     x12, x11, x25, lsl #CPU_SLOT_SHIFT
+    ldr     x13, [x12, #CPU_SLOT_MPIDR]
+    cmp     x13, x24
+    b.eq    12f
+    add     x25, x25, #1
+    b       11b
+
+.Lstray:
+    adr_l   x9, PAYLOAD_STRAY
+    orr     x0, x24, #(1 << 63)         /* bit 63: "set" (MPIDR 0 is valid) */
+    str     x0, [x9]
+    dc      civac, x9
+    dsb     sy
+.Lstop:
+    wfe
+    b       .Lstop
+
+12: cmp     x23, #2                     /* the arch crate's vectors, as on the boot CPU */
+    b.ne    13f
+    adr_l   x0, exception_vectors
+    msr     vbar_el2, x0
+    b       14f
+13: adr_l   x0, exception_vectors
+    msr     vbar_el1, x0
+14: isb
+    adr_l   x9, __secondary_stacks
+    add     x10, x25, #1
+    add     x9, x9, x10, lsl #SEC_STACK_SHIFT
+    mov     sp, x9
+    mov     x29, xzr
+    mov     x30, xzr
+    mov     x0, x25
+    mov     x1, x19
+    mov     x2, x20
+    mov     x3, x21
+    mov     x4, x22
+    mov     x5, x23
+    mov     x6, x24
+    mov     x7, x26
+    bl      payload_secondary
+
+    /* ---- park: the cpu-park-addr contract ---- */
+    adr_l   x9, PAYLOAD_CPUS
+    add     x9, x9, x25, lsl #CPU_SLOT_SHIFT
+    ldr     x10, [x9, #CPU_SLOT_RELEASE]
+    ldr     x11, [x9, #CPU_SLOT_PARK]
+    ldr     x12, [x9, #CPU_SLOT_SKIP_ZERO]
+    cbnz    x12, 17f                    /* (payload.inject=no-zero: break the contract) */
+    str     xzr, [x10]                  /* our own release word := 0 (one 64-bit store) */
+17: dc      civac, x10
+    dsb     sy
+    msr     daifset, #0xf
+    mrs     x0, CurrentEL
+    cmp     x0, #(2 << 2)
+    b.ne    15f
+    mrs     x0, sctlr_el2               /* MMU and D-cache off (they never were on) */
+    bic     x0, x0, #(1 << 0)
+    bic     x0, x0, #(1 << 2)
+    msr     sctlr_el2, x0
+    b       16f
+15: mrs     x0, sctlr_el1
+    bic     x0, x0, #(1 << 0)
+    bic     x0, x0, #(1 << 2)
+    msr     sctlr_el1, x0
+16: isb
+    br      x11
+
+/*
+ * payload.keep=1: where a secondary is released to be kept (a kernel that
+ * never returns a CPU): interrupts masked, WFI for ever. Nothing configures
+ * a wake-up source for it, so it never fetches from here again — the next
+ * stage may reuse this memory.
+ */
+.balign 8
+.global payload_keep_entry
+payload_keep_entry:
+    msr     daifset, #0xf
+1:  wfi
+    b       1b
+
+/* Other global_asm! files of the program may define their own. */
+.purgem adr_l
