@@ -208,37 +208,9 @@ impl Qemu {
     /// its index and the text up to and including it, and moves the cursor
     /// past it.
     pub fn expect_any(&mut self, pats: &[&str], timeout: Duration) -> (usize, String) {
-        let deadline = Instant::now() + timeout;
-        let mut out = self.shared.out.lock().unwrap();
-        loop {
-            let first = pats
-                .iter()
-                .enumerate()
-                .filter_map(|(k, p)| find(&out[self.cursor..], p.as_bytes()).map(|i| (i, k)))
-                .min();
-            if let Some((i, k)) = first {
-                let end = self.cursor + i + pats[k].len();
-                let s = String::from_utf8_lossy(&out[self.cursor..end]).into_owned();
-                self.cursor = end;
-                return (k, s);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                drop(out);
-                self.fail(&format!(
-                    "timed out after {timeout:?} waiting for one of {pats:?}"
-                ));
-            }
-            if *self.shared.eof.lock().unwrap() {
-                drop(out);
-                self.fail(&format!("QEMU exited while waiting for one of {pats:?}"));
-            }
-            let (o, _) = self
-                .shared
-                .cv
-                .wait_timeout(out, (deadline - now).min(Duration::from_millis(200)))
-                .unwrap();
-            out = o;
+        match self.serial.wait_any(pats, timeout) {
+            Ok(found) => (found.which, found.text),
+            Err(e) => self.fail(&e.to_string()),
         }
     }
 

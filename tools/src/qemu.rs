@@ -191,6 +191,11 @@ impl Serial {
         })
     }
 
+    /// The QEMU process's id (for its CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the first of `pats` to complete after the cursor; the cursor moves past it.
     pub fn wait_any(&mut self, pats: &[&str], timeout: Duration) -> Result<Found, WaitError> {
         let deadline = Instant::now() + timeout;

@@ -77,7 +77,7 @@ pub(super) fn timer_irqs(value: &[u8]) -> Option<TimerIrqs> {
     let ppi = |i: usize| -> Option<u32> {
         let ty = be32_at(value, i * 12)?;
         let num = be32_at(value, i * 12 + 4)?;
-        (ty == 1 && num < 16).then_some(num + 16)
+        (ty == 1 && num < 16).then(|| num + 16)
     };
     Some(TimerIrqs {
         secure_phys: ppi(0),

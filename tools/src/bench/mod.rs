@@ -35,6 +35,8 @@
 //!   load of /Image over the same, now warm, RAM; for parkboot also a loader → loader hop
 //!   (`booti` of /loader.bin);
 //! * raw and autoboot again with `-smp 1` (diagnostic: no secondary CPUs, so no pen);
+//! * idle: each loader at its prompt for 10 s with nothing typed, the QEMU process's CPU time
+//!   from /proc (-smp 4, -smp 8, and -smp 4 with gic-version=3);
 //! * parkboot only: one kexec chain cycle (loader → Linux → `kexec -l /loader.bin` → loader);
 //! * parkboot only: the in-memory payload chain (docs/chain.md), 10 cycles per mode
 //!   (`pen_gather=start` and `boot`): loader entry → payload entry in guest time.
@@ -59,7 +61,8 @@ use options::parse_opts;
 use prepare::{make_uboot_env, prepare, probe_parkboot};
 use report::{host_state, render};
 use results::Results;
-use runs::{run_auto, run_chain, run_memchain, run_raw, run_typed, Extra};
+use results::IDLE_MACHINES;
+use runs::{run_auto, run_chain, run_idle, run_memchain, run_raw, run_typed, Extra};
 
 pub(super) const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
@@ -132,6 +135,12 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
                     "raw" => run_raw(&ctx, l, run, &mut r, 4)?,
                     _ => run_raw(&ctx, l, run, &mut r, 1)?,
                 }
+            }
+        }
+        for m in IDLE_MACHINES {
+            for l in [Loader::UBoot, Loader::Parkboot] {
+                eprintln!("xtask: bench: round {run}/{runs}: {} {}", m.0, l.name());
+                run_idle(&ctx, l, run, &mut r, m)?;
             }
         }
         for (gather, dtb) in &ctx.memchain_dtbs {

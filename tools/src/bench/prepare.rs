@@ -45,7 +45,17 @@ pub(super) struct Ctx {
 impl Ctx {
     /// The machine both loaders run on: virt at EL2, cortex-a57, 1 GiB, serial on stdio.
     pub(super) fn machine_args(&self, smp: u32) -> Vec<String> {
-        let mut a = board_args("virt,virtualization=on", "cortex-a57", smp, "1G");
+        self.machine_args_gic(smp, false)
+    }
+
+    /// The same with `gic-version=3` when `gic3`.
+    pub(super) fn machine_args_gic(&self, smp: u32, gic3: bool) -> Vec<String> {
+        let machine = if gic3 {
+            "virt,virtualization=on,gic-version=3"
+        } else {
+            "virt,virtualization=on"
+        };
+        let mut a = board_args(machine, "cortex-a57", smp, "1G");
         a.extend(["-nic".to_string(), "none".to_string()]);
         if self.opts.prealloc {
             a.push("-mem-prealloc".into());
@@ -53,14 +63,15 @@ impl Ctx {
         a
     }
 
-    pub(super) fn qemu_args(
+    pub(super) fn qemu_args_gic(
         &self,
         l: Loader,
         disk_img: &Path,
         flash: bool,
         smp: u32,
+        gic3: bool,
     ) -> Vec<String> {
-        let mut a = self.machine_args(smp);
+        let mut a = self.machine_args_gic(smp, gic3);
         match l {
             Loader::UBoot => {
                 a.push("-bios".into());
@@ -103,11 +114,25 @@ impl Ctx {
         flash: bool,
         smp: u32,
     ) -> Result<Session, String> {
+        self.session_machine(l, mode, run, disk_img, flash, smp, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn session_machine(
+        &self,
+        l: Loader,
+        mode: &str,
+        run: usize,
+        disk_img: &Path,
+        flash: bool,
+        smp: u32,
+        gic3: bool,
+    ) -> Result<Session, String> {
         let name = format!("{} {mode} run {run}", l.name());
         let log = self.logs.join(format!("{mode}-{}-{run}.log", l.tag()));
         Session::spawn(
             &name,
-            &self.qemu_args(l, disk_img, flash, smp),
+            &self.qemu_args_gic(l, disk_img, flash, smp, gic3),
             log,
             &self.dir.join("qmp.sock"),
         )

@@ -234,6 +234,44 @@ pub(super) fn render(
             );
         }
     }
+    for (_, label, _, _) in IDLE_MACHINES {
+        if let (Some(p), Some(u)) = (
+            r.median(S_IDLE, label, Loader::Parkboot),
+            r.median(S_IDLE, label, Loader::UBoot),
+        ) {
+            goal(
+                &mut o,
+                &format!("host CPU at idle ≤ 0.25 × U-Boot's ({label})"),
+                p <= 0.25 * u,
+                format!(
+                    "parkboot {p:.1} % vs U-Boot {u:.1} % = {:.2}×",
+                    p / u.max(0.01)
+                ),
+            );
+        }
+    }
+    for (label, name) in [
+        (
+            "… of which `Starting kernel ...` → kernel line",
+            "`Starting kernel ...` → Linux's first line",
+        ),
+        (
+            "kernel line → /init ready (not in total)",
+            "Linux's first line → /init",
+        ),
+    ] {
+        if let (Some(p), Some(u)) = (
+            r.median(S_AUTO, label, Loader::Parkboot),
+            r.median(S_AUTO, label, Loader::UBoot),
+        ) {
+            goal(
+                &mut o,
+                &format!("{name} no slower than after U-Boot (autoboot)"),
+                p <= u,
+                format!("parkboot {p:.0} ms vs U-Boot {u:.0} ms = {:.2}×", p / u),
+            );
+        }
+    }
     let pk = Loader::Parkboot;
     for (fat, raw, name) in [
         (

@@ -15,6 +15,20 @@ pub(super) const S_RAW: &str =
 
 pub(super) const S_PARK: &str = "parkboot only";
 
+pub(super) const S_IDLE: &str = "Idle at the prompt: host CPU used by the whole QEMU process over 10 s (user + system, % of one host CPU)";
+
+/// The idle machines: (session name, row label, -smp, gic-version=3).
+pub(super) const IDLE_MACHINES: [(&str, &str, u32, bool); 3] = [
+    ("idle", "QEMU host CPU at the prompt, -smp 4", 4, false),
+    ("idle-smp8", "QEMU host CPU at the prompt, -smp 8", 8, false),
+    (
+        "idle-gicv3",
+        "QEMU host CPU at the prompt, -smp 4, gic-version=3",
+        4,
+        true,
+    ),
+];
+
 pub(super) const S_CHAIN: &str =
     "parkboot kexec chain: loader → Linux → kexec loader.bin → loader (one cycle per round)";
 

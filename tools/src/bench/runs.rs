@@ -13,6 +13,36 @@ use super::results::*;
 use super::session::{between, Session};
 use super::{Loader, AUTOBOOT, BOOTARGS, INIT_READY, KERNEL_LINE, STARTING, WAIT, WAIT_INIT};
 
+/// How long the idle sessions watch the QEMU process at the prompt.
+pub(super) const IDLE_WATCH: Duration = Duration::from_secs(10);
+
+/// Stops the countdown, waits a second at the prompt (the loader's start-up work is over), then
+/// measures the CPU time the QEMU process uses during [`IDLE_WATCH`] while nothing is typed:
+/// U-Boot polls its UART; parkboot's boot CPU and its parked secondaries sleep
+/// (docs/protocol.md §3.3).
+pub(super) fn run_idle(
+    ctx: &Ctx,
+    l: Loader,
+    run: usize,
+    r: &mut Results,
+    machine: (&str, &str, u32, bool),
+) -> Result<(), String> {
+    let (mode, label, smp, gic3) = machine;
+    let mut s = ctx.session_machine(l, mode, run, &ctx.disk_typed, false, smp, gic3)?;
+    to_prompt(&mut s)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let c0 = s.cpu_time()?;
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(IDLE_WATCH);
+    let c1 = s.cpu_time()?;
+    let wall = t0.elapsed().as_secs_f64();
+    // Still alive and answering: the measurement was of an idle prompt, not a dead QEMU.
+    s.cmd("echo idle")?;
+    let pct = 100.0 * (c1.saturating_sub(c0)).as_secs_f64() / wall;
+    r.add(S_IDLE, label, "%", l, pct);
+    Ok(())
+}
+
 /// Cycles per in-memory chain session, and the payload's release/park rounds per cycle.
 pub(super) const MEMCHAIN_CYCLES: usize = 10;
 

@@ -187,6 +187,52 @@ impl Session {
     pub(super) fn wait_exit(&mut self, timeout: Duration) -> bool {
         self.serial.wait_exit(timeout)
     }
+
+    /// CPU time the QEMU process has used so far (all its threads, user + system), from
+    /// /proc/<pid>/stat.
+    pub(super) fn cpu_time(&self) -> Result<Duration, String> {
+        let pid = self.serial.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| self.fail(&format!("/proc/{pid}/stat: {e}")))?;
+        process_cpu_time(&stat, clock_ticks()).ok_or_else(|| self.fail("cannot parse /proc stat"))
+    }
+}
+
+/// utime + stime of a /proc/<pid>/stat line (fields 14 and 15, counted after the `(comm)`
+/// field, which may contain spaces), at `hz` ticks per second.
+pub(super) fn process_cpu_time(stat: &str, hz: u64) -> Option<Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, stime 15.
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    if hz == 0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64((utime + stime) as f64 / hz as f64))
+}
+
+/// The kernel's USER_HZ (`getconf CLK_TCK`; 100 where it cannot be asked).
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_cpu_time;
+    use std::time::Duration;
+
+    #[test]
+    fn proc_stat_cpu_time() {
+        let s = "4242 (qemu-system-aar ch) S 1 4242 4242 0 -1 4194560 8000 0 0 0 250 75 0 0 20 0 9 0 100 0";
+        assert_eq!(process_cpu_time(s, 100), Some(Duration::from_millis(3250)));
+        assert_eq!(process_cpu_time("garbage", 100), None);
+    }
 }
 
 impl Drop for Session {
