@@ -11,31 +11,20 @@ use crate::cmd_cpus;
 use crate::exec;
 use crate::platform::Sh;
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
-use loader::plan::booti::{self, BootiArgs, CpuFacts, CpuMethod, Kernel, Refusal, Request};
+use loader::plan::booti::{self, BootiArgs, CpuFacts, CpuMethod, Kernel, Request};
 use loader::plan::fdt::{self as fdtplan, Edit, FdtCmd};
-use loader::plan::ArgError;
-use shell::{parse_hex, CmdError, CmdResult};
+use loader::plan::load as loadplan;
+use shell::{CmdError, CmdResult};
 
 fn msg(s: impl Into<String>) -> CmdError {
     CmdError::Msg(s.into())
 }
 
-fn arg_error(e: ArgError) -> CmdError {
-    match e {
-        ArgError::Usage => CmdError::Usage,
-        ArgError::Bad(s) => CmdError::Msg(s),
-    }
-}
-
-fn refused(r: Refusal) -> CmdError {
-    CmdError::Msg(r.to_string())
-}
-
 /// booti <kernel_addr> [<initrd_addr>:<size> | -] [<fdt_addr>]
 pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
-    let a = BootiArgs::parse(args).map_err(arg_error)?;
+    let a = BootiArgs::parse(args)?;
     let kernel = kernel_facts(sh, a.kernel)?;
     let Some(fdt) = a.fdt.or(sh.platform.dt.blob_addr()) else {
         return Err(msg(
@@ -52,8 +41,7 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
         cpu_method: env.get("cpu_method"),
         fdt_addr_r: env.get("fdt_addr_r"),
         kernel_addr_r: env.get("kernel_addr_r"),
-    })
-    .map_err(refused)?;
+    })?;
     if let Some((addr, len)) = a.initrd {
         sh.platform
             .mem
@@ -63,19 +51,8 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     if prepared.cpu_method() == CpuMethod::SpinTable {
         cpus_to_pen(sh)?;
     }
-    let plan = prepared
-        .plan(&cpu_facts(sh), sh.platform.mem.map())
-        .map_err(refused)?;
+    let plan = prepared.plan(&cpu_facts(sh), sh.platform.mem.map())?;
     exec::boot(sh, plan)
-}
-
-/// Length of the file at `addr`, when the last load put it there.
-fn loaded_len(sh: &Sh, addr: u64) -> Option<u64> {
-    if sh.env.get("fileaddr").and_then(parse_hex) == Some(addr) {
-        sh.env.get("filesize").and_then(parse_hex)
-    } else {
-        None
-    }
 }
 
 /// The kernel at `addr`: its header, and for an Image.gz the whole member (`${filesize}` long
@@ -85,7 +62,10 @@ fn kernel_facts(sh: &Sh, addr: u64) -> Result<Kernel, CmdError> {
     let head = mem
         .read_vec(addr, 64)
         .map_err(|e| msg(format!("booti: {e}")))?;
-    Kernel::inspect(addr, &head, loaded_len(sh, addr), |len| mem.view(addr, len)).map_err(refused)
+    let loaded = loadplan::loaded_len(sh.env.get("fileaddr"), sh.env.get("filesize"), addr);
+    Ok(Kernel::inspect(addr, &head, loaded, |len| {
+        mem.view(addr, len)
+    })?)
 }
 
 /// The DT blob at `addr` (its length from its header).
@@ -120,7 +100,7 @@ fn cpu_facts(sh: &Sh) -> CpuFacts {
 
 /// fdt addr [addr] | print [path] | set <path> <prop> [value] | rm <path> [prop] | resize [extra]
 pub fn cmd_fdt(sh: &mut Sh, args: &[String]) -> CmdResult {
-    let cmd = FdtCmd::parse(args).map_err(arg_error)?;
+    let cmd = FdtCmd::parse(args)?;
     match cmd {
         FdtCmd::ShowAddr => {
             match sh.platform.dt.working() {

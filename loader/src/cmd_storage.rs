@@ -14,20 +14,12 @@ use drivers::block::BlockDevice;
 use drivers::{fs, part};
 use loader::devspec::{parse_dev_part, script_text, DevPart};
 use loader::plan::load::{self as loadplan, LoadArgs};
-use loader::plan::ArgError;
 use shell::{parse_hex, CmdError, CmdResult};
 
 /// File the env is saved to, on the boot partition of disk 0.
 pub const ENV_FILE: &str = "/parkboot.env";
 /// Where `bootscript` looks, in order.
 pub const SCRIPTS: &[&str] = &["/boot.cmd", "/boot/boot.cmd", "/boot.scr", "/boot/boot.scr"];
-
-fn arg_error(e: ArgError) -> CmdError {
-    match e {
-        ArgError::Usage => CmdError::Usage,
-        ArgError::Bad(s) => CmdError::Msg(s),
-    }
-}
 
 fn print_notes(sh: &mut Sh, notes: Vec<String>) {
     for n in notes {
@@ -234,7 +226,7 @@ pub fn cmd_size(sh: &mut Sh, args: &[String]) -> CmdResult {
 }
 
 pub fn cmd_load(sh: &mut Sh, args: &[String]) -> CmdResult {
-    let a = LoadArgs::parse(args).map_err(arg_error)?;
+    let a = LoadArgs::parse(args)?;
     let (dev, p) = resolve(sh, a.iface, a.spec)?;
     // Size first, then plan (the whole target range checked), then read.
     let fsize = {
@@ -337,11 +329,11 @@ pub fn load_saved_env(sh: &mut Sh) -> Option<String> {
 }
 
 pub fn cmd_source(sh: &mut Sh, args: &[String]) -> CmdResult {
-    let addr = loadplan::script_addr(args, sh.env.get("scriptaddr")).map_err(arg_error)?;
+    let addr = loadplan::script_addr(args, sh.env.get("scriptaddr"))?;
     let mem = &sh.platform.mem;
-    let (addr, len) =
-        loadplan::script_range(addr, loaded_len(sh, addr), |a, n| mem.check(a, n, false))
-            .map_err(CmdError::Msg)?;
+    let loaded = loadplan::loaded_len(sh.env.get("fileaddr"), sh.env.get("filesize"), addr);
+    let (addr, len) = loadplan::script_range(addr, loaded, |a, n| mem.check(a, n, false))
+        .map_err(CmdError::Msg)?;
     let mut buf = alloc::vec![0u8; len as usize];
     mem.read(addr, &mut buf);
     let text = script_text(&buf)
@@ -349,15 +341,6 @@ pub fn cmd_source(sh: &mut Sh, args: &[String]) -> CmdResult {
         .to_string();
     sh.print(&format!("## Executing script at {addr:08x}\n"));
     sh.run_nested(&text)
-}
-
-/// `${filesize}` when the last load put a file at `addr`.
-fn loaded_len(sh: &Sh, addr: u64) -> Option<u64> {
-    if sh.env.get("fileaddr").and_then(parse_hex) == Some(addr) {
-        sh.env.get("filesize").and_then(parse_hex)
-    } else {
-        None
-    }
 }
 
 /// Scans every disk's filesystem for a boot script and runs the first found.

@@ -178,6 +178,12 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl From<Refusal> for shell::CmdError {
+    fn from(r: Refusal) -> Self {
+        Self::Msg(r.to_string())
+    }
+}
+
 /// What kind of file the kernel is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelForm {

@@ -88,6 +88,16 @@ pub fn file_read(
     })
 }
 
+/// The length of the file at `addr` when the last load put it there: `${filesize}` if
+/// `${fileaddr}` is `addr`.
+pub fn loaded_len(fileaddr: Option<&str>, filesize: Option<&str>, addr: u64) -> Option<u64> {
+    if fileaddr.and_then(parse_hex) == Some(addr) {
+        filesize.and_then(parse_hex)
+    } else {
+        None
+    }
+}
+
 /// `source [addr]`: the script's address (default `${scriptaddr}`).
 ///
 /// # Errors
@@ -188,6 +198,17 @@ mod tests {
         });
         assert_eq!(r, Err("load: refused: claimed".into()));
         assert_eq!(asked, Some((0x1000, 0x80)));
+    }
+
+    #[test]
+    fn loaded_len_only_for_the_last_load() {
+        assert_eq!(
+            loaded_len(Some("40000000"), Some("1f"), 0x4000_0000),
+            Some(0x1f)
+        );
+        assert_eq!(loaded_len(Some("40000000"), Some("1f"), 0x4000_1000), None);
+        assert_eq!(loaded_len(None, Some("1f"), 0), None);
+        assert_eq!(loaded_len(Some("0"), None, 0), None);
     }
 
     #[test]

@@ -20,3 +20,12 @@ pub enum ArgError {
     /// One argument is bad: the one-line reason.
     Bad(String),
 }
+
+impl From<ArgError> for shell::CmdError {
+    fn from(e: ArgError) -> Self {
+        match e {
+            ArgError::Usage => Self::Usage,
+            ArgError::Bad(s) => Self::Msg(s),
+        }
+    }
+}

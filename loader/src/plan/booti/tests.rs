@@ -627,7 +627,7 @@ fn random_plans_never_overlap_a_claim() {
     for _ in 0..3000 {
         let mut m = MemMap::new(&[Region::new(RAM, RAM_SIZE)]);
         for _ in 0..rng.below(8) {
-            let start = RAM + rng.below(RAM_SIZE) & !0xfff;
+            let start = RAM + (rng.below(RAM_SIZE) & !0xfff);
             let size = (rng.below(0x400_0000) & !0xfff).max(0x1000);
             let _ = m.claim(start, size, Owner::Other("random".into()));
         }
