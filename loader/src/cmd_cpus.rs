@@ -3,7 +3,6 @@
 //! did on the console.
 
 use crate::platform::Sh;
-use crate::smp::CpuState;
 use alloc::format;
 use alloc::string::String;
 use shell::{parse_hex, CmdError, CmdResult};
@@ -30,20 +29,10 @@ fn pen_addr(sh: &Sh) -> Option<u64> {
 /// WFE is a busy yield, so parked vCPUs slow the boot CPU down).
 pub fn gather_now(sh: &mut Sh) {
     let pen_addr = pen_addr(sh);
-    let mut out = String::new();
-    match sh.platform.gather_cpus(pen_addr) {
-        Ok(s) => {
-            out.push_str(&format!("{}\n", s.summary()));
-            for c in s
-                .cpus
-                .iter()
-                .filter(|c| matches!(c.state, CpuState::Missing(_) | CpuState::Lost(_)))
-            {
-                out.push_str(&format!("CPU {:#x} ({}): {}\n", c.mpidr, c.path, c.state));
-            }
-        }
-        Err(e) => out.push_str(&format!("CPUs: not gathered: {e}\n")),
-    }
+    let out = match sh.platform.gather_cpus(pen_addr) {
+        Ok(s) => s.gather_report(),
+        Err(e) => format!("CPUs: not gathered: {e}\n"),
+    };
     sh.print(&out);
 }
 

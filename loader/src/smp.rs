@@ -44,7 +44,7 @@ impl CacheOps for ArchCache {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CpuState {
+enum CpuState {
     Boot,
     InPen,
     /// Handed back to firmware (cpu_method=psci).
@@ -67,27 +67,27 @@ impl core::fmt::Display for CpuState {
     }
 }
 
-pub struct CpuEntry {
-    pub mpidr: u64,
-    pub path: String,
-    pub how: String,
-    pub state: CpuState,
-    pub arrival_us: Option<u64>,
+struct CpuEntry {
+    mpidr: u64,
+    path: String,
+    how: String,
+    state: CpuState,
+    arrival_us: Option<u64>,
     /// This CPU's release word in our pen (its cpu-release-addr).
-    pub slot: Option<u64>,
+    slot: Option<u64>,
 }
 
 pub struct Smp {
-    pub header: PenHeader,
-    pub cpus: Vec<CpuEntry>,
-    pub gather_us: u64,
+    header: PenHeader,
+    cpus: Vec<CpuEntry>,
+    gather_us: u64,
     /// Old pen regions dropped (their /memreserve/ entries go).
-    pub dropped: Vec<Region>,
+    dropped: Vec<Region>,
     /// Old pen regions kept (something may still run there).
-    pub kept: Vec<Region>,
-    pub notes: Vec<String>,
+    kept: Vec<Region>,
+    notes: Vec<String>,
     /// The pen CPUs wait in firmware (PSCI CPU_OFF) until booti recalls them.
-    pub resting: bool,
+    resting: bool,
 }
 
 /// Offset of the wake block in the pen code.
@@ -611,6 +611,19 @@ impl Smp {
                 format!(", waiting with {}", parts.join(", "))
             }
         }
+    }
+
+    /// What a gather prints: the summary, then a line for each CPU missing or lost.
+    pub fn gather_report(&self) -> String {
+        let mut o = format!("{}\n", self.summary());
+        for c in self
+            .cpus
+            .iter()
+            .filter(|c| matches!(c.state, CpuState::Missing(_) | CpuState::Lost(_)))
+        {
+            o.push_str(&format!("CPU {:#x} ({}): {}\n", c.mpidr, c.path, c.state));
+        }
+        o
     }
 
     pub fn report(&self) -> String {
