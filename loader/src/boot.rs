@@ -1,353 +1,277 @@
-//! Start-up flow of the boot CPU: console, heap, DT, MMU, memory map, env,
-//! shell. Everything it decides comes from the host-tested library (`loader`
-//! crate: dt, memmap, image) and the board data (`boards`).
+//! Start-up of the boot CPU, in one place and in order. `entry.S` leaves the
+//! CPU in a known state and calls [`rust_entry`], which
+//!
+//! 1. brings the machine up: console on the board default, heap, the DT at
+//!    x0 (probed, parsed), the board, the console from /chosen, the identity
+//!    map with MMU and caches on, the memory map with the loader's claims;
+//!    says who it is and what went wrong;
+//! 2. starts the shell: board env, the machine's env (load addresses), the
+//!    loader's commands, the saved env (so the disks are scanned now), the
+//!    DT's /config/environment, the sleep set-up, the CPU gather, the "ready
+//!    in" line, autoboot, the prompt.
+//!
+//! Everything it decides comes from the host-tested library (`loader` crate)
+//! and the board data (`boards`); the machine's state lives in the parts of
+//! [`Machine`].
 
-use crate::arch::{cpu, exceptions, heap, mmu, psci, timer, uart};
+use crate::arch::{cpu, exceptions, heap, mmu, timer};
+use crate::cmd_cpus;
+use crate::cmd_storage;
+use crate::commands;
+use crate::console::Console;
+use crate::devtree::Dt;
+use crate::firmware::Firmware;
+use crate::footprint::Footprint;
+use crate::machine::Machine;
+use crate::memory::{self, Memory};
+use crate::platform::Sh;
 use crate::println;
+use crate::sleep::Sleep;
+use crate::smp::Cpus;
+use crate::stages::{self, Timing};
+use crate::storage::Disks;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use boards::Board;
-use loader::dt::{self, DtInfo};
-use loader::memmap::{LoadAddrs, MemMap, Owner};
-
-extern "C" {
-    static __image_start: u8;
-    static __image_end: u8;
-    static __stack_bottom: u8;
-    static __stack_top: u8;
-    static __heap_start: u8;
-    static __heap_end: u8;
-}
-
-/// Largest incoming DTB we accept (booting.rst: the DTB must not exceed 2 MiB;
-/// we are lenient up to 8 MiB for trees that carry padding).
-const MAX_DTB: usize = 8 << 20;
-
-/// Everything the loader knows about itself and the machine.
-pub struct State {
-    pub el: u8,
-    pub base: u64,
-    pub image_size: u64,
-    pub entry_ticks: u64,
-    pub ready_ticks: u64,
-    pub dtb: Option<(u64, usize)>,
-    pub dt: Option<DtInfo>,
-    pub dt_error: Option<String>,
-    pub board: &'static Board,
-    pub map: MemMap,
-    pub load: Option<LoadAddrs>,
-    pub psci: Option<psci::Conduit>,
-    pub console_base: u64,
-    pub map_errors: usize,
-    pub disks: Vec<crate::storage::Disk>,
-    pub disks_scanned: bool,
-    /// `fdt addr` target (None: the DT the loader was given).
-    pub fdt_work: Option<u64>,
-    /// The pen and the CPUs (None until gathered, or if gathering failed).
-    pub smp: Option<crate::smp::Smp>,
-    pub smp_error: Option<String>,
-    /// How waiting CPUs sleep (the pen's wake block; `gic::init` for the boot CPU).
-    pub wake: loader::wake::WakeConfig,
-    /// Why waiting CPUs cannot sleep on a timer interrupt, if they cannot.
-    pub wake_note: Option<String>,
-}
-
-static mut STAGES: loader::bootstage::Bootstage = loader::bootstage::Bootstage::new();
-
-/// Records a bootstage mark now.
-pub fn mark(name: &'static str) {
-    mark_at(name, timer::ticks(), 0);
-}
-
-pub fn mark_span(name: &'static str, start: u64, end: u64, bytes: u64) {
-    // SAFETY: only the boot CPU runs Rust.
-    unsafe { (*core::ptr::addr_of_mut!(STAGES)).mark_span(name, start, end, bytes) }
-}
-
-pub fn mark_at(name: &'static str, ticks: u64, bytes: u64) {
-    // SAFETY: only the boot CPU runs Rust.
-    unsafe { (*core::ptr::addr_of_mut!(STAGES)).mark_bytes(name, ticks, bytes) }
-}
-
-pub fn stages() -> &'static loader::bootstage::Bootstage {
-    // SAFETY: only the boot CPU runs Rust; no mark is taken while this is read.
-    unsafe { &*core::ptr::addr_of!(STAGES) }
-}
-
-fn sym(s: &u8) -> u64 {
-    s as *const u8 as u64
-}
-
-/// Looks at x0: returns the DTB's (address, totalsize) if a plausible header
-/// is there, or a one-line reason.
-fn probe_dtb(dtb: u64) -> Result<(u64, usize), String> {
-    if dtb == 0 {
-        return Err("x0 is 0".into());
-    }
-    if !dtb.is_multiple_of(8) {
-        return Err(format!("x0 {dtb:#x} is not 8-byte aligned"));
-    }
-    let read_be = |a: u64| exceptions::probe_read_u32(a as usize).map(u32::from_be);
-    let magic = read_be(dtb).ok_or_else(|| format!("nothing readable at x0 {dtb:#x}"))?;
-    if magic != 0xd00d_feed {
-        return Err(format!("bad magic {magic:#010x} at x0 {dtb:#x}"));
-    }
-    let total = read_be(dtb + 4).ok_or("header unreadable")? as usize;
-    if !(40..=MAX_DTB).contains(&total) {
-        return Err(format!("implausible totalsize {total:#x}"));
-    }
-    // The whole blob must be readable before we hand a slice of it to the parser.
-    let last = (dtb + total as u64 - 4) & !3;
-    read_be(last).ok_or_else(|| format!("totalsize {total:#x} runs past readable memory"))?;
-    Ok((dtb, total))
-}
+use loader::wake::DEFAULT_WAKE_PERIOD_US;
+use shell::Shell;
 
 #[no_mangle]
 extern "C" fn rust_entry(x0: u64, entry_ticks: u64, el: u64, x1: u64, x2: u64, x3: u64) -> ! {
-    mark_at("entry", entry_ticks, 0);
+    let machine = bring_up(x0, entry_ticks, el, [x1, x2, x3]);
+    run_shell(machine)
+}
+
+/// Step 1: from the entry registers to a machine with MMU, caches and a memory map.
+fn bring_up(x0: u64, entry_ticks: u64, el: u64, x1_x3: [u64; 3]) -> Machine {
+    stages::mark_at("entry", entry_ticks, 0);
     let board0: &'static Board = boards::DEFAULT_BOARD;
-    uart::set_base(board0.default_uart.unwrap_or(0) as usize);
-    // SAFETY: linker-provided symbols.
-    let (img_start, img_end, stack_lo, stack_hi, heap_lo, heap_hi) = unsafe {
-        (
-            sym(&__image_start),
-            sym(&__image_end),
-            sym(&__stack_bottom),
-            sym(&__stack_top),
-            sym(&__heap_start),
-            sym(&__heap_end),
-        )
-    };
+    Console::early(board0);
+    let fp = Footprint::from_linker();
+    let (heap_lo, heap_hi) = fp.heap();
     // SAFETY: the heap range is inside our footprint and used by nothing else.
     unsafe { heap::init(heap_lo as usize, heap_hi as usize) };
+    stages::mark("heap ready");
 
-    mark("heap ready");
-    // Phase 1: parse the untrusted DT into a typed description.
-    let mut dt_error = None;
-    let mut dtb = None;
-    let mut info = None;
-    match probe_dtb(x0) {
-        Ok((addr, total)) => {
-            // SAFETY: probe_dtb read the first and last word of this range.
-            let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, total) };
-            match dt::parse(bytes) {
-                Ok(i) => {
-                    dtb = Some((addr, total));
-                    info = Some(i);
-                }
-                Err(e) => dt_error = Some(format!("{e}")),
-            }
-        }
-        Err(e) => dt_error = Some(e),
-    }
-
-    mark("DT parsed");
-    let board = match &info {
-        Some(i) => {
-            let compat: Vec<&str> = i.compatible.iter().map(String::as_str).collect();
-            boards::select(&compat)
-        }
+    // The untrusted DT, parsed into a typed description.
+    let dt = Dt::from_x0(x0);
+    stages::mark("DT parsed");
+    let board = match dt.info() {
+        Some(_) => boards::select(&dt.compatible()),
         None => board0,
     };
+    let console = Console::choose(board, board0, dt.info());
 
-    // Console: /chosen/stdout-path when it is a PL011, else the board default.
-    let mut console = board.default_uart.or(board0.default_uart).unwrap_or(0);
-    if let Some(c) = info.as_ref().and_then(|i| i.console.as_ref()) {
-        if c.compatible.iter().any(|s| s == "arm,pl011") {
-            if let Some(r) = c.reg {
-                console = r.base;
-            }
-        }
-    }
-
-    // Phase 2: the identity map. RAM from the DT (or the board's fallback,
-    // or just our own footprint); device regions from every DT `reg`.
-    let own = (img_start, img_end - img_start);
-    let mut ram: Vec<(u64, u64)> = match &info {
-        Some(i) if !i.memory.is_empty() => i.memory.iter().map(|r| (r.base, r.size)).collect(),
-        _ => board.quirks.fallback_ram.into_iter().collect(),
-    };
-    if !ram
-        .iter()
-        .any(|&(b, s)| b <= own.0 && own.0 + own.1 <= b.saturating_add(s))
-    {
-        ram.push(own);
-    }
-    let mut devices: Vec<(u64, u64)> = Vec::new();
-    if let Some(i) = &info {
-        devices.extend(
-            i.mmio
-                .iter()
-                .filter(|m| m.region.size > 0)
-                .map(|m| (m.region.base, m.region.size)),
-        );
-    }
-    if console != 0 {
-        devices.push((console, 0x1000));
-    }
-    let map_errors = mmu::enable(&mmu::Layout2 {
-        normal: &ram,
-        device: &devices,
-    });
-    uart::set_base(console as usize);
-    mark("MMU on");
+    // The identity map: RAM from the DT (or the board's fallback, or just our own
+    // footprint); device regions from every DT `reg`.
+    let ram = memory::ram_ranges(&dt, board, &fp);
+    let map_errors = map_identity(&ram, &dt, &console);
+    console.switch();
+    stages::mark("MMU on");
     cpu::enable_event_stream();
 
-    // Phase 3: the memory map and its claims.
-    let banks: Vec<dt::Region> = ram
-        .iter()
-        .map(|&(base, size)| dt::Region { base, size })
+    // The memory map and its claims.
+    let (mem, warnings) = Memory::build(&ram, &fp, &dt, map_errors);
+    stages::mark("memory map");
+
+    banner(&fp, el, x1_x3, &dt, board, &warnings, map_errors);
+    Machine {
+        board,
+        footprint: fp,
+        console,
+        fw: Firmware::new(dt.info()),
+        dt,
+        mem,
+        disks: Disks::new(),
+        cpus: Cpus::new(),
+        sleep: Sleep::new(),
+        timing: Timing::new(entry_ticks),
+    }
+}
+
+/// Maps `ram` as Normal memory and every DT device (and the console) as Device memory, and
+/// turns the MMU and caches on; returns how many regions could not be mapped.
+fn map_identity(ram: &[(u64, u64)], dt: &Dt, console: &Console) -> usize {
+    let mut devices: Vec<(u64, u64)> = dt
+        .info()
+        .into_iter()
+        .flat_map(|i| i.mmio.iter())
+        .filter(|m| m.region.size > 0)
+        .map(|m| (m.region.base, m.region.size))
         .collect();
-    let mut map = MemMap::new(&banks);
-    let mut warn: Vec<String> = Vec::new();
-    let heap_claim = (heap_lo, heap_hi - heap_lo);
-    let stack_claim = (stack_lo, stack_hi - stack_lo);
-    // The image claim covers everything but the stack and heap, which are claimed by name.
-    for (start, size, owner) in [
-        (img_start, stack_lo - img_start, Owner::LoaderImage),
-        (stack_claim.0, stack_claim.1, Owner::LoaderStack),
-        (heap_claim.0, heap_claim.1, Owner::LoaderHeap),
-        (heap_hi, img_end - heap_hi, Owner::LoaderImage),
-    ] {
-        if size == 0 {
-            continue;
-        }
-        if let Err(e) = map.claim(start, size, owner) {
-            warn.push(format!("{e}"));
-        }
-    }
-    if let Some((addr, total)) = dtb {
-        if let Err(e) = map.claim(addr, total as u64, Owner::IncomingDt) {
-            warn.push(format!("{e}"));
-        }
-    }
-    if let Some(i) = &info {
-        for (n, r) in i.memreserve.iter().enumerate() {
-            map.reserve(r.base, r.size, &Owner::MemReserve(n));
-        }
-        for r in &i.reserved_memory {
-            map.reserve(
-                r.region.base,
-                r.region.size,
-                &Owner::ReservedMemory(r.name.clone()),
-            );
-        }
-    }
-    let load = map.default_load_addresses();
-    mark("memory map");
+    devices.extend(console.mmio());
+    mmu::enable(&mmu::Layout2 {
+        normal: ram,
+        device: &devices,
+    })
+}
 
-    let psci = info
-        .as_ref()
-        .and_then(|i| i.psci.as_ref())
-        .map(|p| match p.conduit {
-            dt::Conduit::Smc => psci::Conduit::Smc,
-            dt::Conduit::Hvc => psci::Conduit::Hvc,
-        });
-
-    // Say who we are, and what went wrong, before anything else.
+/// Says who we are, and what went wrong, before anything else.
+fn banner(
+    fp: &Footprint,
+    el: u64,
+    [x1, x2, x3]: [u64; 3],
+    dt: &Dt,
+    board: &Board,
+    warnings: &[String],
+    map_errors: usize,
+) {
     println!();
     println!(
-        "parkboot {} (EL{el}) at {img_start:#x}, {} KiB in place",
+        "parkboot {} (EL{el}) at {:#x}, {} KiB in place",
         env!("CARGO_PKG_VERSION"),
-        (img_end - img_start) / 1024
+        fp.base(),
+        fp.size() / 1024
     );
     if x1 != 0 || x2 != 0 || x3 != 0 {
         println!("warning: entered with x1-x3 = {x1:#x} {x2:#x} {x3:#x} (booting.rst wants 0)");
     }
-    match (&dt_error, dtb) {
-        (Some(e), _) => println!(
+    match (dt.error(), dt.blob(), dt.info()) {
+        (Some(e), _, _) => println!(
             "error: no valid device tree at x0 ({e}); using board {} defaults",
             board.name
         ),
-        (None, Some((a, t))) => {
-            if let Some(i) = &info {
-                let mem: u64 = i.memory.iter().map(|r| r.size).sum();
-                println!(
-                    "DT at {a:#x} ({t} bytes): {}, {} MiB RAM, {} CPU(s), board {}",
-                    i.model.as_deref().unwrap_or("?"),
-                    mem >> 20,
-                    i.cpus.len(),
-                    board.name
-                );
-                for w in i.warnings.iter().take(8) {
-                    println!("DT warning: {w}");
-                }
+        (None, Some((a, t)), Some(i)) => {
+            let mem: u64 = i.memory.iter().map(|r| r.size).sum();
+            println!(
+                "DT at {a:#x} ({t} bytes): {}, {} MiB RAM, {} CPU(s), board {}",
+                i.model.as_deref().unwrap_or("?"),
+                mem >> 20,
+                i.cpus.len(),
+                board.name
+            );
+            for w in i.warnings.iter().take(8) {
+                println!("DT warning: {w}");
             }
         }
         _ => {}
     }
-    for w in &warn {
+    for w in warnings {
         println!("warning: {w}");
     }
     if map_errors != 0 {
         println!("warning: {map_errors} region(s) could not be mapped");
     }
+}
 
-    let mut st = State {
-        el: cpu::current_el(),
-        base: img_start,
-        image_size: img_end - img_start,
-        entry_ticks,
-        ready_ticks: 0,
-        dtb,
-        dt: info,
-        dt_error,
-        board,
-        map,
-        load,
-        psci,
-        console_base: console,
-        map_errors,
-        disks: Vec::new(),
-        disks_scanned: false,
-        fdt_work: None,
-        smp: None,
-        smp_error: None,
-        wake: loader::wake::WakeConfig::wfe_only(),
-        wake_note: None,
+/// Step 2: the shell over the machine, its env and commands, the CPUs, autoboot, the prompt.
+fn run_shell(machine: Machine) -> ! {
+    let mut sh = Shell::new(machine);
+    for (k, v) in sh.platform.board.default_env {
+        let _ = sh.env.set(k, v);
+    }
+    for (k, v) in sh.platform.env() {
+        let _ = sh.env.set(k, &v);
+    }
+    // What `env default` restores: the board's defaults and the computed
+    // variables, before /parkboot.env and the DT's /config/environment.
+    sh.default_env = sh.env.clone();
+    commands::register(&mut sh);
+    if let Some(msg) = cmd_storage::load_saved_env(&mut sh) {
+        sh.print(&format!("{msg}\n"));
+    }
+    if let Some(msg) = import_dt_env(&mut sh) {
+        sh.print(&format!("{msg}\n"));
+    }
+    let period = wake_period(&mut sh);
+    sh.platform.init_sleep(period);
+    if sh.env.get("pen_gather") != Some("boot") {
+        cmd_cpus::gather_now(&mut sh);
+    } else if sh.platform.dt.cpus_spinning() {
+        cmd_cpus::rest_now(&mut sh);
+    }
+    let us = sh.platform.timing.set_ready();
+    let ndisks = sh.platform.disks.len();
+    sh.print(&format!(
+        "{ndisks} disk(s); ready in {}.{:03} ms\n",
+        us / 1000,
+        us % 1000
+    ));
+    autoboot(&mut sh);
+    sh.probe_terminal(100);
+    sh.run_prompt_loop();
+    exceptions::halt("console input ended")
+}
+
+/// `${pen_wake_us}`: how often waiting CPUs wake (a bad value is said and replaced by the
+/// default).
+fn wake_period(sh: &mut Sh) -> u64 {
+    let Some(v) = sh.env.get("pen_wake_us") else {
+        return DEFAULT_WAKE_PERIOD_US;
     };
-    let _ = el;
-    crate::platform::run(&mut st)
-}
-
-impl State {
-    pub fn us_since_entry(&self, ticks: u64) -> u64 {
-        timer::ticks_to_us(ticks.saturating_sub(self.entry_ticks))
-    }
-
-    /// The DT's PSCI conduit, if the loader can call it from its EL.
-    pub fn usable_psci(&self) -> Option<psci::Conduit> {
-        self.psci.filter(|c| psci::usable(*c))
+    match v.trim().parse::<u64>() {
+        Ok(us) => us,
+        Err(_) => {
+            let line = format!(
+                "pen_wake_us '{v}' is not a number of microseconds: using {DEFAULT_WAKE_PERIOD_US}\n"
+            );
+            sh.print(&line);
+            DEFAULT_WAKE_PERIOD_US
+        }
     }
 }
 
-extern "C" {
-    static __image_file_end: u8;
+/// U-Boot's `CONFIG_ENV_IMPORT_FDT`: the properties of `/config/environment`
+/// in the DT the loader was given become env variables, over the board
+/// defaults and `/parkboot.env` (the previous stage — a kernel doing kexec, a
+/// test — knows best what this boot should do). The node stays in the DT
+/// handed on, so a chain of loaders shares it.
+fn import_dt_env(sh: &mut Sh) -> Option<String> {
+    let vars = sh.platform.dt.config_env().to_vec();
+    if vars.is_empty() {
+        return None;
+    }
+    let mut n = 0;
+    for (k, v) in &vars {
+        match sh.env.set(k, v) {
+            Ok(()) => n += 1,
+            Err(e) => sh.print(&format!("env: {} {k}: {e}\n", loader::dt::ENV_NODE)),
+        }
+    }
+    Some(format!(
+        "env: {n} variable(s) from the DT's {}",
+        loader::dt::ENV_NODE
+    ))
 }
 
-/// Bytes of loader.bin (the file part of the footprint).
-pub fn file_size() -> u64 {
-    // SAFETY: linker-provided symbols.
-    unsafe { sym(&__image_file_end) - sym(&__image_start) }
-}
-
-/// The env variables derived from the machine: default load addresses (from
-/// the memory map) and where the DT the loader was given lives.
-pub fn load_env(st: &State) -> Vec<(&'static str, String)> {
-    let mut v = Vec::new();
-    if let Some(l) = &st.load {
-        v.push(("kernel_addr_r", format!("{:#x}", l.kernel_addr_r)));
-        v.push(("fdt_addr_r", format!("{:#x}", l.fdt_addr_r)));
-        v.push(("scriptaddr", format!("{:#x}", l.scriptaddr)));
-        v.push(("pxefile_addr_r", format!("{:#x}", l.pxefile_addr_r)));
-        v.push(("kernel_comp_addr_r", format!("{:#x}", l.kernel_comp_addr_r)));
-        v.push(("kernel_comp_size", format!("{:#x}", l.kernel_comp_size)));
-        v.push(("ramdisk_addr_r", format!("{:#x}", l.ramdisk_addr_r)));
-        v.push(("loadaddr", format!("{:#x}", l.kernel_addr_r)));
+/// U-Boot's autoboot: `bootdelay` seconds of countdown that any key stops
+/// (a key already waiting stops it even at 0); -1 disables autoboot.
+fn autoboot(sh: &mut Sh) {
+    let delay = sh.env.get("bootdelay").unwrap_or("2").trim().to_string();
+    let Ok(delay) = delay.parse::<i64>() else {
+        sh.print(&format!(
+            "bootdelay '{delay}' is not a number: autoboot disabled\n"
+        ));
+        return;
+    };
+    if delay < 0 {
+        return;
     }
-    if let Some((a, _)) = st.dtb {
-        v.push(("fdtcontroladdr", format!("{a:#x}")));
+    let Some(bootcmd) = sh.env.get("bootcmd").map(|s| s.to_string()) else {
+        return;
+    };
+    let mut left = delay;
+    sh.print(&format!("Hit any key to stop autoboot: {left:2} "));
+    let mut stopped = sh.poll_key().is_some();
+    while !stopped && left > 0 {
+        let end = timer::now_us() + 1_000_000;
+        while timer::now_us() < end {
+            if sh.poll_key().is_some() {
+                stopped = true;
+                break;
+            }
+            sh.platform.console.idle();
+        }
+        if !stopped {
+            left -= 1;
+            sh.print(&format!("\x08\x08\x08{left:2} "));
+        }
     }
-    v
+    sh.print("\n");
+    if stopped {
+        return;
+    }
+    stages::mark("autoboot");
+    let _ = sh.run_script(&bootcmd);
 }

@@ -3,42 +3,34 @@
 //! memory range against the memory map before a byte is written.
 
 use crate::arch::timer;
+use crate::memory::Memory;
 use crate::platform::Sh;
-use crate::storage::{self, Disk};
+use crate::stages;
+use crate::storage::Disk;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use drivers::block::BlockDevice;
 use drivers::{fs, part};
 use loader::devspec::{parse_dev_part, script_text, DevPart};
-use shell::{parse_hex, CmdError, CmdResult, Platform};
+use loader::plan::load::{self as loadplan, LoadArgs};
+use shell::{parse_hex, CmdError, CmdResult};
 
 /// File the env is saved to, on the boot partition of disk 0.
 pub const ENV_FILE: &str = "/parkboot.env";
 /// Where `bootscript` looks, in order.
 pub const SCRIPTS: &[&str] = &["/boot.cmd", "/boot/boot.cmd", "/boot.scr", "/boot/boot.scr"];
 
-/// Scans for disks once (and again on `virtio scan`).
-pub fn ensure_scanned(sh: &mut Sh) {
-    if sh.platform.st.disks_scanned {
-        return;
-    }
-    rescan(sh);
-}
-
-fn rescan(sh: &mut Sh) {
-    let t0 = timer::ticks();
-    let mut notes = Vec::new();
-    let disks = match &sh.platform.st.dt {
-        Some(dt) => storage::scan(dt, &mut notes),
-        None => Vec::new(),
-    };
-    sh.platform.st.disks = disks;
-    sh.platform.st.disks_scanned = true;
-    crate::boot::mark_span("virtio scan", t0, timer::ticks(), 0);
+fn print_notes(sh: &mut Sh, notes: Vec<String>) {
     for n in notes {
         sh.print(&format!("virtio: {n}\n"));
     }
+}
+
+/// Scans for disks once (and again on `virtio scan`).
+pub fn ensure_scanned(sh: &mut Sh) {
+    let notes = sh.platform.ensure_disks();
+    print_notes(sh, notes);
 }
 
 fn disk<'a>(sh: &'a mut Sh, iface: &str, dev: usize) -> Result<&'a mut Disk, CmdError> {
@@ -48,12 +40,26 @@ fn disk<'a>(sh: &'a mut Sh, iface: &str, dev: usize) -> Result<&'a mut Disk, Cmd
         )));
     }
     ensure_scanned(sh);
-    let n = sh.platform.st.disks.len();
+    let n = sh.platform.disks.len();
     sh.platform
-        .st
         .disks
         .get_mut(dev)
         .ok_or_else(|| CmdError::Msg(format!("no virtio device {dev} ({n} found)")))
+}
+
+/// Disk `dev` and the memory part together: a read straight from the disk into memory.
+fn disk_and_mem<'a>(
+    sh: &'a mut Sh,
+    iface: &str,
+    dev: usize,
+) -> Result<(&'a mut Disk, &'a mut Memory), CmdError> {
+    disk(sh, iface, dev)?;
+    let m = &mut sh.platform;
+    let d = m
+        .disks
+        .get_mut(dev)
+        .ok_or_else(|| CmdError::Msg(format!("no virtio device {dev}")))?;
+    Ok((d, &mut m.mem))
 }
 
 /// Resolves `<dev>[:<part>]` to (disk, partition number to open).
@@ -94,16 +100,16 @@ fn with_fs<T>(
 pub fn cmd_virtio(sh: &mut Sh, args: &[String]) -> CmdResult {
     match args.get(1).map(String::as_str) {
         Some("scan") if args.len() == 2 => {
-            sh.platform.st.disks.clear();
-            rescan(sh);
-            let n = sh.platform.st.disks.len();
+            let notes = sh.platform.rescan_disks();
+            print_notes(sh, notes);
+            let n = sh.platform.disks.len();
             sh.print(&format!("{n} virtio block device(s)\n"));
             Ok(())
         }
         Some("info") if args.len() == 2 => {
             ensure_scanned(sh);
             let mut o = String::new();
-            for (i, d) in sh.platform.st.disks.iter().enumerate() {
+            for (i, d) in sh.platform.disks.iter().enumerate() {
                 let bytes = d.capacity_bytes();
                 o.push_str(&format!(
                     "Device {i}: {} {}, {} blocks of 512 = {}.{} MiB\n",
@@ -135,18 +141,17 @@ pub fn cmd_virtio(sh: &mut Sh, args: &[String]) -> CmdResult {
                 .checked_mul(512)
                 .ok_or_else(|| CmdError::Msg("block count too large".into()))?;
             sh.platform
-                .mem_check(addr, len, true)
+                .mem
+                .check(addr, len, true)
                 .map_err(|e| CmdError::Msg(format!("virtio read: {e}")))?;
             let dev = sh.env.get("virtio_dev").and_then(parse_hex).unwrap_or(0) as usize;
-            let d = disk(sh, "virtio", dev)?;
+            let (d, mem) = disk_and_mem(sh, "virtio", dev)?;
             let t0 = timer::ticks();
-            // SAFETY: mem_check accepted [addr, addr+len): mapped RAM, no claim.
-            let dst =
-                unsafe { core::slice::from_raw_parts_mut(addr as usize as *mut u8, len as usize) };
-            d.read_blocks(blk, dst)
+            mem.fill(addr, len, |dst| d.read_blocks(blk, dst))
+                .and_then(|r| r.map_err(|e| format!("{e}")))
                 .map_err(|e| CmdError::Msg(format!("virtio read: {e}")))?;
             let t1 = timer::ticks();
-            crate::boot::mark_span("virtio read", t0, t1, len);
+            stages::mark_span("virtio read", t0, t1, len);
             sh.print(&format!(
                 "virtio read: {cnt} blocks ({})\n",
                 rate(len, t1 - t0)
@@ -221,59 +226,33 @@ pub fn cmd_size(sh: &mut Sh, args: &[String]) -> CmdResult {
 }
 
 pub fn cmd_load(sh: &mut Sh, args: &[String]) -> CmdResult {
-    if !(5..=7).contains(&args.len()) {
-        return Err(CmdError::Usage);
-    }
-    let (iface, spec, path) = (&args[1], &args[2], &args[4]);
-    let addr =
-        parse_hex(&args[3]).ok_or_else(|| CmdError::Msg(format!("bad address '{}'", args[3])))?;
-    let want = match args.get(5) {
-        Some(b) => {
-            Some(parse_hex(b).ok_or_else(|| CmdError::Msg(format!("bad byte count '{b}'")))?)
-        }
-        None => None,
-    };
-    let pos = match args.get(6) {
-        Some(p) => parse_hex(p).ok_or_else(|| CmdError::Msg(format!("bad position '{p}'")))?,
-        None => 0,
-    };
-    let (dev, p) = resolve(sh, iface, spec)?;
-    // Size first, then check the whole target range, then read.
+    let a = LoadArgs::parse(args)?;
+    let (dev, p) = resolve(sh, a.iface, a.spec)?;
+    // Size first, then plan (the whole target range checked), then read.
     let fsize = {
-        let d = disk(sh, iface, dev)?;
+        let d = disk(sh, a.iface, dev)?;
         let mut view = part::open(d, p).map_err(|e| CmdError::Msg(format!("{e}")))?;
-        fs::size(&mut view, path).map_err(|e| CmdError::Msg(format!("{e}")))?
+        fs::size(&mut view, a.path).map_err(|e| CmdError::Msg(format!("{e}")))?
     };
-    if pos > fsize {
-        return Err(CmdError::Msg(format!(
-            "position {pos:#x} is beyond the end of {path} ({fsize:#x} bytes)"
-        )));
-    }
-    let avail = fsize - pos;
-    let len = match want {
-        Some(0) | None => avail,
-        Some(w) => w.min(avail),
-    };
-    sh.platform
-        .mem_check(addr, len, true)
-        .map_err(|e| CmdError::Msg(format!("load: {e}")))?;
+    let mem = &sh.platform.mem;
+    let r = loadplan::file_read(&a, fsize, |addr, len| mem.check(addr, len, true))
+        .map_err(CmdError::Msg)?;
     let t0 = timer::ticks();
-    let n = if len == 0 {
+    let n = if r.len == 0 {
         0
     } else {
-        let d = disk(sh, iface, dev)?;
+        let (d, mem) = disk_and_mem(sh, a.iface, dev)?;
         let mut view = part::open(d, p).map_err(|e| CmdError::Msg(format!("{e}")))?;
-        // SAFETY: mem_check accepted [addr, addr+len): mapped RAM, no claim.
-        let dst =
-            unsafe { core::slice::from_raw_parts_mut(addr as usize as *mut u8, len as usize) };
-        fs::read(&mut view, path, dst, pos).map_err(|e| CmdError::Msg(format!("{e}")))?
+        mem.fill(r.addr, r.len, |dst| fs::read(&mut view, a.path, dst, r.pos))
+            .and_then(|n| n.map_err(|e| format!("{e}")))
+            .map_err(CmdError::Msg)?
     };
     let t1 = timer::ticks();
-    crate::boot::mark_span("load", t0, t1, n as u64);
-    let (ms, r) = ms_and_rate(n as u64, t1 - t0);
-    sh.print(&format!("{n} bytes read in {ms} ms ({r})\n"));
+    stages::mark_span("load", t0, t1, n as u64);
+    let (ms, rate) = ms_and_rate(n as u64, t1 - t0);
+    sh.print(&format!("{n} bytes read in {ms} ms ({rate})\n"));
     let _ = sh.env.set("filesize", &format!("{n:x}"));
-    let _ = sh.env.set("fileaddr", &format!("{addr:x}"));
+    let _ = sh.env.set("fileaddr", &format!("{:x}", r.addr));
     Ok(())
 }
 
@@ -283,8 +262,8 @@ pub fn cmd_fatwrite(sh: &mut Sh, args: &[String]) -> CmdResult {
     };
     let addr = parse_hex(addr).ok_or_else(|| CmdError::Msg(format!("bad address '{addr}'")))?;
     let len = parse_hex(bytes).ok_or_else(|| CmdError::Msg(format!("bad byte count '{bytes}'")))?;
-    sh.platform
-        .mem_check(addr, len, false)
+    let mem = &sh.platform.mem;
+    mem.check(addr, len, false)
         .map_err(|e| CmdError::Msg(format!("fatwrite: {e}")))?;
     let mut data = Vec::new();
     data.try_reserve_exact(len as usize).map_err(|_| {
@@ -293,7 +272,7 @@ pub fn cmd_fatwrite(sh: &mut Sh, args: &[String]) -> CmdResult {
         ))
     })?;
     data.resize(len as usize, 0);
-    sh.platform.mem_read(addr, &mut data);
+    mem.read(addr, &mut data);
     with_fs(sh, iface, spec, |d| {
         fs::write(d, path, &data).map_err(|e| format!("{e}"))
     })?;
@@ -319,7 +298,7 @@ pub fn cmd_saveenv(sh: &mut Sh, args: &[String]) -> CmdResult {
 /// Reads the saved env, if disk 0 has one. Returns what happened, for the console.
 pub fn load_saved_env(sh: &mut Sh) -> Option<String> {
     ensure_scanned(sh);
-    if sh.platform.st.disks.is_empty() {
+    if sh.platform.disks.is_empty() {
         return None;
     }
     let text = with_fs(sh, "virtio", "0", |d| {
@@ -350,32 +329,13 @@ pub fn load_saved_env(sh: &mut Sh) -> Option<String> {
 }
 
 pub fn cmd_source(sh: &mut Sh, args: &[String]) -> CmdResult {
-    let addr = match args {
-        [_] => sh
-            .env
-            .get("scriptaddr")
-            .and_then(parse_hex)
-            .ok_or_else(|| CmdError::Msg("source: no address and no ${scriptaddr}".into()))?,
-        [_, a] => parse_hex(a).ok_or_else(|| CmdError::Msg(format!("bad address '{a}'")))?,
-        _ => return Err(CmdError::Usage),
-    };
-    // Plain text ends at ${filesize} when the script was just loaded there,
-    // else at the first NUL within 1 MiB.
-    let mut len = 1 << 20;
-    if sh.env.get("fileaddr").and_then(parse_hex) == Some(addr) {
-        if let Some(n) = sh.env.get("filesize").and_then(parse_hex) {
-            len = n.clamp(1, 1 << 20);
-        }
-    }
-    // Shrink to what is mapped (a script near the end of RAM).
-    while len > 64 && sh.platform.mem_check(addr, len, false).is_err() {
-        len /= 2;
-    }
-    sh.platform
-        .mem_check(addr, len, false)
-        .map_err(|e| CmdError::Msg(format!("source: {e}")))?;
+    let addr = loadplan::script_addr(args, sh.env.get("scriptaddr"))?;
+    let mem = &sh.platform.mem;
+    let loaded = loadplan::loaded_len(sh.env.get("fileaddr"), sh.env.get("filesize"), addr);
+    let (addr, len) = loadplan::script_range(addr, loaded, |a, n| mem.check(a, n, false))
+        .map_err(CmdError::Msg)?;
     let mut buf = alloc::vec![0u8; len as usize];
-    sh.platform.mem_read(addr, &mut buf);
+    mem.read(addr, &mut buf);
     let text = script_text(&buf)
         .map_err(|e| CmdError::Msg(format!("source: {e}")))?
         .to_string();
@@ -394,9 +354,11 @@ pub fn cmd_bootscript(sh: &mut Sh, args: &[String]) -> CmdResult {
         .get("scriptaddr")
         .and_then(parse_hex)
         .ok_or_else(|| CmdError::Msg("bootscript: ${scriptaddr} is not set".into()))?;
-    for dev in 0..sh.platform.st.disks.len() {
+    for dev in 0..sh.platform.disks.len() {
         let parts: Vec<u32> = {
-            let d = &mut sh.platform.st.disks[dev];
+            let Some(d) = sh.platform.disks.get_mut(dev) else {
+                continue;
+            };
             if whole_disk_is_fat(d) {
                 alloc::vec![0]
             } else {

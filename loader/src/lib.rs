@@ -9,4 +9,5 @@ pub mod gzip;
 pub mod image;
 pub mod memmap;
 pub mod pen;
+pub mod plan;
 pub mod wake;

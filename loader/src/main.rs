@@ -1,6 +1,16 @@
-//! parkboot: the bare-metal binary. The target-only code is the arch crate
-//! (`loader/arch`, named `crate::arch` here); `boot` is the start-up flow that
-//! glues it and the host-tested library together.
+//! parkboot: the bare-metal binary. Layers, each importing only those below:
+//!
+//! - `boot`: start-up, in order (entry → machine → shell → prompt);
+//! - `commands` and the `cmd_*` handlers (parse → gather facts → plan →
+//!   execute), with `exec` performing accepted plans;
+//! - `platform`: the shell's `Platform` as a thin adapter over `machine`;
+//! - `machine`: the owned parts — `console`, `firmware`, `devtree`, `memory`,
+//!   `storage` (disks), `smp` (CPUs and pen), `sleep`, `stages` (timing),
+//!   `footprint`;
+//! - `arch`: the only target-only code — the arch crate (`loader/arch`, shared
+//!   with the test payload), named `crate::arch` here.
+//!
+//! Every decision is made by the host-tested library (`loader` crate).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -17,14 +27,38 @@ use arch::println;
 mod boot;
 #[cfg(target_os = "none")]
 mod cmd_boot;
+#[cfg(target_os = "none")]
+mod cmd_cpus;
 #[cfg(all(target_os = "none", feature = "cmd-exception"))]
 mod cmd_exception;
 #[cfg(target_os = "none")]
+mod cmd_info;
+#[cfg(target_os = "none")]
 mod cmd_storage;
+#[cfg(target_os = "none")]
+mod commands;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod devtree;
+#[cfg(target_os = "none")]
+mod exec;
+#[cfg(target_os = "none")]
+mod firmware;
+#[cfg(target_os = "none")]
+mod footprint;
+#[cfg(target_os = "none")]
+mod machine;
+#[cfg(target_os = "none")]
+mod memory;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
+mod sleep;
+#[cfg(target_os = "none")]
 mod smp;
+#[cfg(target_os = "none")]
+mod stages;
 #[cfg(target_os = "none")]
 mod storage;
 

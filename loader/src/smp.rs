@@ -4,14 +4,15 @@
 //! or hand the CPUs back to firmware (cpu_method=psci).
 //! Layout, validation and planning are in the host-tested `loader::pen`.
 
-use crate::arch::{cpu, mmu, psci, timer};
-use crate::boot::State;
+use crate::arch::{cpu, gic, mmu, psci, timer};
+use crate::stages;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use loader::dt::Region;
-use loader::memmap::{Owner, Prefer};
+use loader::dt::{DtInfo, Region};
+use loader::memmap::{MemMap, Owner, Prefer};
 use loader::pen::{self, CacheOps, CpuAction, Pen, PenCode, PenHeader, PenLayout, SlotStatus};
+use loader::plan::booti::PenFacts;
 use loader::wake::WakeConfig;
 
 /// How long one CPU may take to arrive in the pen.
@@ -41,7 +42,7 @@ impl CacheOps for ArchCache {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CpuState {
+enum CpuState {
     Boot,
     InPen,
     /// Handed back to firmware (cpu_method=psci).
@@ -64,27 +65,27 @@ impl core::fmt::Display for CpuState {
     }
 }
 
-pub struct CpuEntry {
-    pub mpidr: u64,
-    pub path: String,
-    pub how: String,
-    pub state: CpuState,
-    pub arrival_us: Option<u64>,
+struct CpuEntry {
+    mpidr: u64,
+    path: String,
+    how: String,
+    state: CpuState,
+    arrival_us: Option<u64>,
     /// This CPU's release word in our pen (its cpu-release-addr).
-    pub slot: Option<u64>,
+    slot: Option<u64>,
 }
 
 pub struct Smp {
-    pub header: PenHeader,
-    pub cpus: Vec<CpuEntry>,
-    pub gather_us: u64,
+    header: PenHeader,
+    cpus: Vec<CpuEntry>,
+    gather_us: u64,
     /// Old pen regions dropped (their /memreserve/ entries go).
-    pub dropped: Vec<Region>,
+    dropped: Vec<Region>,
     /// Old pen regions kept (something may still run there).
-    pub kept: Vec<Region>,
-    pub notes: Vec<String>,
+    kept: Vec<Region>,
+    notes: Vec<String>,
     /// The pen CPUs wait in firmware (PSCI CPU_OFF) until booti recalls them.
-    pub resting: bool,
+    resting: bool,
 }
 
 /// Offset of the wake block in the pen code.
@@ -147,14 +148,25 @@ fn read_ram(addr: u64, len: usize) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// What gathering and recalling CPUs need from the rest of the machine.
+pub struct Ctx<'a> {
+    pub dt: Option<&'a DtInfo>,
+    /// The pen is claimed here; old pens' /memreserve/ claims are released.
+    pub map: &'a mut MemMap,
+    /// How waiting CPUs sleep (the pen's wake block).
+    pub wake: &'a WakeConfig,
+    /// Firmware PSCI, if the loader can call it.
+    pub psci: Option<psci::Conduit>,
+}
+
 /// Builds the pen and brings every CPU the DT lists into it. Problems are
 /// reported per CPU; the boot continues with whoever arrived.
-pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
+fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
     let t0 = timer::ticks();
-    let dt = st.dt.as_ref().ok_or("no device tree: no CPUs to gather")?;
+    let dt = st.dt.ok_or("no device tree: no CPUs to gather")?;
     let el = cpu::current_el();
-    let conduit = st.usable_psci();
-    let (code_bytes, _, _) = code(&st.wake);
+    let conduit = st.psci;
+    let (code_bytes, _, _) = code(st.wake);
     let me = cpu::mpidr();
     let plan = pen::plan_reclaim(
         dt,
@@ -170,7 +182,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
     if !mpidrs.contains(&(me & pen::MPIDR_MASK)) {
         mpidrs.insert(0, me & pen::MPIDR_MASK);
     }
-    if let Some(r) = try_adopt(st, &plan, &mpidrs, el, conduit, pen_addr, t0) {
+    if let Some(r) = try_adopt(st.map, &plan, &mpidrs, el, conduit, pen_addr, t0) {
         return r;
     }
     let base = match pen_addr {
@@ -190,7 +202,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
                 .ok_or("no free RAM for the pen")?
         }
     };
-    let header = build_pen(st, base, &mpidrs, plan.next_generation)?;
+    let header = build_pen(st.map, st.wake, base, &mpidrs, plan.next_generation)?;
     let size = header.total_size;
     let mut ops = ArchCache;
     let mut cpus = Vec::new();
@@ -313,7 +325,7 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
         ));
     }
     let gather_us = timer::ticks_to_us(timer::ticks() - t0);
-    crate::boot::mark_span("CPUs gathered", t0, timer::ticks(), 0);
+    stages::mark_span("CPUs gathered", t0, timer::ticks(), 0);
     let header = *pen_view.header();
     Ok(Smp {
         header,
@@ -330,12 +342,13 @@ pub fn gather(st: &mut State, pen_addr: Option<u64>) -> Result<Smp, String> {
 /// for each of `mpidrs` (all EMPTY, release words 0), cleaned to PoC and made
 /// visible to instruction fetch.
 fn build_pen(
-    st: &mut State,
+    map: &mut MemMap,
+    wake: &WakeConfig,
     base: u64,
     mpidrs: &[u64],
     generation: u64,
 ) -> Result<PenHeader, String> {
-    let (code_bytes, entry_off, park_off) = code(&st.wake);
+    let (code_bytes, entry_off, park_off) = code(wake);
     let layout = PenLayout::new(mpidrs.len(), code_bytes.len(), cpu::current_el())
         .map_err(|e| format!("pen layout: {e}"))?
         .with_generation(generation);
@@ -343,8 +356,7 @@ fn build_pen(
         return Err(format!("pen_addr {base:#x} is not 4 KiB aligned"));
     }
     let size = layout.total_size;
-    let claim = st
-        .map
+    let claim = map
         .claim(base, size, Owner::Pen)
         .map_err(|e| format!("pen: {e}"))?;
     // SAFETY: just claimed for the pen.
@@ -357,7 +369,7 @@ fn build_pen(
     let header = match layout.build(region, base, &code, mpidrs) {
         Ok(h) => h,
         Err(e) => {
-            let _ = st.map.release(claim);
+            let _ = map.release(claim);
             return Err(format!("pen build: {e}"));
         }
     };
@@ -371,8 +383,9 @@ fn build_pen(
 /// our EL, has a slot for every CPU we need, no CPU of it is still out (a
 /// kernel kept it), and `pen_addr` does not ask for another place. Then the
 /// DT's /memreserve/ table stays exactly as it was.
+#[allow(clippy::too_many_arguments)]
 fn try_adopt(
-    st: &mut State,
+    map: &mut MemMap,
     plan: &pen::ReclaimPlan,
     mpidrs: &[u64],
     el: u8,
@@ -397,8 +410,7 @@ fn try_adopt(
     let base = h.phys_base;
     let size = h.total_size;
     // Its /memreserve/ claim becomes our pen claim.
-    let ids: Vec<_> = st
-        .map
+    let ids: Vec<_> = map
         .claims()
         .filter(|c| {
             matches!(c.owner, Owner::MemReserve(_)) && c.start >= base && c.end <= base + size
@@ -406,9 +418,9 @@ fn try_adopt(
         .map(|c| c.id)
         .collect();
     for id in ids {
-        let _ = st.map.release(id);
+        let _ = map.release(id);
     }
-    if let Err(e) = st.map.claim(base, size, Owner::Pen) {
+    if let Err(e) = map.claim(base, size, Owner::Pen) {
         return Some(Err(format!("pen: {e}")));
     }
     let mut ops = ArchCache;
@@ -467,7 +479,7 @@ fn try_adopt(
     );
     let header = *p.header();
     let gather_us = timer::ticks_to_us(timer::ticks() - t0);
-    crate::boot::mark_span("CPUs gathered", t0, timer::ticks(), 0);
+    stages::mark_span("CPUs gathered", t0, timer::ticks(), 0);
     Some(Ok(Smp {
         header,
         cpus,
@@ -595,6 +607,19 @@ impl Smp {
         }
     }
 
+    /// What a gather prints: the summary, then a line for each CPU missing or lost.
+    pub fn gather_report(&self) -> String {
+        let mut o = format!("{}\n", self.summary());
+        for c in self
+            .cpus
+            .iter()
+            .filter(|c| matches!(c.state, CpuState::Missing(_) | CpuState::Lost(_)))
+        {
+            o.push_str(&format!("CPU {:#x} ({}): {}\n", c.mpidr, c.path, c.state));
+        }
+        o
+    }
+
     pub fn report(&self) -> String {
         let mut o = String::new();
         o.push_str(&format!("{}\n", self.summary()));
@@ -662,7 +687,7 @@ impl Smp {
     /// cpu_method=psci: release every pen CPU into CPU_OFF and wait until
     /// firmware reports it OFF (so nothing of ours still runs anywhere).
     pub fn hand_back_to_firmware(&mut self, conduit: psci::Conduit) -> Result<(), String> {
-        self.hold(false, &WakeConfig::wfe_only());
+        self.end_hold();
         let base = self.header.phys_base;
         let mut ops = ArchCache;
         // SAFETY: our own claimed pen.
@@ -707,7 +732,7 @@ impl Smp {
     /// is left in it: firmware reported every one OFF).
     pub fn recall(
         &mut self,
-        st: &mut State,
+        st: Ctx<'_>,
         conduit: psci::Conduit,
         target: u64,
     ) -> Result<(), String> {
@@ -721,7 +746,13 @@ impl Smp {
                 .filter(|c| matches!(c.state, CpuState::Boot | CpuState::Off))
                 .map(|c| c.mpidr & pen::MPIDR_MASK)
                 .collect();
-            self.header = build_pen(st, target, &mpidrs, old.generation.wrapping_add(1))?;
+            self.header = build_pen(
+                st.map,
+                st.wake,
+                target,
+                &mpidrs,
+                old.generation.wrapping_add(1),
+            )?;
             let id = st
                 .map
                 .claims()
@@ -731,7 +762,7 @@ impl Smp {
                 let _ = st.map.release(id);
             }
             let r = pen_region(&old);
-            let in_dt = st.dt.as_ref().is_some_and(|d| d.memreserve.contains(&r));
+            let in_dt = st.dt.is_some_and(|d| d.memreserve.contains(&r));
             if in_dt && !self.dropped.contains(&r) {
                 self.dropped.push(r);
             }
@@ -789,7 +820,7 @@ impl Smp {
         }
         self.resting = false;
         self.gather_us = timer::ticks_to_us(timer::ticks() - t0);
-        crate::boot::mark_span("CPUs recalled", t0, timer::ticks(), 0);
+        stages::mark_span("CPUs recalled", t0, timer::ticks(), 0);
         Ok(())
     }
 }
@@ -820,7 +851,7 @@ fn set_hold(base: u64, total: u64, ticks: u64, held: &[u64]) {
             idle.then_some((m, st.gic_target))
         })
         .collect();
-    crate::arch::gic::kick_cpus(&targets);
+    gic::kick_cpus(&targets);
 }
 
 impl Smp {
@@ -832,18 +863,127 @@ impl Smp {
             .collect()
     }
 
-    /// While the loader runs, the pen's CPUs may sleep the long hold period (`on`); before
-    /// any release that sends a CPU out of the pen, and before the machine is handed on, the
-    /// hold ends (`on` false) so that a release — with no kick, as a stock OS writes it — is
-    /// seen within the short wake period.
-    pub fn hold(&self, on: bool, wake: &WakeConfig) {
-        let ticks = if on { wake.hold_ticks } else { 0 };
+    /// While the loader runs, the pen's CPUs may sleep the long hold period (`ticks`, the
+    /// wake block's `hold_ticks`); before any release that sends a CPU out of the pen, and
+    /// before the machine is handed on, the hold ends (`ticks` 0) so that a release — with no
+    /// kick, as a stock OS writes it — is seen within the short wake period.
+    fn set_hold(&self, ticks: u64) {
         set_hold(
             self.header.phys_base,
             self.header.total_size,
             ticks,
             &self.held_mpidrs(),
         );
+    }
+
+    /// Before the machine is handed on (or CPUs are released out of the pen).
+    pub fn end_hold(&self) {
+        self.set_hold(0);
+    }
+}
+
+impl Smp {
+    /// The pen as booti's planner needs it for the kernel's DT.
+    pub fn pen_facts(&self) -> PenFacts {
+        PenFacts {
+            region: pen_region(&self.header),
+            park: self.header.park_addr(),
+            release: self
+                .cpus
+                .iter()
+                .filter_map(|c| c.slot.map(|a| (c.path.clone(), a)))
+                .collect(),
+            unusable: self.unusable_paths(),
+            dropped: self.dropped.clone(),
+        }
+    }
+}
+
+/// The CPUs part: the pen and its CPUs once gathered, or why they were not.
+pub struct Cpus {
+    smp: Option<Smp>,
+    error: Option<String>,
+}
+
+impl Cpus {
+    pub const fn new() -> Self {
+        Self {
+            smp: None,
+            error: None,
+        }
+    }
+
+    /// Whether a gather was tried (it may have failed).
+    pub const fn attempted(&self) -> bool {
+        self.smp.is_some() || self.error.is_some()
+    }
+
+    /// Gathers the CPUs into a pen (at `pen_addr` if given) and keeps the result; returns the
+    /// pen, or why there is none (kept too).
+    pub fn gather(&mut self, st: Ctx<'_>, pen_addr: Option<u64>) -> Result<&Smp, String> {
+        let hold = st.wake.hold_ticks;
+        match gather(st, pen_addr) {
+            Ok(s) => {
+                // Ours now, with the CPUs in: they may sleep the hold period.
+                s.set_hold(hold);
+                Ok(self.smp.insert(s))
+            }
+            Err(e) => {
+                self.error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// `cpus`: the table, or why there is none.
+    pub fn report(&self) -> String {
+        match (&self.smp, &self.error) {
+            (Some(s), _) => s.report(),
+            (None, Some(e)) => format!("CPUs not gathered: {e}\n"),
+            (None, None) => "CPUs not gathered\n".to_string(),
+        }
+    }
+
+    /// Lets the pen's CPUs wait in firmware; returns the line to print (None: no pen).
+    pub fn rest_in_firmware(&mut self, conduit: psci::Conduit) -> Option<String> {
+        let smp = self.smp.as_mut()?;
+        Some(match smp.rest_in_firmware(conduit) {
+            Ok(()) => smp.summary(),
+            Err(e) => format!("CPUs: cannot rest in firmware: {e}"),
+        })
+    }
+
+    /// Recalls CPUs resting in firmware into the pen (at `target` if given, else where it
+    /// is); returns the summary to print, or None when none rest.
+    pub fn recall(&mut self, st: Ctx<'_>, target: Option<u64>) -> Result<Option<String>, String> {
+        let Some(smp) = self.smp.as_mut().filter(|s| s.resting) else {
+            return Ok(None);
+        };
+        let target = target.unwrap_or(smp.header.phys_base);
+        match st.psci {
+            Some(cd) => smp.recall(st, cd, target).map(|()| Some(smp.summary())),
+            None => Err("no usable PSCI".into()),
+        }
+    }
+
+    /// cpu_method=psci at booti: every pen CPU goes back to firmware.
+    pub fn hand_back_to_firmware(&mut self, conduit: psci::Conduit) -> Result<(), String> {
+        match self.smp.as_mut() {
+            Some(smp) => smp.hand_back_to_firmware(conduit),
+            None => Ok(()),
+        }
+    }
+
+    /// Before the handoff: the pen's CPUs go back to the short wake period.
+    pub fn end_hold(&self) {
+        if let Some(smp) = &self.smp {
+            smp.end_hold();
+        }
+    }
+
+    /// The pen as booti's planner needs it (None: not gathered).
+    pub fn pen_facts(&self) -> Option<PenFacts> {
+        self.smp.as_ref().map(Smp::pen_facts)
     }
 }
 

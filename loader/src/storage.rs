@@ -9,6 +9,8 @@
 //! buffer's address is its DMA address): no bounce copy. Requests are split
 //! at `MAX_REQUEST` bytes.
 
+use crate::arch::timer;
+use crate::stages;
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::format;
 use alloc::string::String;
@@ -151,9 +153,59 @@ fn check(lba: u64, len: usize, limit: u64) -> Result<(), BlockError> {
     Ok(())
 }
 
+/// The disks part: the virtio-blk disks found, scanned once at start (the saved env lives on
+/// disk 0) and again on `virtio scan`.
+pub struct Disks {
+    list: Vec<Disk>,
+    scanned: bool,
+}
+
+impl Disks {
+    pub const fn new() -> Self {
+        Self {
+            list: Vec::new(),
+            scanned: false,
+        }
+    }
+
+    pub const fn scanned(&self) -> bool {
+        self.scanned
+    }
+
+    /// Drops the disks found so far and scans the DT's virtio devices; returns the problems
+    /// met (one line each).
+    pub fn rescan(&mut self, dt: Option<&DtInfo>) -> Vec<String> {
+        self.list.clear();
+        let t0 = timer::ticks();
+        let mut notes = Vec::new();
+        if let Some(dt) = dt {
+            self.list = scan(dt, &mut notes);
+        }
+        self.scanned = true;
+        stages::mark_span("virtio scan", t0, timer::ticks(), 0);
+        notes
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Disk> {
+        self.list.iter()
+    }
+
+    pub fn get_mut(&mut self, n: usize) -> Option<&mut Disk> {
+        self.list.get_mut(n)
+    }
+}
+
 /// Finds every virtio-blk device the DT describes. Problems with one device
 /// are reported in `notes` and do not stop the scan.
-pub fn scan(dt: &DtInfo, notes: &mut Vec<String>) -> Vec<Disk> {
+fn scan(dt: &DtInfo, notes: &mut Vec<String>) -> Vec<Disk> {
     let mut disks = Vec::new();
     for slot in &dt.virtio_mmio {
         let base = slot.region.base;

@@ -23,6 +23,9 @@ Seeds come from the project's own fixtures:
   http_response Content-Length, chunked, until-close, 404 and lying responses
   boot_config   extlinux.conf files in the style of Debian's u-boot-menu,
                 Fedora and a pxelinux.cfg with includes
+  booti_plan    the fixture DTBs with raw and gzip'd kernels (synthetic
+                headers), initrds, pens and cpu_methods over a loader-like
+                memory map
 
 Run from anywhere: python3 tests/fuzz/mkcorpus.py [GENERATOR...]
 (generators: the function names in main(); default all).
@@ -136,6 +139,55 @@ def image_headers():
             "seed-" + name)
         put("image_header", h + mapdesc(ram, loader_claim, 0x4020_0000, size),
             "seed-" + name + "-unaligned")
+
+
+def booti_plans():
+    import gzip as gz
+    fx = os.path.join(ROOT, "loader", "tests", "fixtures")
+
+    def synth(text_offset, image_size, flags):
+        return struct.pack("<IIQQQQQQII", 0x14000010, 0, text_offset, image_size,
+                           flags, 0, 0, 0, 0x644D5241, 0)
+
+    ram = [(0x4000_0000, 1 << 30)]
+    claims = [(0x4000_0000, 0x10_0000), (0x4020_0000, 0x60_0000), (0x7fff_0000, 0x1000)]
+
+    def tail(kaddr, loaded_sel, loaded, initrd, pen):
+        out = addr_raw(kaddr) + bytes([loaded_sel])
+        if loaded_sel == 2:
+            out += addr_raw(loaded)
+        out += addr_raw(initrd[0]) + addr_raw(initrd[1])
+        out += addr_raw(0x4800_0000) + addr_raw(0x4200_0000)
+        out += bytes([len(ram)]) + b"".join(addr_raw(b) + addr_raw(s) for b, s in ram)
+        out += bytes([len(claims)]) + b"".join(addr_raw(b) + addr_raw(s) for b, s in claims)
+        out += addr_raw(pen[0]) + addr_raw(pen[1]) + addr_raw(pen[0] + 0x40)
+        out += bytes([0xff, pen[2], 0]) + struct.pack("<I", 0)
+        return out
+
+    for n in sorted(os.listdir(fx)):
+        if not n.endswith(".dtb"):
+            continue
+        blob = open(os.path.join(fx, n), "rb").read()
+        if len(blob) > 0xFFFF:
+            continue
+        dt = struct.pack("<H", len(blob)) + blob
+        raw_any = synth(0, 32 << 20, 0xA)
+        raw_near = synth(0x80000, 32 << 20, 0x2)
+        member = gz.compress(synth(0, 16 << 20, 0xA) + bytes(4096), mtime=0)
+        gzk = struct.pack("<H", len(member)) + member
+        pen = (0x7fff_0000, 0x1000, 0)
+        seeds = [
+            # flags, kernel, tail
+            (0x00, raw_any, tail(0x4400_0000, 2, 20 << 20, (0, 0), pen), "raw-in-place"),
+            (0x04, raw_near, tail(0x4400_1000, 0, 0, (0, 0), pen), "raw-move-pen"),
+            (0x07, gzk, tail(0x4600_0000, 1, 0, (0x4a00_0000, 0x10_0000), pen), "gz-initrd-pen"),
+            (0x2f, gzk, tail(0x4600_0000, 1, 0, (0x4a00_0000, 0x10_0000), pen), "gz-psci"),
+            (0x06, raw_any, tail(0x4400_0000, 0, 0, (0x4a00_0000, 0x10_0000),
+                                 (0x7fff_0000, 0x1000, 0x8)), "raw-unusable-cpu"),
+            (0x02, raw_any, tail(0x4400_0000, 0, 0, (0x4000_0000, 0x10_0000), pen), "initrd-overlap"),
+        ]
+        for flags, kernel, t, name in seeds:
+            put("booti_plan", bytes([flags]) + dt + kernel + t, f"seed-{n}-{name}")
 
 
 # ----------------------------------------------------------- disk images
@@ -541,7 +593,8 @@ def bootconfs():
 
 
 GENERATORS = ["dtbs", "fdt_edits", "pen_ops", "gzips", "pens", "boot_scripts",
-              "image_headers", "disks", "shell", "memmap", "net", "bootconfs"]
+              "image_headers", "disks", "shell", "memmap", "net", "bootconfs",
+              "booti_plans"]
 
 
 def main():

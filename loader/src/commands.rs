@@ -1,0 +1,95 @@
+//! The loader's own commands, as the shell lists them (`help`).
+
+use crate::platform::Sh;
+use crate::{cmd_boot, cmd_cpus, cmd_info, cmd_storage as cs};
+use alloc::string::String;
+use shell::{CmdResult, Command};
+
+type CmdFn = fn(&mut Sh, &[String]) -> CmdResult;
+
+static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
+    (
+        "bdinfo",
+        "bdinfo",
+        "print board info: loader, EL, DT, RAM, memory map, load addresses, boot time",
+        cmd_info::cmd_bdinfo,
+    ),
+    (
+        "bootstage",
+        "bootstage [report]",
+        "print the loader's stage timestamps (microseconds since entry)",
+        cmd_info::cmd_bootstage,
+    ),
+    (
+        "virtio",
+        "virtio scan | virtio info | virtio read <addr> <blk#> <cnt>",
+        "scan for, list, or read raw blocks from virtio block devices (device ${virtio_dev}, default 0)",
+        cs::cmd_virtio,
+    ),
+    ("part", "part list virtio <dev>", "list a disk's partitions", cs::cmd_part),
+    ("ls", "ls virtio <dev>[:<part>] [path]", "list files in a directory", cs::cmd_ls),
+    (
+        "load",
+        "load virtio <dev>[:<part>] <addr> <path> [bytes [pos]]",
+        "load a file into memory (sets filesize, fileaddr)",
+        cs::cmd_load,
+    ),
+    (
+        "fatload",
+        "fatload virtio <dev>[:<part>] <addr> <path> [bytes [pos]]",
+        "load a file from FAT into memory (alias of load)",
+        cs::cmd_load,
+    ),
+    ("size", "size virtio <dev>[:<part>] <path>", "set filesize to a file's size", cs::cmd_size),
+    (
+        "fatwrite",
+        "fatwrite virtio <dev>[:<part>] <addr> <path> <bytes>",
+        "write memory to a file on FAT (create or replace)",
+        cs::cmd_fatwrite,
+    ),
+    ("saveenv", "saveenv", "save the environment as text to /parkboot.env on virtio 0", cs::cmd_saveenv),
+    ("source", "source [addr]", "run a script (plain text or mkimage legacy script image) from memory", cs::cmd_source),
+    (
+        "cpus",
+        "cpus",
+        "list the CPUs: MPIDR, state (boot/parked/off/missing/lost), pen slot, gather time",
+        cmd_cpus::cmd_cpus,
+    ),
+    (
+        "booti",
+        "booti <kernel_addr> [<initrd_addr>:<size> | -] [<fdt_addr>]",
+        "boot an arm64 Linux Image or Image.gz (from a patched copy of the loader's DT by default)",
+        cmd_boot::cmd_booti,
+    ),
+    (
+        "fdt",
+        "fdt addr [addr] | fdt print [path] | fdt set <path> <prop> [value] | fdt rm <path> [prop] | fdt resize [extra]",
+        "inspect and edit a device tree in memory",
+        cmd_boot::cmd_fdt,
+    ),
+    (
+        "bootscript",
+        "bootscript",
+        "find /boot.cmd, /boot/boot.cmd, /boot.scr or /boot/boot.scr on the disks and run it",
+        cs::cmd_bootscript,
+    ),
+];
+
+/// Registers the loader's commands with the shell.
+pub fn register(sh: &mut Sh) {
+    for &(name, usage, help, run) in LOADER_COMMANDS {
+        sh.register(Command {
+            name,
+            usage,
+            help,
+            run,
+        });
+    }
+    #[cfg(feature = "cmd-exception")]
+    sh.register(Command {
+        name: "exception",
+        usage: "exception undefined|breakpoint|abort|panic",
+        help: "raise an exception or a panic on purpose (test builds only)",
+        run: crate::cmd_exception::cmd_exception,
+    });
+}

@@ -1,0 +1,675 @@
+use super::*;
+use crate::dt;
+use alloc::vec;
+
+const VIRT: &[u8] = include_bytes!("../../../tests/fixtures/qemu-virt-el2-gicv3-smp4.dtb");
+
+const RAM: u64 = 0x4000_0000;
+const RAM_SIZE: u64 = 0x4000_0000;
+const KADDR: u64 = 0x4100_0000;
+const PEN: Region = Region::new(0x7fff_0000, 0x1000);
+const FDT_ADDR: &str = "0x44000000";
+const KERNEL_ADDR_R: &str = "0x42000000";
+
+/// Flags: 4 KiB pages, placement anywhere.
+const ANYWHERE: u64 = 2 | 8;
+/// Flags: 4 KiB pages, near the DRAM base.
+const NEAR_BASE: u64 = 2;
+
+fn header(text_offset: u64, image_size: u64, flags: u64) -> [u8; 64] {
+    let mut h = [0u8; 64];
+    h[8..16].copy_from_slice(&text_offset.to_le_bytes());
+    h[16..24].copy_from_slice(&image_size.to_le_bytes());
+    h[24..32].copy_from_slice(&flags.to_le_bytes());
+    h[56..60].copy_from_slice(&crate::image::IMAGE_MAGIC.to_le_bytes());
+    h
+}
+
+fn gzip(plain: &[u8]) -> Vec<u8> {
+    let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    gz.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(plain, 6));
+    gz.extend_from_slice(&crc32fast::hash(plain).to_le_bytes());
+    gz.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+    gz
+}
+
+/// The map as the loader leaves it: its own image low in RAM, the incoming DT, the pen high.
+fn map() -> MemMap {
+    let mut m = MemMap::new(&[Region::new(RAM, RAM_SIZE)]);
+    m.claim(RAM, 0x10_0000, Owner::IncomingDt).unwrap();
+    m.claim(0x4020_0000, 0x60_0000, Owner::LoaderImage).unwrap();
+    m.claim(PEN.base, PEN.size, Owner::Pen).unwrap();
+    m
+}
+
+fn claims(m: &MemMap) -> Vec<crate::memmap::Claim> {
+    m.claims().cloned().collect()
+}
+
+fn raw(addr: u64, text_offset: u64, image_size: u64, flags: u64, loaded: Option<u64>) -> Kernel {
+    Kernel::inspect(
+        addr,
+        &header(text_offset, image_size, flags),
+        loaded,
+        |_| Err("not asked".into()),
+    )
+    .unwrap()
+}
+
+fn gz_kernel(addr: u64, image_size: u64, flags: u64, body: usize) -> (Kernel, Vec<u8>) {
+    let mut plain = header(0, image_size, flags).to_vec();
+    plain.resize(body, 0x5a);
+    let member = gzip(&plain);
+    let head = &member[..member.len().min(64)];
+    let k = Kernel::inspect(addr, head, Some(member.len() as u64), |n| {
+        Ok(&member[..n as usize])
+    })
+    .unwrap();
+    (k, member)
+}
+
+fn request(kernel: Kernel) -> Request<'static> {
+    Request {
+        kernel,
+        initrd: None,
+        dtb: VIRT,
+        bootargs: Some("console=ttyAMA0"),
+        cpu_method: None,
+        fdt_addr_r: Some(FDT_ADDR),
+        kernel_addr_r: Some(KERNEL_ADDR_R),
+    }
+}
+
+fn pen_facts() -> PenFacts {
+    PenFacts {
+        region: PEN,
+        park: PEN.base + 0x100,
+        release: (0..4)
+            .map(|i| (alloc::format!("/cpus/cpu@{i}"), PEN.base + 0x800 + 8 * i))
+            .collect(),
+        unusable: Vec::new(),
+        dropped: Vec::new(),
+    }
+}
+
+fn no_pen() -> CpuFacts {
+    CpuFacts {
+        pen: None,
+        psci_usable: true,
+        boot_cpuid: 0,
+    }
+}
+
+fn with_pen() -> CpuFacts {
+    CpuFacts {
+        pen: Some(pen_facts()),
+        ..no_pen()
+    }
+}
+
+/// The claims of `p` applied in order to a copy of `m` all succeed (so they overlap neither an
+/// existing claim nor one another), and every write lands inside a claim of the plan; the
+/// kernel claim covers the entry's footprint, the DT claim holds the DT.
+fn check_plan(p: &BootPlan, m: &MemMap) {
+    let mut copy = m.clone();
+    for c in &p.claims {
+        copy.claim(c.start, c.size, c.owner.clone())
+            .unwrap_or_else(|e| panic!("planned claim {c:?} refused: {e}"));
+    }
+    let inside = |r: Region, owners: &[Owner]| {
+        p.claims
+            .iter()
+            .any(|c| owners.contains(&c.owner) && c.start <= r.base && r.end() <= c.start + c.size)
+    };
+    for w in &p.writes {
+        assert!(
+            inside(w.dst(), &[Owner::Kernel, Owner::Fdt]),
+            "{w:?} writes outside the kernel and fdt claims"
+        );
+        if let Some(src) = w.src() {
+            assert!(
+                p.claims
+                    .iter()
+                    .any(|c| !c.keep && c.start == src.base && c.size == src.size),
+                "{w:?} reads a range the plan does not hold"
+            );
+            let d = w.dst();
+            assert!(
+                d.end() <= src.base || src.end() <= d.base,
+                "{w:?}: source and destination overlap"
+            );
+        }
+    }
+    assert!(inside(Region::new(p.entry, p.image_size), &[Owner::Kernel]));
+    assert!(inside(Region::new(p.fdt, p.dt.len() as u64), &[Owner::Fdt]));
+    dt::parse(&p.dt).expect("the planned DT parses");
+}
+
+fn refuse(req: &Request<'_>, cpus: &CpuFacts, m: &MemMap) -> Refusal {
+    let before = claims(m);
+    let Err(r) = plan(req, cpus, m) else {
+        panic!("plan accepted")
+    };
+    assert_eq!(claims(m), before, "a refusal changed the map");
+    let line = r.to_string();
+    assert!(
+        line.starts_with("booti: ") && !line.contains('\n'),
+        "{line}"
+    );
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+fn args(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn parses_booti_arguments() {
+    assert_eq!(
+        BootiArgs::parse(&args("booti 40000000 50000000:1000 48000000")),
+        Ok(BootiArgs {
+            kernel: 0x4000_0000,
+            initrd: Some((0x5000_0000, 0x1000)),
+            fdt: Some(0x4800_0000)
+        })
+    );
+    assert_eq!(
+        BootiArgs::parse(&args("booti 40000000 -")),
+        Ok(BootiArgs {
+            kernel: 0x4000_0000,
+            initrd: None,
+            fdt: None
+        })
+    );
+    assert_eq!(BootiArgs::parse(&args("booti")), Err(ArgError::Usage));
+    assert_eq!(
+        BootiArgs::parse(&args("booti 1 2 3 4")),
+        Err(ArgError::Usage)
+    );
+    for (line, want) in [
+        ("booti zz", "bad kernel address 'zz'"),
+        (
+            "booti 1 5000",
+            "booti: initrd must be given as <addr>:<size>",
+        ),
+        ("booti 1 q:10", "bad initrd address 'q'"),
+        ("booti 1 10:q", "bad initrd size 'q'"),
+        ("booti 1 10:0", "booti: initrd size is 0"),
+        ("booti 1 - x", "bad fdt address 'x'"),
+    ] {
+        assert_eq!(
+            BootiArgs::parse(&args(line)),
+            Err(ArgError::Bad(want.into())),
+            "{line}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placements
+
+#[test]
+fn raw_image_at_a_2mib_boundary_runs_in_place() {
+    let m = map();
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, Some(0x180_0000));
+    let p = plan(&request(k), &no_pen(), &m).unwrap();
+    check_plan(&p, &m);
+    assert_eq!(p.how, KernelHow::InPlace);
+    assert_eq!(p.entry, KADDR);
+    assert_eq!(p.file_len, 0x180_0000);
+    assert_eq!(p.fdt, 0x4400_0000);
+    assert_eq!(
+        p.writes,
+        vec![Write::Dt {
+            dst: 0x4400_0000,
+            len: p.dt.len() as u64
+        }]
+    );
+    assert!(p.claims.iter().all(|c| c.keep));
+    assert_eq!(p.cpus, CpuHandoff::Untouched);
+    assert_eq!(
+        p.banner(),
+        alloc::format!(
+            "## Booting arm64 Image at 0x41000000 (25165824 bytes, in place, image_size 0x2000000)\n\
+             ## Device tree at 0x44000000 ({} bytes)\n\nStarting kernel ...\n\n",
+            p.dt.len()
+        )
+    );
+    assert_eq!(
+        p.clean_ranges(),
+        vec![(KADDR, 0x200_0000), (0x4400_0000, p.dt.len() as u64)]
+    );
+}
+
+#[test]
+fn near_base_image_moves_to_the_lowest_free_slot() {
+    let m = map();
+    let k = raw(
+        KADDR + 0x1000,
+        0x8_0000,
+        0x100_0000,
+        NEAR_BASE,
+        Some(0x80_0000),
+    );
+    let p = plan(&request(k), &no_pen(), &m).unwrap();
+    check_plan(&p, &m);
+    assert_eq!(p.how, KernelHow::Moved);
+    // The 16.5 MiB footprint fits neither below the loader image (1 MiB free) nor between it
+    // and the file (claimed while it moves): the first slot after the file is 0x41a00000.
+    assert_eq!(p.entry, 0x41a0_0000 + 0x8_0000);
+    assert_eq!(
+        p.writes[0],
+        Write::Move {
+            src: KADDR + 0x1000,
+            dst: p.entry,
+            len: 0x80_0000
+        }
+    );
+    assert_eq!(p.claims[0].owner, Owner::Load("kernel file".into()));
+    assert!(!p.claims[0].keep);
+}
+
+#[test]
+fn a_misaligned_anywhere_image_is_moved_not_run_in_place() {
+    let m = map();
+    let k = raw(KADDR + 0x1000, 0, 0x100_0000, ANYWHERE, Some(0x80_0000));
+    let p = plan(&request(k), &no_pen(), &m).unwrap();
+    check_plan(&p, &m);
+    assert_eq!(p.how, KernelHow::Moved);
+}
+
+#[test]
+fn image_gz_inflates_at_kernel_addr_r_when_free() {
+    let m = map();
+    let (k, _) = gz_kernel(0x4800_0000, 0x100_0000, ANYWHERE, 0x1_0000);
+    let p = plan(&request(k), &no_pen(), &m).unwrap();
+    check_plan(&p, &m);
+    assert_eq!(p.how, KernelHow::Inflated);
+    assert_eq!(p.entry, 0x4200_0000);
+    assert_eq!(p.file_len, 0x1_0000);
+    assert!(matches!(
+        p.writes[0],
+        Write::Inflate {
+            src: 0x4800_0000,
+            dst: 0x4200_0000,
+            ..
+        }
+    ));
+    assert!(p.banner().contains(", inflated from Image.gz"));
+    // Near-base kernels, or kernel_addr_r taken: the lowest free slot.
+    let (k, _) = gz_kernel(0x4800_0000, 0x100_0000, NEAR_BASE, 0x1_0000);
+    let p = plan(&request(k), &no_pen(), &m).unwrap();
+    assert_eq!(p.entry, 0x4080_0000);
+    let mut taken = map();
+    taken
+        .claim(0x4200_0000, 0x1000, Owner::Other("x".into()))
+        .unwrap();
+    let (k, _) = gz_kernel(0x4800_0000, 0x100_0000, ANYWHERE, 0x1_0000);
+    let p = plan(&request(k), &no_pen(), &taken).unwrap();
+    check_plan(&p, &taken);
+    assert_eq!(p.entry, 0x4080_0000);
+}
+
+#[test]
+fn initrd_is_claimed_described_and_cleaned() {
+    let m = map();
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
+    let mut req = request(k);
+    req.initrd = Some((0x4a00_0000, 0x12_3456));
+    let p = plan(&req, &no_pen(), &m).unwrap();
+    check_plan(&p, &m);
+    assert_eq!(p.initrd, Some(Region::new(0x4a00_0000, 0x12_3456)));
+    assert!(p.banner().contains("## initrd at 0x4a000000..0x4a123456\n"));
+    assert!(p.clean_ranges().contains(&(0x4a00_0000, 0x12_3456)));
+    let info = dt::parse(&p.dt).unwrap();
+    assert_eq!(
+        info.chosen.initrd,
+        Some(Region::new(0x4a00_0000, 0x12_3456))
+    );
+    assert_eq!(info.chosen.bootargs.as_deref(), Some("console=ttyAMA0"));
+}
+
+#[test]
+fn spin_table_describes_the_pen_and_drops_unusable_cpus() {
+    let m = map();
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
+    let mut cpus = with_pen();
+    if let Some(p) = cpus.pen.as_mut() {
+        p.unusable.push("/cpus/cpu@3".into());
+    }
+    let p = plan(&request(k), &cpus, &m).unwrap();
+    check_plan(&p, &m);
+    assert_eq!(p.cpus, CpuHandoff::SpinTable { pen: PEN });
+    assert!(p.clean_ranges().contains(&(PEN.base, PEN.size)));
+    let info = dt::parse(&p.dt).unwrap();
+    assert_eq!(info.cpus.len(), 3);
+    assert!(info.memreserve.contains(&PEN));
+    for c in &info.cpus {
+        assert_eq!(c.enable_method, Some(dt::EnableMethod::SpinTable));
+    }
+}
+
+#[test]
+fn psci_hands_the_cpus_back_and_forgets_the_pen() {
+    let m = map();
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
+    let mut req = request(k);
+    req.cpu_method = Some("psci");
+    let p = plan(&req, &with_pen(), &m).unwrap();
+    check_plan(&p, &m);
+    assert_eq!(p.cpus, CpuHandoff::Psci);
+    assert!(!p.clean_ranges().contains(&(PEN.base, PEN.size)));
+    let info = dt::parse(&p.dt).unwrap();
+    assert!(!info.memreserve.contains(&PEN));
+    assert!(info
+        .cpus
+        .iter()
+        .all(|c| c.enable_method == Some(dt::EnableMethod::Psci)));
+}
+
+#[test]
+fn prepare_reports_the_cpu_method_before_any_cpu_moves() {
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
+    let mut req = request(k);
+    assert_eq!(prepare(&req).unwrap().cpu_method(), CpuMethod::SpinTable);
+    req.cpu_method = Some("psci");
+    assert_eq!(prepare(&req).unwrap().cpu_method(), CpuMethod::Psci);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals: one test per reason; each leaves the map as it was.
+
+fn inspect_err(head: &[u8], loaded: Option<u64>, member: &[u8]) -> Refusal {
+    let r = Kernel::inspect(KADDR, head, loaded, |n| {
+        member
+            .get(..n as usize)
+            .ok_or_else(|| "0x41000000..: not RAM".into())
+    })
+    .unwrap_err();
+    let line = r.to_string();
+    assert!(
+        line.starts_with("booti: ") && !line.contains('\n'),
+        "{line}"
+    );
+    r
+}
+
+#[test]
+fn refuses_bad_kernels() {
+    let plain = header(0, 0x100_0000, ANYWHERE);
+    let member = gzip(&plain);
+    let head = &member[..20];
+    assert_eq!(inspect_err(head, None, &member), Refusal::GzipSizeUnknown);
+    assert_eq!(
+        inspect_err(head, Some(member.len() as u64 + 1), &member),
+        Refusal::Memory("0x41000000..: not RAM".into())
+    );
+    assert!(matches!(
+        inspect_err(head, Some(12), &member),
+        Refusal::Gzip(GzError::Truncated)
+    ));
+    let short = gzip(&plain[..32]);
+    assert_eq!(
+        inspect_err(&short, Some(short.len() as u64), &short),
+        Refusal::GzipShort
+    );
+    let junk = gzip(&[0u8; 64]);
+    assert!(matches!(
+        inspect_err(&junk, Some(junk.len() as u64), &junk),
+        Refusal::GzipHeader(ImageError::BadMagic { .. })
+    ));
+    let r = inspect_err(&[0u8; 64], None, &[]);
+    assert!(matches!(r, Refusal::Header(ImageError::BadMagic { .. })));
+    assert!(r.to_string().starts_with("booti: not an arm64 Image"));
+    // An Image.gz inflating to more than its header's footprint.
+    let mut big = header(0, 0x100, ANYWHERE).to_vec();
+    big.resize(0x200, 0);
+    let member = gzip(&big);
+    let r = inspect_err(&member, Some(member.len() as u64), &member);
+    assert_eq!(
+        r,
+        Refusal::ImageSizeTooSmall {
+            gzip: true,
+            image_size: 0x100,
+            file_len: 0x200
+        }
+    );
+    assert_eq!(
+        r.to_string(),
+        "booti: Image.gz: Image header image_size 0x100 is smaller than the Image (0x200 bytes)"
+    );
+    // A raw Image whose header's footprint is under 64 bytes, loaded whole.
+    let r = inspect_err(&header(0, 0x20, ANYWHERE), Some(0x40), &[]);
+    assert_eq!(
+        r.to_string(),
+        "booti: Image header image_size 0x20 is smaller than the Image (0x40 bytes)"
+    );
+}
+
+#[test]
+fn refuses_a_footprint_that_overflows() {
+    let m = map();
+    let k = raw(KADDR, u64::MAX - 0x1000, 0x10_0000, NEAR_BASE, Some(0x1000));
+    assert!(matches!(
+        refuse(&request(k), &no_pen(), &m),
+        Refusal::Footprint { .. }
+    ));
+}
+
+#[test]
+fn refuses_a_wrapping_initrd() {
+    let m = map();
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    req.initrd = Some((u64::MAX - 0xff, 0x1000));
+    let r = refuse(&req, &no_pen(), &m);
+    assert_eq!(
+        r.to_string(),
+        "booti: initrd: range 0xffffffffffffff00 + 0x1000 overflows the address space"
+    );
+}
+
+#[test]
+fn refuses_a_bad_dt() {
+    let m = map();
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    let junk = [0u8; 64];
+    req.dtb = &junk;
+    assert!(matches!(refuse(&req, &no_pen(), &m), Refusal::Fdt(_)));
+}
+
+#[test]
+fn refuses_bad_env_values() {
+    let m = map();
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    req.fdt_addr_r = None;
+    assert_eq!(refuse(&req, &no_pen(), &m), Refusal::NoFdtAddr);
+    assert_eq!(
+        Refusal::NoFdtAddr.to_string(),
+        "booti: ${fdt_addr_r} is not set"
+    );
+    req.fdt_addr_r = Some("zz");
+    assert_eq!(refuse(&req, &no_pen(), &m), Refusal::NoFdtAddr);
+    req.fdt_addr_r = Some("44000004");
+    assert_eq!(
+        refuse(&req, &no_pen(), &m),
+        Refusal::FdtAddrAlign(0x4400_0004)
+    );
+    req.fdt_addr_r = Some(FDT_ADDR);
+    req.cpu_method = Some("smp");
+    let r = refuse(&req, &no_pen(), &m);
+    assert_eq!(
+        r.to_string(),
+        "booti: cpu_method 'smp' must be spin-table or psci"
+    );
+}
+
+#[test]
+fn refuses_psci_without_reachable_firmware() {
+    let m = map();
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    req.cpu_method = Some("psci");
+    let cpus = CpuFacts {
+        psci_usable: false,
+        ..with_pen()
+    };
+    assert_eq!(refuse(&req, &cpus, &m), Refusal::PsciUnreachable);
+}
+
+#[test]
+fn refuses_a_pen_without_a_slot_for_a_cpu() {
+    let m = map();
+    let req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    let mut cpus = with_pen();
+    if let Some(p) = cpus.pen.as_mut() {
+        p.release.pop();
+    }
+    let r = refuse(&req, &cpus, &m);
+    assert_eq!(r, Refusal::DtFixup("/cpus/cpu@3: no pen slot".into()));
+}
+
+#[test]
+fn refuses_ranges_that_overlap_claims() {
+    let m = map();
+    // The kernel file over the loader image: it must move, and its source is claimed.
+    let req = request(raw(0x4030_0000, 0x8_0000, 0x100_0000, NEAR_BASE, None));
+    let r = refuse(&req, &no_pen(), &m);
+    assert!(
+        matches!(r, Refusal::Claim(MemError::Overlap { .. })),
+        "{r:?}"
+    );
+    // An initrd over the kernel.
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    req.initrd = Some((KADDR - 0x1_0000, 0x100_0000));
+    let r = refuse(&req, &no_pen(), &m);
+    assert!(r.to_string().contains("overlaps"), "{r}");
+    // The DT over the pen.
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    req.fdt_addr_r = Some("7fff0000");
+    assert!(matches!(
+        refuse(&req, &no_pen(), &m),
+        Refusal::Claim(MemError::Overlap { .. })
+    ));
+    // An initrd outside RAM.
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    req.initrd = Some((0x1000, 0x1000));
+    assert!(matches!(
+        refuse(&req, &no_pen(), &m),
+        Refusal::Claim(MemError::OutsideRam { .. })
+    ));
+}
+
+#[test]
+fn refuses_when_no_slot_is_free() {
+    // 8 MiB of RAM for a kernel with a 16 MiB footprint.
+    let m = MemMap::new(&[Region::new(RAM, 0x80_0000)]);
+    let (k, _) = gz_kernel(RAM + 0x10_0000, 0x100_0000, NEAR_BASE, 0x1000);
+    let r = refuse(&request(k), &no_pen(), &m);
+    assert_eq!(
+        r,
+        Refusal::NoRoom {
+            footprint: 0x100_0000
+        }
+    );
+    assert_eq!(
+        r.to_string(),
+        "booti: no free 2 MiB-aligned room for the kernel's 0x1000000-byte footprint"
+    );
+}
+
+#[test]
+fn refuses_an_initrd_outside_the_32gib_window() {
+    let mut m = MemMap::new(&[
+        Region::new(RAM, RAM_SIZE),
+        Region::new(0x10_0000_0000, 0x1000_0000),
+    ]);
+    m.claim(RAM, 0x10_0000, Owner::IncomingDt).unwrap();
+    let mut req = request(raw(KADDR, 0, 0x200_0000, ANYWHERE, None));
+    req.initrd = Some((0x10_0000_0000, 0x1000));
+    assert_eq!(refuse(&req, &no_pen(), &m), Refusal::Window);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property: random maps, kernels, initrds and env values never give a plan that overlaps a claim.
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A root node with its cell sizes: enough for the planner, and fast to parse.
+fn tiny_dtb() -> Vec<u8> {
+    use dtoolkit::model::DeviceTreeProperty;
+    let mut t = DeviceTree::new();
+    t.root
+        .add_property(DeviceTreeProperty::new_unchecked("#address-cells", 2u32));
+    t.root
+        .add_property(DeviceTreeProperty::new_unchecked("#size-cells", 2u32));
+    t.to_dtb()
+}
+
+#[test]
+fn random_plans_never_overlap_a_claim() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let dtb = tiny_dtb();
+    let mut accepted = 0;
+    for _ in 0..3000 {
+        let mut m = MemMap::new(&[Region::new(RAM, RAM_SIZE)]);
+        for _ in 0..rng.below(8) {
+            let start = RAM + (rng.below(RAM_SIZE) & !0xfff);
+            let size = (rng.below(0x400_0000) & !0xfff).max(0x1000);
+            let _ = m.claim(start, size, Owner::Other("random".into()));
+        }
+        let kaddr = RAM + (rng.below(RAM_SIZE) & !0xfff);
+        let flags = if rng.below(2) == 0 {
+            ANYWHERE
+        } else {
+            NEAR_BASE
+        };
+        let text_offset = [0, 0x8_0000, 0x1000][rng.below(3) as usize];
+        let image_size = (rng.below(0x400_0000) & !0xfff).max(0x1000);
+        let k = raw(
+            kaddr,
+            text_offset,
+            image_size,
+            flags,
+            Some(rng.below(image_size) + 64),
+        );
+        let fdt = alloc::format!("{:x}", RAM + (rng.below(RAM_SIZE) & !7));
+        let kr = alloc::format!("{:x}", RAM + (rng.below(RAM_SIZE) & !0x1f_ffff));
+        let mut req = request(k);
+        req.dtb = &dtb;
+        req.fdt_addr_r = Some(&fdt);
+        req.kernel_addr_r = Some(&kr);
+        if rng.below(2) == 0 {
+            req.initrd = Some((RAM + rng.below(RAM_SIZE), rng.below(0x100_0000) + 1));
+        }
+        let before = claims(&m);
+        match plan(&req, &no_pen(), &m) {
+            Ok(p) => {
+                check_plan(&p, &m);
+                accepted += 1;
+            }
+            Err(e) => {
+                let line = e.to_string();
+                assert!(
+                    line.starts_with("booti: ") && !line.contains('\n'),
+                    "{line}"
+                );
+            }
+        }
+        assert_eq!(claims(&m), before);
+    }
+    assert!(accepted > 300, "only {accepted} plans accepted");
+}
