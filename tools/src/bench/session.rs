@@ -222,18 +222,6 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::process_cpu_time;
-    use std::time::Duration;
-
-    #[test]
-    fn proc_stat_cpu_time() {
-        let s = "4242 (qemu-system-aar ch) S 1 4242 4242 0 -1 4194560 8000 0 0 0 250 75 0 0 20 0 9 0 100 0";
-        assert_eq!(process_cpu_time(s, 100), Some(Duration::from_millis(3250)));
-        assert_eq!(process_cpu_time("garbage", 100), None);
-    }
-}
 
 impl Drop for Session {
     fn drop(&mut self) {
@@ -248,4 +236,17 @@ pub(super) fn ms(d: Duration) -> f64 {
 
 pub(super) fn between(a: Instant, b: Instant) -> f64 {
     ms(b.saturating_duration_since(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_cpu_time;
+    use std::time::Duration;
+
+    #[test]
+    fn proc_stat_cpu_time() {
+        let s = "4242 (qemu-system-aar ch) S 1 4242 4242 0 -1 4194560 8000 0 0 0 250 75 0 0 20 0 9 0 100 0";
+        assert_eq!(process_cpu_time(s, 100), Some(Duration::from_millis(3250)));
+        assert_eq!(process_cpu_time("garbage", 100), None);
+    }
 }
