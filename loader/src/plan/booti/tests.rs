@@ -594,19 +594,7 @@ fn refuses_an_initrd_outside_the_32gib_window() {
 // ---------------------------------------------------------------------------------------------
 // Property: random maps, kernels, initrds and env values never give a plan that overlaps a claim.
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use testkit::Rng;
 
 /// A root node with its cell sizes: enough for the planner, and fast to parse.
 fn tiny_dtb() -> Vec<u8> {
