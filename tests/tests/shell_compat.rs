@@ -15,28 +15,8 @@ fn uboot(name: &str) -> Qemu {
         std::path::Path::new(UBOOT_BIN).exists(),
         "{UBOOT_BIN} missing: apt-get install u-boot-qemu"
     );
-    let args: Vec<String> = [
-        "-M",
-        "virt",
-        "-cpu",
-        "cortex-a57",
-        "-smp",
-        "1",
-        "-m",
-        "1G",
-        "-bios",
-        UBOOT_BIN,
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = xtask::qemu::board_args("virt", "cortex-a57", 1, "1G");
+    args.extend(["-bios".to_string(), UBOOT_BIN.to_string()]);
     let mut q = Qemu::start_args(name, &args);
     q.expect_within("Hit any key to stop autoboot", Duration::from_secs(60));
     q.send_raw(b" ");
