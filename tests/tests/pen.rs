@@ -421,7 +421,7 @@ fn payload_chain_moves_pen_every_other_cycle() {
         assert_eq!(r.verdict, "PASS cpus=4 rounds=100 el=2", "cycle {n}");
         assert_eq!(
             r.memreserve,
-            format!("{pen:#x}+0x1000"),
+            format!("{pen:#x}+0x2000"),
             "cycle {n}: exactly one /memreserve/, the new pen"
         );
         q.expect_within("PAYLOAD: entering loader at ", T);
@@ -526,7 +526,7 @@ fn in_memory_chain(name: &str, cycles: usize, pen_gather: &str) {
             ));
         }
         assert_eq!(r.ok_cpus, 3, "cycle {n}");
-        if r.memreserve != format!("{pen:#x}+0x1000") {
+        if r.memreserve != format!("{pen:#x}+0x2000") {
             q.fail(&format!(
                 "cycle {n}: /memreserve/ {}, expected exactly the pen at {pen:#x}",
                 r.memreserve

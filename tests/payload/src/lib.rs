@@ -18,7 +18,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use loader::dt::{DtInfo, EnableMethod, Prop64, Region};
+use loader::dt::{Cpu, DtInfo, EnableMethod, Prop64, Region};
 use loader::pen::{PenImage, SlotStatus, MPIDR_MASK};
 
 /// Most CPUs the payload handles (per-CPU stacks and records are static).
@@ -199,17 +199,24 @@ pub fn check_dt(
     ok: &mut impl FnMut(&str),
 ) -> Result<SpinTable, String> {
     let boot_mpidr = boot_mpidr & MPIDR_MASK;
-    if info.cpus.is_empty() {
+    // Nodes whose status is not okay are skipped, as Linux does (a loader marks the nodes of
+    // CPUs that did not come `status = "fail"`, docs/protocol.md §6).
+    let (live, failed): (Vec<&Cpu>, Vec<&Cpu>) =
+        info.cpus.iter().partition(|c| c.status.is_enabled());
+    for c in &failed {
+        ok(&format!("{}: status \"{}\", skipped", c.path, c.status));
+    }
+    if live.is_empty() {
         return Err("no /cpus/cpu@* nodes in the DT".into());
     }
-    if info.cpus.len() > MAX_CPUS {
+    if live.len() > MAX_CPUS {
         return Err(format!(
             "{} cpu nodes: the payload handles at most {MAX_CPUS}",
-            info.cpus.len()
+            live.len()
         ));
     }
     // enable-method
-    for c in &info.cpus {
+    for c in &live {
         match &c.enable_method {
             Some(EnableMethod::SpinTable) => {}
             Some(m) => {
@@ -228,22 +235,22 @@ pub fn check_dt(
     }
     ok(&format!(
         "enable-method \"spin-table\" on all {} cpu nodes",
-        info.cpus.len()
+        live.len()
     ));
     // unique MPIDRs, boot CPU present
-    for (i, c) in info.cpus.iter().enumerate() {
-        if info.cpus[..i].iter().any(|d| d.mpidr == c.mpidr) {
+    for (i, c) in live.iter().enumerate() {
+        if live[..i].iter().any(|d| d.mpidr == c.mpidr) {
             return Err(format!("{}: reg {:#x} appears twice", c.path, c.mpidr));
         }
     }
-    if !info.cpus.iter().any(|c| c.mpidr == boot_mpidr) {
+    if !live.iter().any(|c| c.mpidr == boot_mpidr) {
         return Err(format!(
             "the boot CPU (MPIDR {boot_mpidr:#x}) has no cpu node"
         ));
     }
     // cpu-release-addr
     let mut cpus = Vec::new();
-    for c in &info.cpus {
+    for c in &live {
         let release = match c.release_addr {
             Prop64::Value(v) => v,
             Prop64::Absent => return Err(format!("{}: no cpu-release-addr", c.path)),
@@ -279,7 +286,7 @@ pub fn check_dt(
     ok(&line);
     // cpu-park-addr
     let mut park = None;
-    for c in &info.cpus {
+    for c in &live {
         let p = match c.park_addr {
             Prop64::Value(v) => v,
             Prop64::Absent => return Err(format!("{}: no cpu-park-addr", c.path)),
