@@ -381,11 +381,16 @@ pub fn apply_cpus(
             }
         }
     }
+    set_memreserve(tree, memreserve);
+    Ok(())
+}
+
+/// Replaces the /memreserve/ table with `memreserve` (address, size), in order.
+pub fn set_memreserve(tree: &mut DeviceTree, memreserve: &[(u64, u64)]) {
     tree.memory_reservations = memreserve
         .iter()
         .map(|&(a, s)| dtoolkit::memreserve::MemoryReservation::new(a, s))
         .collect();
-    Ok(())
 }
 
 /// The names of /memreserve/ entries as (addr, size).
