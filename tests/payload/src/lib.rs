@@ -80,7 +80,8 @@ pub struct Args {
     /// `payload.foreign=1` (with `payload.next=loader`): before chaining, move every
     /// secondary into a spin loop on one shared release word (a U-Boot-style foreign
     /// spin-table) and hand the next loader a DT that lists all but the last secondary
-    /// there; the last one has no cpu node, so it reaches the loader's pen as a stray.
+    /// there; the last one has no cpu node, so it reaches the loader's pen as a stray. The
+    /// first one follows the release 1.5 s late (after the loader stopped waiting).
     pub foreign: bool,
 }
 

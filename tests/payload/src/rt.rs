@@ -149,6 +149,9 @@ const El1Report_ZERO: parkboot_payload::El1Report = parkboot_payload::El1Report 
 /// `payload.foreign=1`: the shared release word of the foreign spin-table.
 #[no_mangle]
 pub static PAYLOAD_FOREIGN_WORD: Shared<u64> = Shared::new(0);
+/// `payload.foreign=1`: the MPIDR of the CPU that leaves the foreign spin-table 1.5 s late.
+#[no_mangle]
+pub static PAYLOAD_FOREIGN_LATE: Shared<u64> = Shared::new(u64::MAX);
 /// The boot CPU's MPIDR (for the exception report).
 pub static BOOT_MPIDR: Shared<u64> = Shared::new(u64::MAX);
 

@@ -464,7 +464,8 @@ fn inject_fault(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8
 }
 
 /// `payload.foreign=1`: every secondary leaves the pen for a spin loop on one shared word
-/// (a U-Boot-style spin-table); returns the address of the DT for the next loader: every
+/// (a U-Boot-style spin-table; the first one leaves it 1.5 s after the release, later than a
+/// loader waits); returns the address of the DT for the next loader: every
 /// secondary but the last on that word (`enable-method = "spin-table"`, no `cpu-park-addr`),
 /// the last one without a cpu node, the old pen's /memreserve/ replaced by one for the
 /// payload (the CPUs run its code, the word and this DT are in it).
@@ -485,6 +486,9 @@ fn foreign_spin(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable, boot: u64) -
     let word = rt::PAYLOAD_FOREIGN_WORD.get() as u64;
     wr(word as *mut u64, 0);
     civac(word, 8);
+    let late = secondaries[0].mpidr;
+    wr(rt::PAYLOAD_FOREIGN_LATE.get(), late);
+    civac(rt::PAYLOAD_FOREIGN_LATE.get() as u64, 8);
     let spin = rt::payload_foreign_spin as *const () as usize as u64;
     for c in &secondaries {
         let state_addr = state_record(ctx, &img, c);
@@ -547,8 +551,9 @@ fn foreign_spin(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable, boot: u64) -
     let at = words.as_ptr() as u64;
     core::mem::forget(words);
     println!(
-        "PAYLOAD: foreign: {} secondaries wait on the shared release word {word:#x}; {} (MPIDR {:#x}) too, with no cpu node in the DT at {at:#x}",
+        "PAYLOAD: foreign: {} secondaries wait on the shared release word {word:#x} ({} leaves 1.5 s late); {} (MPIDR {:#x}) too, with no cpu node in the DT at {at:#x}",
         secondaries.len() - 1,
+        secondaries[0].name,
         stray.name,
         stray.mpidr
     );

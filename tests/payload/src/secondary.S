@@ -197,7 +197,9 @@ payload_el1_entry:
 
 /*
  * payload.foreign=1: a U-Boot-style spin-table shared by every secondary: wait
- * until PAYLOAD_FOREIGN_WORD is non-zero, then branch there (x0..x3 = 0).
+ * until PAYLOAD_FOREIGN_WORD is non-zero, then branch there (x0..x3 = 0). The
+ * CPU whose MPIDR is PAYLOAD_FOREIGN_LATE waits 1.5 s more first (a CPU that
+ * comes after the loader stopped waiting for it).
  */
 .balign 8
 .global payload_foreign_spin
@@ -209,7 +211,23 @@ payload_foreign_spin:
     dsb     sy
     ldr     x4, [x9]
     cbz     x4, 1b
-    mov     x0, xzr
+    adr_l   x10, PAYLOAD_FOREIGN_LATE
+    ldr     x11, [x10]
+    mrs     x12, mpidr_el1
+    movz    x0, #0xffff
+    movk    x0, #0xff, lsl #16
+    movk    x0, #0xff, lsl #32
+    and     x12, x12, x0
+    cmp     x11, x12
+    b.ne    3f
+    mrs     x13, cntfrq_el0
+    add     x13, x13, x13, lsr #1       /* 1.5 s */
+    mrs     x14, cntpct_el0
+    add     x14, x14, x13
+2:  mrs     x15, cntpct_el0
+    cmp     x15, x14
+    b.lo    2b
+3:  mov     x0, xzr
     mov     x1, xzr
     mov     x2, xzr
     mov     x3, xzr
