@@ -51,6 +51,10 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     if prepared.cpu_method() == CpuMethod::SpinTable {
         cpus_to_pen(sh)?;
     }
+    let psci = sh.platform.fw.usable_psci();
+    for line in sh.platform.cpus.refresh(psci) {
+        sh.print(&format!("CPUs: {line}\n"));
+    }
     let plan = prepared.plan(&cpu_facts(sh), sh.platform.mem.map())?;
     exec::boot(sh, plan)
 }

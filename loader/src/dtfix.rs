@@ -296,30 +296,77 @@ pub enum CpuMethod {
     Psci,
 }
 
-/// Rewrites every cpu node's enable-method (never mixing methods), removes
-/// the nodes in `remove` (CPUs that did not arrive or are lost — and any
-/// cpu-map, which would reference them), and replaces the /memreserve/
-/// table with `memreserve`.
+/// A CPU node whose CPU cannot be handed on (it did not arrive, or is lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCpu {
+    pub path: String,
+    /// Its slot in the pen, `(cpu-release-addr, cpu-park-addr)`, when it has one: the node
+    /// keeps pointing at it (spin-table), so a later loader can still take the CPU over
+    /// should it arrive late (docs/protocol.md §6).
+    pub slot: Option<(u64, u64)>,
+}
+
+fn set_spin_table(node: &mut DeviceTreeNode, release: u64, park: u64) {
+    node.add_property(DeviceTreeProperty::new_unchecked(
+        "enable-method",
+        "spin-table",
+    ));
+    // 64-bit values: two cells, as Linux's of_property_read_u64 needs.
+    node.add_property(DeviceTreeProperty::new_unchecked(
+        "cpu-release-addr",
+        release,
+    ));
+    node.add_property(DeviceTreeProperty::new_unchecked("cpu-park-addr", park));
+}
+
+fn status_is_fail(node: &DeviceTreeNode) -> bool {
+    node.property("status")
+        .is_some_and(|p| p.value().starts_with(b"fail"))
+}
+
+/// Rewrites every cpu node's enable-method (never mixing methods among the CPUs handed on),
+/// marks the nodes in `failed` `status = "fail"` (Linux skips such nodes; a node that has a
+/// pen slot keeps pointing at it, so a late arrival stays reclaimable), gives a CPU handed on
+/// whose node an earlier loader failed `status = "okay"` again, removes any cpu-map when a
+/// node failed (it would reference a CPU the kernel does not have), and replaces the
+/// /memreserve/ table with `memreserve`.
 pub fn apply_cpus(
     tree: &mut DeviceTree,
     cpu_paths: &[String],
     method: &CpuMethod,
-    remove: &[String],
+    failed: &[FailedCpu],
     memreserve: &[(u64, u64)],
 ) -> Result<(), String> {
-    if !remove.is_empty() {
+    if !failed.is_empty() {
         if let Some(cpus) = tree.find_node_mut("/cpus") {
             cpus.remove_child("cpu-map");
         }
     }
-    for path in remove {
-        let _ = self::remove(tree, path, None);
+    for f in failed {
+        let Ok(node) = find_mut(tree, &f.path) else {
+            continue;
+        };
+        node.remove_property("status");
+        node.add_property(DeviceTreeProperty::new_unchecked("status", "fail"));
+        if let Some((release, park)) = f.slot {
+            node.remove_property("enable-method");
+            node.remove_property("cpu-release-addr");
+            node.remove_property("cpu-park-addr");
+            set_spin_table(node, release, park);
+        }
     }
-    for path in cpu_paths.iter().filter(|p| !remove.contains(p)) {
+    for path in cpu_paths
+        .iter()
+        .filter(|p| !failed.iter().any(|f| &f.path == *p))
+    {
         let node = find_mut(tree, path)?;
         node.remove_property("enable-method");
         node.remove_property("cpu-release-addr");
         node.remove_property("cpu-park-addr");
+        if status_is_fail(node) {
+            node.remove_property("status");
+            node.add_property(DeviceTreeProperty::new_unchecked("status", "okay"));
+        }
         match method {
             CpuMethod::Psci => {
                 node.add_property(DeviceTreeProperty::new_unchecked("enable-method", "psci"));
@@ -330,21 +377,20 @@ pub fn apply_cpus(
                     .find(|(p, _)| p == path)
                     .map(|(_, a)| *a)
                     .ok_or_else(|| format!("{path}: no pen slot"))?;
-                node.add_property(DeviceTreeProperty::new_unchecked(
-                    "enable-method",
-                    "spin-table",
-                ));
-                // 64-bit values: two cells, as Linux's of_property_read_u64 needs.
-                node.add_property(DeviceTreeProperty::new_unchecked("cpu-release-addr", addr));
-                node.add_property(DeviceTreeProperty::new_unchecked("cpu-park-addr", *park));
+                set_spin_table(node, addr, *park);
             }
         }
     }
+    set_memreserve(tree, memreserve);
+    Ok(())
+}
+
+/// Replaces the /memreserve/ table with `memreserve` (address, size), in order.
+pub fn set_memreserve(tree: &mut DeviceTree, memreserve: &[(u64, u64)]) {
     tree.memory_reservations = memreserve
         .iter()
         .map(|&(a, s)| dtoolkit::memreserve::MemoryReservation::new(a, s))
         .collect();
-    Ok(())
 }
 
 /// The names of /memreserve/ entries as (addr, size).
@@ -550,21 +596,21 @@ mod tests {
             .enumerate()
             .map(|(i, p)| (p.clone(), 0x7fff_0300 + 64 * i as u64))
             .collect();
-        let drop = alloc::vec![paths[3].clone()];
         apply_cpus(
             &mut t,
-            &paths,
+            &paths[..3],
             &CpuMethod::SpinTable {
                 release,
                 park: 0x7fff_0088,
             },
-            &drop,
+            &[],
             &[(0x7fff_0000, 0x1000)],
         )
         .unwrap();
         let out = store(&t, 0).unwrap();
-        let i2 = dt::parse(&out).unwrap();
-        assert_eq!(i2.cpus.len(), 3);
+        let mut i2 = dt::parse(&out).unwrap();
+        assert_eq!(i2.cpus.len(), 4);
+        i2.cpus.truncate(3);
         assert_eq!(i2.memreserve.len(), 1);
         assert_eq!(
             (i2.memreserve[0].base, i2.memreserve[0].size),
@@ -588,6 +634,74 @@ mod tests {
             assert_eq!(c.enable_method, Some(dt::EnableMethod::Psci));
             assert_eq!(c.release_addr, dt::Prop64::Absent);
         }
+    }
+
+    #[test]
+    fn cpus_that_did_not_come_are_failed_not_deleted() {
+        // #17 item 6: a CPU that did not arrive keeps its node with status = "fail" (Linux
+        // skips it) and its slot, so a later loader can take it over if it arrives late; a
+        // lost CPU (no slot in our pen) keeps what it had.
+        let (mut t, info) = load(VIRT).unwrap();
+        let paths: Vec<String> = info.cpus.iter().map(|c| c.path.clone()).collect();
+        let failed = alloc::vec![
+            FailedCpu {
+                path: paths[2].clone(),
+                slot: Some((0x7fff_0380, 0x7fff_0088)),
+            },
+            FailedCpu {
+                path: paths[3].clone(),
+                slot: None,
+            },
+        ];
+        apply_cpus(
+            &mut t,
+            &paths,
+            &CpuMethod::Psci,
+            &failed,
+            &[(0x7fff_0000, 0x2000)],
+        )
+        .unwrap();
+        let out = store(&t, 0).unwrap();
+        let i2 = dt::parse(&out).unwrap();
+        assert_eq!(i2.cpus.len(), 4, "no node deleted");
+        assert!(find(&t, "/cpus/cpu-map").is_none());
+        for c in &i2.cpus[..2] {
+            assert_eq!(c.status, dt::Status::Okay);
+            assert_eq!(c.enable_method, Some(dt::EnableMethod::Psci));
+        }
+        let c2 = &i2.cpus[2];
+        assert_eq!(c2.status, dt::Status::Fail);
+        assert_eq!(c2.enable_method, Some(dt::EnableMethod::SpinTable));
+        assert_eq!(c2.release_addr, dt::Prop64::Value(0x7fff_0380));
+        assert_eq!(c2.park_addr, dt::Prop64::Value(0x7fff_0088));
+        let c3 = &i2.cpus[3];
+        assert_eq!(c3.status, dt::Status::Fail);
+        assert_eq!(
+            c3.enable_method,
+            Some(dt::EnableMethod::Psci),
+            "left as it was"
+        );
+        // The next loader got the CPU back: its node is okay again, with the new method.
+        let (mut t2, i3) = load(&out).unwrap();
+        let p2: Vec<String> = i3.cpus.iter().map(|c| c.path.clone()).collect();
+        let release: Vec<(String, u64)> = p2
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), 0x7fff_0300 + 64 * i as u64))
+            .collect();
+        apply_cpus(
+            &mut t2,
+            &p2,
+            &CpuMethod::SpinTable {
+                release,
+                park: 0x7fff_0088,
+            },
+            &[],
+            &[(0x7fff_0000, 0x2000)],
+        )
+        .unwrap();
+        let i4 = dt::parse(&store(&t2, 0).unwrap()).unwrap();
+        assert!(i4.cpus.iter().all(|c| c.status == dt::Status::Okay));
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod image;
 pub mod memmap;
 pub mod pen;
 pub mod plan;
+pub mod psci;
 pub mod wake;

@@ -361,10 +361,13 @@ pub struct PenFacts {
     pub park: u64,
     /// `(cpu node path, cpu-release-addr)` for every CPU with a slot.
     pub release: Vec<(String, u64)>,
-    /// CPU node paths that did not arrive or are lost: removed from the DT.
+    /// CPU node paths that did not arrive or are lost: `status = "fail"` in the DT.
     pub unusable: Vec<String>,
     /// Old pens dropped: their /memreserve/ entries go.
     pub dropped: Vec<Region>,
+    /// Something may still be in the pen that is not handed over (a stray, a CPU stuck in it
+    /// or sent to it and never seen): it stays reserved with cpu_method=psci too.
+    pub occupied: bool,
 }
 
 /// The CPUs, as they are when booti plans.
@@ -670,7 +673,8 @@ impl Prepared {
 
 /// Rewrites the DT's CPUs for `method` when a pen holds them: spin-table through the pen's
 /// release words (the pen's /memreserve/ added, dropped old pens' removed), or psci (the
-/// pen's and dropped pens' entries removed). CPUs that did not arrive leave the DT.
+/// pen's and dropped pens' entries removed — the pen's kept while it may hold a CPU that is
+/// not handed over). The nodes of CPUs that did not arrive get `status = "fail"`.
 fn fix_cpus(
     tree: &mut DeviceTree,
     info: &DtInfo,
@@ -681,10 +685,17 @@ fn fix_cpus(
         return Ok(CpuHandoff::Untouched);
     };
     let paths: Vec<String> = info.cpus.iter().map(|c| c.path.clone()).collect();
-    let remove: Vec<String> = paths
+    let failed: Vec<dtfix::FailedCpu> = paths
         .iter()
         .filter(|p| pen.unusable.contains(p))
-        .cloned()
+        .map(|p| dtfix::FailedCpu {
+            path: p.clone(),
+            slot: pen
+                .release
+                .iter()
+                .find(|(q, _)| q == p)
+                .map(|&(_, r)| (r, pen.park)),
+        })
         .collect();
     let existing = &info.memreserve;
     let (m, reserve, handoff) = match method {
@@ -700,16 +711,20 @@ fn fix_cpus(
             if !cpus.psci_usable {
                 return Err(Refusal::PsciUnreachable);
             }
-            let keep: Vec<Region> = existing
-                .iter()
-                .filter(|r| !pen.dropped.contains(r) && **r != pen.region)
-                .copied()
-                .collect();
+            let keep: Vec<Region> = if pen.occupied {
+                pen::memreserve_list(existing, &pen.dropped, pen.region)
+            } else {
+                existing
+                    .iter()
+                    .filter(|r| !pen.dropped.contains(r) && **r != pen.region)
+                    .copied()
+                    .collect()
+            };
             (dtfix::CpuMethod::Psci, keep, CpuHandoff::Psci)
         }
     };
     let reserve: Vec<(u64, u64)> = reserve.iter().map(|r| (r.base, r.size)).collect();
-    dtfix::apply_cpus(tree, &paths, &m, &remove, &reserve).map_err(Refusal::DtFixup)?;
+    dtfix::apply_cpus(tree, &paths, &m, &failed, &reserve).map_err(Refusal::DtFixup)?;
     Ok(handoff)
 }
 

@@ -174,7 +174,7 @@ fn fuzz_plan_reclaim() {
         };
         let plan = plan_reclaim(&dt, &e, |a, l| mem.read(a, l));
         let _ = plan.to_string();
-        let _ = plan.droppable(&[1, 2]);
+        let _ = plan.droppable(&[1, 2], &[]);
         let _ = plan.new_pen_cpus();
         assert_eq!(plan.cpus.len(), dt.cpus.len());
         // invariant: a take-over only ever targets a pen that validated

@@ -89,6 +89,7 @@ fn pen_facts() -> PenFacts {
             .collect(),
         unusable: Vec::new(),
         dropped: Vec::new(),
+        occupied: false,
     }
 }
 
@@ -333,7 +334,7 @@ fn initrd_is_claimed_described_and_cleaned() {
 }
 
 #[test]
-fn spin_table_describes_the_pen_and_drops_unusable_cpus() {
+fn spin_table_describes_the_pen_and_fails_unusable_cpus() {
     let m = map();
     let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
     let mut cpus = with_pen();
@@ -345,11 +346,24 @@ fn spin_table_describes_the_pen_and_drops_unusable_cpus() {
     assert_eq!(p.cpus, CpuHandoff::SpinTable { pen: PEN });
     assert!(p.clean_ranges().contains(&(PEN.base, PEN.size)));
     let info = dt::parse(&p.dt).unwrap();
-    assert_eq!(info.cpus.len(), 3);
+    // #17 item 6: the node stays, failed, still pointing at its slot
+    assert_eq!(info.cpus.len(), 4);
     assert!(info.memreserve.contains(&PEN));
     for c in &info.cpus {
         assert_eq!(c.enable_method, Some(dt::EnableMethod::SpinTable));
     }
+    let ok: Vec<&str> = info
+        .cpus
+        .iter()
+        .filter(|c| c.status == dt::Status::Okay)
+        .map(|c| c.path.as_str())
+        .collect();
+    assert_eq!(ok, ["/cpus/cpu@0", "/cpus/cpu@1", "/cpus/cpu@2"]);
+    assert_eq!(info.cpus[3].status, dt::Status::Fail);
+    assert_eq!(
+        info.cpus[3].release_addr,
+        dt::Prop64::Value(PEN.base + 0x818)
+    );
 }
 
 #[test]
@@ -368,6 +382,32 @@ fn psci_hands_the_cpus_back_and_forgets_the_pen() {
         .cpus
         .iter()
         .all(|c| c.enable_method == Some(dt::EnableMethod::Psci)));
+}
+
+#[test]
+fn psci_keeps_an_occupied_pen_reserved() {
+    // #17 item 1: a CPU that may still run pen code (REFUSED, a late arrival, a stray) must
+    // not find its memory handed to the kernel: with cpu_method=psci the pen's /memreserve/
+    // stays, and the CPU's node is failed (with its slot, so a later loader can take it).
+    let m = map();
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
+    let mut req = request(k);
+    req.cpu_method = Some("psci");
+    let mut cpus = with_pen();
+    if let Some(p) = cpus.pen.as_mut() {
+        p.occupied = true;
+        p.unusable.push("/cpus/cpu@2".into());
+    }
+    let p = plan(&req, &cpus, &m).unwrap();
+    assert_eq!(p.cpus, CpuHandoff::Psci);
+    let info = dt::parse(&p.dt).unwrap();
+    assert_eq!(info.memreserve, [PEN], "exactly the pen, once");
+    let c2 = &info.cpus[2];
+    assert_eq!(c2.status, dt::Status::Fail);
+    assert_eq!(c2.release_addr, dt::Prop64::Value(PEN.base + 0x810));
+    for c in info.cpus.iter().filter(|c| c.status == dt::Status::Okay) {
+        assert_eq!(c.enable_method, Some(dt::EnableMethod::Psci));
+    }
 }
 
 #[test]
