@@ -463,7 +463,6 @@ fn power_cut_at_every_block_keeps_the_volume_usable() {
                 );
                 run(op, &mut p).unwrap_or_else(|e| panic!("{tag}: the next write failed: {e}"));
                 assert_eq!(tree(&mut p), after, "{tag}: after the retry");
-                drop(p);
                 // What fsck may find after a cut and the retry: clusters
                 // allocated but not used yet, FAT copies not yet alike, the
                 // FSInfo free count — nothing that loses or breaks a file.

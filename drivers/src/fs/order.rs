@@ -81,7 +81,7 @@ impl FatArea {
         match self.kind {
             FatType::Fat12 => {
                 let off = n + n / 2;
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     alloc::vec![(off, 0xff), (off + 1, 0x0f)]
                 } else {
                     alloc::vec![(off, 0xf0), (off + 1, 0xff)]
@@ -96,7 +96,7 @@ impl FatArea {
     fn value(&self, n: u64, b: &[u8]) -> u32 {
         let le = |i: usize| u32::from(b.get(i).copied().unwrap_or(0));
         match self.kind {
-            FatType::Fat12 if n % 2 == 0 => le(0) | (le(1) & 0x0f) << 8,
+            FatType::Fat12 if n.is_multiple_of(2) => le(0) | (le(1) & 0x0f) << 8,
             FatType::Fat12 => le(0) >> 4 | le(1) << 4,
             FatType::Fat16 => le(0) | le(1) << 8,
             FatType::Fat32 => (le(0) | le(1) << 8 | le(2) << 16 | le(3) << 24) & 0x0FFF_FFFF,
