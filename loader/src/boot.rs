@@ -168,8 +168,8 @@ fn run_shell(machine: Machine) -> ! {
     // variables, before /parkboot.env and the DT's /config/environment.
     sh.default_env = sh.env.clone();
     commands::register(&mut sh);
-    if let Some(msg) = cmd_storage::load_saved_env(&mut sh) {
-        sh.print(&format!("{msg}\n"));
+    for line in cmd_storage::load_saved_env(&mut sh) {
+        sh.print(&format!("{line}\n"));
     }
     if let Some(msg) = import_dt_env(&mut sh) {
         sh.print(&format!("{msg}\n"));

@@ -13,11 +13,10 @@ use alloc::vec::Vec;
 use drivers::block::BlockDevice;
 use drivers::{fs, part};
 use loader::devspec::{parse_dev_part, script_text, DevPart};
+use loader::envstore;
 use loader::plan::load::{self as loadplan, LoadArgs};
 use shell::{parse_hex, CmdError, CmdResult};
 
-/// File the env is saved to, on the boot partition of disk 0.
-pub const ENV_FILE: &str = "/parkboot.env";
 /// Where `bootscript` looks, in order.
 pub const SCRIPTS: &[&str] = &["/boot.cmd", "/boot/boot.cmd", "/boot.scr", "/boot/boot.scr"];
 
@@ -280,52 +279,44 @@ pub fn cmd_fatwrite(sh: &mut Sh, args: &[String]) -> CmdResult {
     Ok(())
 }
 
-/// The disk/partition holding the env file: disk 0's filesystem.
+/// `saveenv`: the next of the two env copies on disk 0's filesystem
+/// (`loader::envstore`: U-Boot's redundant environment, CRC-checked, the
+/// newest copy never touched).
 pub fn cmd_saveenv(sh: &mut Sh, args: &[String]) -> CmdResult {
     if args.len() != 1 {
         return Err(CmdError::Usage);
     }
-    let text = sh.env.to_text();
-    with_fs(sh, "virtio", "0", |d| {
-        fs::write(d, ENV_FILE, text.as_bytes()).map_err(|e| format!("{e}"))
+    let env = sh.env.clone();
+    let saved = with_fs(sh, "virtio", "0", |d| {
+        envstore::save(d, &env).map_err(|e| format!("saveenv: {e}"))
     })?;
     sh.print(&format!(
-        "Saving Environment to FAT... OK ({ENV_FILE} on virtio 0)\n"
+        "Saving Environment to FAT... OK ({} on virtio 0, save {})\n",
+        saved.path, saved.seq
     ));
     Ok(())
 }
 
-/// Reads the saved env, if disk 0 has one. Returns what happened, for the console.
-pub fn load_saved_env(sh: &mut Sh) -> Option<String> {
+/// Reads the saved env, if disk 0 has one: the newest usable copy's
+/// variables go into the env. Returns the lines to print (where it came
+/// from; every copy that was ignored, and why).
+pub fn load_saved_env(sh: &mut Sh) -> Vec<String> {
     ensure_scanned(sh);
     if sh.platform.disks.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let text = with_fs(sh, "virtio", "0", |d| {
-        let n = fs::size(d, ENV_FILE).map_err(|e| format!("{e}"))?;
-        if n > 64 * 1024 {
-            return Err(format!("{ENV_FILE} is too large ({n} bytes)"));
+    let loaded = match with_fs(sh, "virtio", "0", |d| Ok(envstore::load(d, "virtio 0"))) {
+        Ok(l) => l,
+        Err(CmdError::Msg(m)) if m.contains("no partition") => return Vec::new(),
+        Err(CmdError::Msg(m)) => return alloc::vec![format!("env: {m}")],
+        Err(_) => return Vec::new(),
+    };
+    if let Some(env) = &loaded.env {
+        for (k, v) in env.iter() {
+            let _ = sh.env.set(k, v);
         }
-        let mut buf = alloc::vec![0u8; n as usize];
-        fs::read(d, ENV_FILE, &mut buf, 0).map_err(|e| format!("{e}"))?;
-        String::from_utf8(buf).map_err(|_| format!("{ENV_FILE} is not text"))
-    });
-    match text {
-        Ok(t) => match shell::Env::from_text(&t) {
-            Ok(env) => {
-                let mut n = 0;
-                for (k, v) in env.iter() {
-                    let _ = sh.env.set(k, v);
-                    n += 1;
-                }
-                Some(format!("env: {n} variable(s) from {ENV_FILE} on virtio 0"))
-            }
-            Err(e) => Some(format!("env: {ENV_FILE} ignored: {e}")),
-        },
-        Err(CmdError::Msg(m)) if m.contains("not found") || m.contains("no partition") => None,
-        Err(CmdError::Msg(m)) => Some(format!("env: {m}")),
-        Err(_) => None,
     }
+    loaded.notes.iter().map(|n| format!("env: {n}")).collect()
 }
 
 pub fn cmd_source(sh: &mut Sh, args: &[String]) -> CmdResult {

@@ -47,7 +47,7 @@ static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
         "write memory to a file on FAT (create or replace)",
         cs::cmd_fatwrite,
     ),
-    ("saveenv", "saveenv", "save the environment as text to /parkboot.env on virtio 0", cs::cmd_saveenv),
+    ("saveenv", "saveenv", "save the environment to virtio 0 (/parkboot.env, /parkboot-redund.env)", cs::cmd_saveenv),
     ("source", "source [addr]", "run a script (plain text or mkimage legacy script image) from memory", cs::cmd_source),
     (
         "cpus",

@@ -5,6 +5,7 @@ pub mod bootstage;
 pub mod devspec;
 pub mod dt;
 pub mod dtfix;
+pub mod envstore;
 pub mod gzip;
 pub mod image;
 pub mod memmap;

@@ -100,6 +100,11 @@ pub enum Refusal {
         image_size: u64,
         file_len: u64,
     },
+    /// An EFI-stub Image whose PE/COFF sections end past what was loaded.
+    Truncated {
+        loaded: u64,
+        end: u64,
+    },
     /// `text_offset + image_size`, or the kernel's end, overflows.
     Footprint {
         text_offset: u64,
@@ -140,13 +145,24 @@ impl fmt::Display for Refusal {
             Self::GzipHeader(e) => write!(f, "Image.gz: {e}"),
             Self::Header(e) => write!(f, "{e}"),
             Self::ImageSizeTooSmall {
-                gzip,
+                gzip: true,
                 image_size,
                 file_len,
             } => write!(
                 f,
-                "{}Image header image_size {image_size:#x} is smaller than the Image ({file_len:#x} bytes)",
-                if *gzip { "Image.gz: " } else { "" },
+                "Image.gz: its gzip trailer says it inflates to {file_len:#x} bytes, more than the Image header's image_size {image_size:#x} (truncated or damaged?)"
+            ),
+            Self::ImageSizeTooSmall {
+                gzip: false,
+                image_size,
+                file_len,
+            } => write!(
+                f,
+                "Image header image_size {image_size:#x} is smaller than the Image ({file_len:#x} bytes)"
+            ),
+            Self::Truncated { loaded, end } => write!(
+                f,
+                "the Image is truncated: {loaded:#x} bytes loaded, its PE/COFF sections end at {end:#x}"
             ),
             Self::Footprint {
                 text_offset,
@@ -235,9 +251,21 @@ impl Kernel {
             }
         } else {
             let hdr = ImageHeader::parse(head).map_err(Refusal::Header)?;
-            let file_len = loaded_len
-                .unwrap_or(hdr.image_size)
-                .min(hdr.image_size.max(IMAGE_HEADER_LEN as u64));
+            // A legacy header (no image_size) has an assumed footprint: cap the
+            // file at it. Otherwise the whole loaded file must fit the footprint.
+            let file_len = match loaded_len {
+                Some(n) if hdr.legacy => n.min(hdr.image_size),
+                Some(n) => n,
+                None => hdr.image_size,
+            };
+            if let Some(n) = loaded_len.filter(|_| hdr.pe_offset != 0) {
+                let end = member(n)
+                    .ok()
+                    .and_then(|v| crate::image::pe_sections_end(v, hdr.pe_offset));
+                if let Some(end) = end.filter(|&e| n < e) {
+                    return Err(Refusal::Truncated { loaded: n, end });
+                }
+            }
             Self {
                 addr,
                 hdr,

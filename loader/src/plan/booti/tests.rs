@@ -479,7 +479,7 @@ fn refuses_bad_kernels() {
     );
     assert_eq!(
         r.to_string(),
-        "booti: Image.gz: Image header image_size 0x100 is smaller than the Image (0x200 bytes)"
+        "booti: Image.gz: its gzip trailer says it inflates to 0x200 bytes, more than the Image header's image_size 0x100 (truncated or damaged?)"
     );
     // A raw Image whose header's footprint is under 64 bytes, loaded whole.
     let r = inspect_err(&header(0, 0x20, ANYWHERE), Some(0x40), &[]);
@@ -487,6 +487,54 @@ fn refuses_bad_kernels() {
         r.to_string(),
         "booti: Image header image_size 0x20 is smaller than the Image (0x40 bytes)"
     );
+}
+
+/// An EFI-stub-style Image: the header, a PE/COFF header at 64 with one
+/// section whose raw data is `0x200..0x1200`; `len` bytes of it.
+fn pe_image(image_size: u64, len: usize) -> Vec<u8> {
+    let mut v = header(0, image_size, ANYWHERE).to_vec();
+    v[60..64].copy_from_slice(&64u32.to_le_bytes());
+    v.extend_from_slice(b"PE\0\0");
+    v.extend_from_slice(&0xaa64u16.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes()); // sections
+    v.resize(64 + 24, 0); // no optional header
+    let mut sect = [0u8; 40];
+    sect[..5].copy_from_slice(b".text");
+    sect[16..20].copy_from_slice(&0x1000u32.to_le_bytes());
+    sect[20..24].copy_from_slice(&0x200u32.to_le_bytes());
+    v.extend_from_slice(&sect);
+    v.resize(0x1200, 0xaa);
+    v.truncate(len);
+    v
+}
+
+#[test]
+fn refuses_a_truncated_image_and_one_larger_than_its_footprint() {
+    // The whole file: accepted.
+    let img = pe_image(0x2000, 0x1200);
+    let k = Kernel::inspect(KADDR, &img[..64], Some(0x1200), |n| Ok(&img[..n as usize])).unwrap();
+    assert_eq!(k.file_len, 0x1200);
+    assert_eq!(crate::image::pe_sections_end(&img, 64), Some(0x1200));
+    // Cut off: the PE/COFF sections say how long it should be.
+    let cut = pe_image(0x2000, 0x1000);
+    let r = inspect_err(&cut[..64], Some(0x1000), &cut);
+    assert_eq!(
+        r.to_string(),
+        "booti: the Image is truncated: 0x1000 bytes loaded, its PE/COFF sections end at 0x1200"
+    );
+    // A header whose image_size is smaller than the loaded file.
+    let small = pe_image(0x800, 0x1200);
+    let r = inspect_err(&small[..64], Some(0x1200), &small);
+    assert_eq!(
+        r.to_string(),
+        "booti: Image header image_size 0x800 is smaller than the Image (0x1200 bytes)"
+    );
+    // No PE header, or a broken one: nothing to compare with.
+    assert_eq!(crate::image::pe_sections_end(&img, 65), None);
+    let mut bad = img.clone();
+    bad[64 + 6] = 0; // no sections
+    assert_eq!(crate::image::pe_sections_end(&bad, 64), None);
+    assert_eq!(crate::image::pe_sections_end(&img[..100], 64), None);
 }
 
 #[test]
