@@ -2,6 +2,7 @@
 extern crate alloc;
 pub mod bootconf;
 pub mod bootstage;
+pub mod distro;
 pub mod devspec;
 pub mod dt;
 pub mod dtfix;
@@ -9,5 +10,7 @@ pub mod gzip;
 pub mod image;
 pub mod memmap;
 pub mod pen;
+pub mod overlay;
 pub mod plan;
+pub mod uimage;
 pub mod wake;
