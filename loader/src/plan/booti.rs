@@ -331,6 +331,7 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, Refusal> {
         &ChosenFixups {
             bootargs: req.bootargs.map(String::from),
             initrd: initrd.map(|r| (r.base, r.end())),
+            ..ChosenFixups::default()
         },
     );
     let method = CpuMethod::parse(req.cpu_method)?;
