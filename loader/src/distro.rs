@@ -95,7 +95,12 @@ pub fn candidates() -> Vec<Candidate> {
 /// The variables set before a candidate is tried (`devtype`, `devnum`, `distro_bootpart`,
 /// `bootpart` for older scripts, `prefix`, and `script` for a script).
 #[must_use]
-pub fn distro_vars(devtype: &str, dev: usize, part: u32, c: &Candidate) -> Vec<(&'static str, String)> {
+pub fn distro_vars(
+    devtype: &str,
+    dev: usize,
+    part: u32,
+    c: &Candidate,
+) -> Vec<(&'static str, String)> {
     let mut v = alloc::vec![
         ("devtype", devtype.to_string()),
         ("devnum", format!("{dev:x}")),
@@ -210,7 +215,11 @@ pub fn label_boot(
         .iter()
         .map(|p| res(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let fdt = match label.fdt_file(env.fdtfile.as_deref(), env.soc.as_deref(), env.board.as_deref()) {
+    let fdt = match label.fdt_file(
+        env.fdtfile.as_deref(),
+        env.soc.as_deref(),
+        env.board.as_deref(),
+    ) {
         Some((p, required)) => Some((res(&p)?, required)),
         None => None,
     };
@@ -236,7 +245,11 @@ pub fn label_boot(
 #[must_use]
 pub fn try_order(menu: &BootMenu, chosen: Option<usize>) -> Vec<usize> {
     let mut v: Vec<usize> = chosen.into_iter().collect();
-    v.extend(menu.boot_order(None).into_iter().filter(|i| Some(*i) != chosen));
+    v.extend(
+        menu.boot_order(None)
+            .into_iter()
+            .filter(|i| Some(*i) != chosen),
+    );
     v
 }
 
@@ -254,7 +267,9 @@ pub enum MenuAnswer {
 pub fn menu_answer(menu: &BootMenu, typed: Option<&str>) -> MenuAnswer {
     match typed.map(str::trim) {
         None | Some("") => MenuAnswer::Default,
-        Some(t) => menu.by_key(t).map_or(MenuAnswer::Invalid, MenuAnswer::Label),
+        Some(t) => menu
+            .by_key(t)
+            .map_or(MenuAnswer::Invalid, MenuAnswer::Label),
     }
 }
 

@@ -112,22 +112,26 @@ pub fn apply_memory(tree: &mut DeviceTree, banks: &[(u64, u64)]) -> Result<(), S
     let cells = |name: &str, default: u32| {
         tree.root
             .property(name)
-            .and_then(|p| p.value().get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+            .and_then(|p| {
+                p.value()
+                    .get(..4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            })
             .unwrap_or(default)
     };
     let (ac, sc) = (cells("#address-cells", 2), cells("#size-cells", 1));
     let mut reg = Vec::new();
     for &(base, size) in banks {
-        push_cells(&mut reg, base, ac).ok_or_else(|| {
-            format!("memory bank {base:#x} does not fit #address-cells = {ac}")
-        })?;
+        push_cells(&mut reg, base, ac)
+            .ok_or_else(|| format!("memory bank {base:#x} does not fit #address-cells = {ac}"))?;
         push_cells(&mut reg, size, sc)
             .ok_or_else(|| format!("memory size {size:#x} does not fit #size-cells = {sc}"))?;
     }
     let is_memory = |n: &DeviceTreeNode| {
         n.name() == "memory"
             || n.name().starts_with("memory@")
-            || n.property("device_type").is_some_and(|p| p.value() == b"memory\0")
+            || n.property("device_type")
+                .is_some_and(|p| p.value() == b"memory\0")
     };
     let names: Vec<String> = tree
         .root
@@ -590,14 +594,25 @@ mod tests {
     #[test]
     fn memory_banks_replace_the_dts_memory_nodes() {
         let (mut t, _) = load(VIRT).unwrap();
-        apply_memory(&mut t, &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)]).unwrap();
+        apply_memory(
+            &mut t,
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)],
+        )
+        .unwrap();
         let info = dt::parse(&store(&t, 0).unwrap()).unwrap();
         let m: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.base, r.size)).collect();
-        assert_eq!(m, alloc::vec![(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)]);
+        assert_eq!(
+            m,
+            alloc::vec![(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)]
+        );
         // A size that does not fit one cell is refused, the tree unchanged.
         let mut small = DeviceTree::new();
-        small.root.add_property(DeviceTreeProperty::new_unchecked("#address-cells", 1u32));
-        small.root.add_property(DeviceTreeProperty::new_unchecked("#size-cells", 1u32));
+        small
+            .root
+            .add_property(DeviceTreeProperty::new_unchecked("#address-cells", 1u32));
+        small
+            .root
+            .add_property(DeviceTreeProperty::new_unchecked("#size-cells", 1u32));
         let before = small.clone();
         assert!(apply_memory(&mut small, &[(0x1_0000_0000, 1)]).is_err());
         assert_eq!(small, before);

@@ -13,8 +13,8 @@ use crate::dtfix;
 use alloc::format;
 use alloc::string::{String, ToString};
 use dtoolkit::fdt::Fdt;
-use dtoolkit::model::DeviceTree;
 use dtoolkit::model::overlay::OverlayApplier;
+use dtoolkit::model::DeviceTree;
 use dtoolkit::Node;
 
 /// Largest overlay blob accepted.
@@ -117,10 +117,7 @@ mod tests {
         o1.add_child(local);
         f1.add_child(o1);
         let mut fix = node("__fixups__");
-        fix.add_property(prop(
-            symbol,
-            b"/fragment@0:target:0\0".to_vec(),
-        ));
+        fix.add_property(prop(symbol, b"/fragment@0:target:0\0".to_vec()));
         let mut lf = node("__local_fixups__");
         let mut lf0 = node("fragment@0");
         let mut lfo = node("__overlay__");
@@ -168,9 +165,11 @@ mod tests {
         assert!(e.contains("'nosuchlabel'"), "{e}");
         assert_eq!(t, before);
         // Garbage and a plain DT are refused before anything is tried.
-        assert!(apply(&mut t, b"garbage-garbage-garbage-garbage-garbage-garbage")
-            .unwrap_err()
-            .contains("magic"));
+        assert!(
+            apply(&mut t, b"garbage-garbage-garbage-garbage-garbage-garbage")
+                .unwrap_err()
+                .contains("magic")
+        );
         let e = apply(&mut t, VIRT).unwrap_err();
         assert_eq!(e, "not a DT overlay: no fragment with an __overlay__ node");
         assert_eq!(t, before);

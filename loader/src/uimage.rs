@@ -75,13 +75,25 @@ pub struct Header {
 pub enum UImageError {
     Short(usize),
     BadMagic(u32),
-    HeaderCrc { stored: u32, computed: u32 },
-    DataCrc { stored: u32, computed: u32 },
-    WrongType { want: &'static str, got: ImageType },
+    HeaderCrc {
+        stored: u32,
+        computed: u32,
+    },
+    DataCrc {
+        stored: u32,
+        computed: u32,
+    },
+    WrongType {
+        want: &'static str,
+        got: ImageType,
+    },
     WrongArch(u8),
     Compression(u8),
     /// The data does not fit in what was given (`:size`, or what was loaded).
-    Truncated { size: u32, have: u64 },
+    Truncated {
+        size: u32,
+        have: u64,
+    },
 }
 
 impl fmt::Display for UImageError {
@@ -233,7 +245,14 @@ impl Header {
 
 /// Builds a legacy image (for tests and tools): `mkimage -A arm64 -O linux -T <kind> -C none`.
 #[must_use]
-pub fn build(kind: u8, comp: u8, load: u32, entry: u32, name: &str, data: &[u8]) -> alloc::vec::Vec<u8> {
+pub fn build(
+    kind: u8,
+    comp: u8,
+    load: u32,
+    entry: u32,
+    name: &str,
+    data: &[u8],
+) -> alloc::vec::Vec<u8> {
     let mut h = [0u8; HEADER_LEN as usize];
     h[0..4].copy_from_slice(&MAGIC.to_be_bytes());
     h[12..16].copy_from_slice(&(data.len() as u32).to_be_bytes());
@@ -271,7 +290,10 @@ mod tests {
         // A flipped data byte: the data CRC says so.
         let mut bad = img.clone();
         bad[70] ^= 1;
-        let e = Header::parse(&bad).unwrap().check_data(&bad[64..]).unwrap_err();
+        let e = Header::parse(&bad)
+            .unwrap()
+            .check_data(&bad[64..])
+            .unwrap_err();
         assert!(matches!(e, UImageError::DataCrc { .. }), "{e}");
         // A flipped header byte: the header CRC.
         let mut bad = img.clone();
@@ -322,7 +344,11 @@ mod tests {
         );
         let fw = build(5, 0, 0, 0, "", b"x");
         assert_eq!(
-            Header::parse(&fw).unwrap().expect_kernel().unwrap_err().to_string(),
+            Header::parse(&fw)
+                .unwrap()
+                .expect_kernel()
+                .unwrap_err()
+                .to_string(),
             "legacy image type 5 is not a kernel"
         );
     }

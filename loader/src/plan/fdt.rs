@@ -88,7 +88,11 @@ pub enum FdtCmd<'a> {
     /// `fdt apply <addr>`: the overlay at `addr` merged into the working fdt.
     Apply(u64),
     /// `fdt move <fdt> <newaddr> [<length>]`: copy and make the copy the working fdt.
-    Move { src: u64, dst: u64, len: Option<u64> },
+    Move {
+        src: u64,
+        dst: u64,
+        len: Option<u64>,
+    },
 }
 
 /// `fdt get ...`.
@@ -246,7 +250,10 @@ pub fn header_text(blob: &[u8]) -> Result<String, String> {
     if version >= 17 {
         o.push_str(&format!("size_dt_struct:\t\t{:#x}\n", f(9)?));
     }
-    o.push_str(&format!("number mem_rsv:\t\t{:#x}\n\n", mem_rsv_count(blob, off_rsv)));
+    o.push_str(&format!(
+        "number mem_rsv:\t\t{:#x}\n\n",
+        mem_rsv_count(blob, off_rsv)
+    ));
     Ok(o)
 }
 
@@ -274,7 +281,11 @@ fn resolve_path(tree: &DeviceTree, path: &str) -> Result<String, String> {
     } else {
         let (alias, rest) = path.split_once('/').map_or((path, ""), |(a, r)| (a, r));
         let target = dtfix::find(tree, "/aliases")
-            .and_then(|a| a.properties().find(|p| p.name() == alias).map(|p| p.value().to_vec()))
+            .and_then(|a| {
+                a.properties()
+                    .find(|p| p.name() == alias)
+                    .map(|p| p.value().to_vec())
+            })
             .ok_or_else(badpath)?;
         let t = core::str::from_utf8(target.split(|&b| b == 0).next().unwrap_or(&[]))
             .map_err(|_| badpath())?
@@ -329,7 +340,11 @@ fn get(tree: &DeviceTree, g: &Get<'_>) -> Result<Edit, String> {
     let prop_of = |path: &str, prop: &str| -> Result<Vec<u8>, String> {
         let full = resolve_path(tree, path)?;
         dtfix::find(tree, &full)
-            .and_then(|n| n.properties().find(|p| p.name() == prop).map(|p| p.value().to_vec()))
+            .and_then(|n| {
+                n.properties()
+                    .find(|p| p.name() == prop)
+                    .map(|p| p.value().to_vec())
+            })
             .ok_or_else(|| String::from("libfdt fdt_getprop(): FDT_ERR_NOTFOUND"))
     };
     match *g {
@@ -371,7 +386,10 @@ fn get(tree: &DeviceTree, g: &Get<'_>) -> Result<Edit, String> {
         Get::Name { var, path, index } => {
             let full = resolve_path(tree, path)?;
             dtfix::find(tree, &full)
-                .and_then(|n| n.children().nth(usize::try_from(index).unwrap_or(usize::MAX)))
+                .and_then(|n| {
+                    n.children()
+                        .nth(usize::try_from(index).unwrap_or(usize::MAX))
+                })
                 .map(|c| Edit::SetVar(var.into(), Some(c.name().to_string())))
                 .ok_or_else(|| String::from("libfdt node not found"))
         }
@@ -384,7 +402,8 @@ fn get(tree: &DeviceTree, g: &Get<'_>) -> Result<Edit, String> {
 #[must_use]
 pub fn resize_len(addr: u64, used: u64, extra: u64) -> u64 {
     let lo = addr & 0xfff;
-    (used.saturating_add(extra)
+    (used
+        .saturating_add(extra)
         .saturating_add(lo)
         .saturating_add(0xfff)
         & !0xfff)
@@ -394,8 +413,9 @@ pub fn resize_len(addr: u64, used: u64, extra: u64) -> u64 {
 /// Where a stored blob's strings block ends (libfdt's used size).
 fn used_len(blob: &[u8]) -> u64 {
     let f = |o: usize| {
-        blob.get(o..o + 4)
-            .map_or(0, |b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        blob.get(o..o + 4).map_or(0, |b| {
+            u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        })
     };
     f(12) + f(32)
 }
@@ -407,7 +427,12 @@ fn used_len(blob: &[u8]) -> u64 {
 ///
 /// # Errors
 /// `fdt: <reason>`, or U-Boot's own line for `get`.
-pub fn edit(blob: &[u8], addr: u64, cmd: &FdtCmd<'_>, bootargs: Option<&str>) -> Result<Edit, String> {
+pub fn edit(
+    blob: &[u8],
+    addr: u64,
+    cmd: &FdtCmd<'_>,
+    bootargs: Option<&str>,
+) -> Result<Edit, String> {
     if *cmd == FdtCmd::Header {
         return header_text(blob).map(Edit::Print);
     }
@@ -447,7 +472,12 @@ pub fn edit(blob: &[u8], addr: u64, cmd: &FdtCmd<'_>, bootargs: Option<&str>) ->
 ///
 /// # Errors
 /// `fdt: <reason>`.
-pub fn store_sized(tree: &DeviceTree, old: &[u8], addr: u64, resize: Option<u64>) -> Result<Vec<u8>, String> {
+pub fn store_sized(
+    tree: &DeviceTree,
+    old: &[u8],
+    addr: u64,
+    resize: Option<u64>,
+) -> Result<Vec<u8>, String> {
     let cpuid = old
         .get(28..32)
         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
@@ -669,8 +699,14 @@ mod tests {
         assert_eq!(get_line("fdt get value v /node c"), set("v", "x"));
         assert_eq!(get_line("fdt get value v /node c 1"), set("v", "yy"));
         assert_eq!(get_line("fdt get value v /node c 2"), Ok(Edit::Silent));
-        assert_eq!(get_line("fdt get value v /node d"), set("v", "78563412f0debc9a"));
-        assert_eq!(get_line("fdt get value v /node e"), Ok(Edit::SetVar("v".into(), None)));
+        assert_eq!(
+            get_line("fdt get value v /node d"),
+            set("v", "78563412f0debc9a")
+        );
+        assert_eq!(
+            get_line("fdt get value v /node e"),
+            Ok(Edit::SetVar("v".into(), None))
+        );
         assert_eq!(get_line("fdt get value v /node f"), set("v", "0x00000007"));
         assert_eq!(get_line("fdt get value v / model"), set("v", "m"));
         assert_eq!(get_line("fdt get size v /node a"), set("v", "0x00000018"));
@@ -680,14 +716,26 @@ mod tests {
         for (line, err) in [
             ("fdt get value v /node a", "error: unprintable value"),
             ("fdt get value v /node b", "error: unprintable value"),
-            ("fdt get value v /nope a", "libfdt fdt_path_offset() returned FDT_ERR_NOTFOUND"),
-            ("fdt get value v node a", "libfdt fdt_path_offset() returned FDT_ERR_BADPATH"),
-            ("fdt get value v /node zz", "libfdt fdt_getprop(): FDT_ERR_NOTFOUND"),
+            (
+                "fdt get value v /nope a",
+                "libfdt fdt_path_offset() returned FDT_ERR_NOTFOUND",
+            ),
+            (
+                "fdt get value v node a",
+                "libfdt fdt_path_offset() returned FDT_ERR_BADPATH",
+            ),
+            (
+                "fdt get value v /node zz",
+                "libfdt fdt_getprop(): FDT_ERR_NOTFOUND",
+            ),
             ("fdt get name v /node 5", "libfdt node not found"),
         ] {
             assert_eq!(get_line(line), Err(err.into()), "{line}");
         }
-        assert_eq!(FdtCmd::parse(&args("fdt get value v /node")), Err(ArgError::Usage));
+        assert_eq!(
+            FdtCmd::parse(&args("fdt get value v /node")),
+            Err(ArgError::Usage)
+        );
     }
 
     #[test]
