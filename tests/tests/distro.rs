@@ -341,6 +341,8 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
         &dir.join("uInitrd"),
     );
     let bad_conf = "default l0\nlabel l0\n\tkernel /Image\n\tappend console=ttyAMA0\n\tinitrd\n";
+    // A menu (prompt 1, 1 s) whose labels name kernels that are not there.
+    let menu_conf = "menu title Pick one\nprompt 1\ntimeout 10\ndefault two\nlabel one\n\tkernel /nope-1\nlabel two\n\tmenu label Second\n\tkernel /nope-2\n";
     let img = disk(
         &dir,
         vec![
@@ -351,6 +353,10 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
             (
                 "/conf/bad.conf".into(),
                 Source::Bytes(bad_conf.as_bytes().to_vec()),
+            ),
+            (
+                "/conf/menu.conf".into(),
+                Source::Bytes(menu_conf.as_bytes().to_vec()),
             ),
         ],
     );
@@ -383,6 +389,32 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
     );
     assert!(out.trim_end().ends_with("status=1"), "{out}");
     q.refute_seen("Starting kernel");
+
+    // The menu: no key within the timeout takes the default, then the others in file order.
+    let out = q.cmd("sysboot virtio 0:1 any ${pxefile_addr_r} /conf/menu.conf");
+    let at = |pat: &str| {
+        out.find(pat)
+            .unwrap_or_else(|| panic!("{pat:?} not in {out}"))
+    };
+    assert!(
+        at("Pick one\n1:\tone\n2:\tSecond\nEnter choice: ")
+            < at("2:\tSecond\nRetrieving file: /nope-2")
+    );
+    assert!(at("Retrieving file: /nope-2") < at("1:\tone\nRetrieving file: /nope-1"));
+    assert!(
+        out.contains("no label of the configuration booted"),
+        "{out}"
+    );
+    // A typed choice goes first.
+    q.send("sysboot -p virtio 0:1 any ${pxefile_addr_r} /conf/menu.conf");
+    q.expect("Enter choice: ");
+    q.send("1");
+    let out = q.expect("\n=> ").replace('\r', "");
+    let one = out.find("1:\tone\nRetrieving file: /nope-1").expect(&out);
+    let two = out
+        .find("2:\tSecond\nRetrieving file: /nope-2")
+        .expect(&out);
+    assert!(one < two, "{out}");
 
     q.cmd("load virtio 0 ${ramdisk_addr_r} /uInitrd");
     q.cmd("setexpr flip ${ramdisk_addr_r} + 1000; mw.b ${flip} 5a 1");
