@@ -98,11 +98,7 @@ fn read_choice(sh: &mut Sh, secs: u64) -> Option<String> {
         if let Some(k) = sh.poll_key() {
             match k {
                 b'\r' | b'\n' => return Some(line),
-                8 | 0x7f => {
-                    if line.pop().is_some() {
-                        sh.print("\x08 \x08");
-                    }
-                }
+                8 | 0x7f if line.pop().is_some() => sh.print("\x08 \x08"),
                 c if c.is_ascii_digit() && line.len() < 8 => {
                     line.push(char::from(c));
                     sh.print(&line[line.len() - 1..]);

@@ -325,7 +325,7 @@ fn value_text(v: &[u8], index: u64) -> Result<Option<String>, String> {
             u32::from_be_bytes([v[0], v[1], v[2], v[3]])
         )));
     }
-    if v.len() % 4 == 0 && v.len() <= 20 {
+    if v.len().is_multiple_of(4) && v.len() <= 20 {
         return Ok(Some(
             v.chunks_exact(4)
                 .map(|c| format!("{:08x}", u32::from_le_bytes([c[0], c[1], c[2], c[3]])))

@@ -756,7 +756,7 @@ fn a_foreign_dt_gets_memory_seed_and_keeps_a_kaslr_seed() {
     let m: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.base, r.size)).collect();
     assert_eq!(m, alloc::vec![(0x4000_0000, 0x2000_0000)]);
     let (t, _) = crate::dtfix::load(&p.dt).unwrap();
-    use dtoolkit::{Node, Property};
+    use dtoolkit::Node;
     let c = t.find_node("/chosen").unwrap();
     // QEMU's DT brings its own rng-seed: it stays.
     assert!(c.property("rng-seed").is_some());
