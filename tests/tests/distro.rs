@@ -325,7 +325,8 @@ fn extlinux_from_u_boot_menu_with_fdtdir_and_overlay() {
 
 /// Bad input of these flows at the prompt, each one line, nothing changed: an overlay for
 /// another board, a malformed extlinux.conf (file and line named), a uInitrd with a flipped
-/// byte, a raw initrd without a size.
+/// byte, a raw initrd without a size, bootm of a raw Image or a corrupt uImage; then a good
+/// bootm of a uImage (Image.gz inside) with the uInitrd.
 #[test]
 fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
     let dir = scratch("distro-bad-input");
@@ -340,6 +341,27 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
         &a.initramfs,
         &dir.join("uInitrd"),
     );
+    // A kernel uImage (gzip'd Image inside) for bootm.
+    let uimage = mkimage(
+        &[
+            "-A",
+            "arm64",
+            "-O",
+            "linux",
+            "-T",
+            "kernel",
+            "-C",
+            "gzip",
+            "-a",
+            "0",
+            "-e",
+            "0",
+            "-n",
+            "Debian kernel",
+        ],
+        &a.image_gz,
+        &dir.join("uImage"),
+    );
     let bad_conf = "default l0\nlabel l0\n\tkernel /Image\n\tappend console=ttyAMA0\n\tinitrd\n";
     // A menu (prompt 1, 1 s) whose labels name kernels that are not there.
     let menu_conf = "menu title Pick one\nprompt 1\ntimeout 10\ndefault two\nlabel one\n\tkernel /nope-1\nlabel two\n\tmenu label Second\n\tkernel /nope-2\n";
@@ -350,6 +372,7 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
             ("/broken.dtbo".into(), host(&broken)),
             ("/uInitrd".into(), host(&uinitrd)),
             ("/Image".into(), host(&a.image)),
+            ("/uImage".into(), host(&uimage)),
             (
                 "/conf/bad.conf".into(),
                 Source::Bytes(bad_conf.as_bytes().to_vec()),
@@ -430,11 +453,34 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
         out.contains("has no legacy (mkimage) header: give its size"),
         "{out}"
     );
-    // Nothing was claimed by the refusals: the uInitrd, repaired, boots.
+    // bootm: a raw Image is not a legacy image; a flipped byte in a uImage's data is caught.
+    let out = q.cmd("bootm ${kernel_addr_r} - ${fdt_addr_r}");
+    assert!(
+        out.contains("bootm: no legacy image (mkimage) header at"),
+        "{out}"
+    );
+    q.cmd("load virtio 0 ${kernel_addr_r} /uImage");
+    q.cmd("setexpr flip ${kernel_addr_r} + 20000; mw.b ${flip} 5a 1");
+    let out = q.cmd("bootm ${kernel_addr_r} - ${fdt_addr_r}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains("bootm: legacy image: bad data checksum"),
+        "{out}"
+    );
+    // Nothing was claimed by the refusals: the uImage and the uInitrd, reloaded, boot with
+    // bootm (the kernel inside is an Image.gz; its length is the header's).
+    q.cmd("load virtio 0 ${kernel_addr_r} /uImage");
     q.cmd("load virtio 0 ${ramdisk_addr_r} /uInitrd");
     q.cmd("setenv bootargs console=ttyAMA0 parkboot.poweroff=1");
-    q.send("booti ${kernel_addr_r} ${ramdisk_addr_r} ${fdt_addr_r}");
-    q.expect("Starting kernel");
+    q.send("bootm ${kernel_addr_r} ${ramdisk_addr_r} ${fdt_addr_r}");
+    let out = q.expect("Starting kernel");
+    assert!(
+        out.contains("## Booting kernel from Legacy Image at")
+            && out.contains("Image Name:   Debian kernel")
+            && out.contains("Verifying Checksum ... OK")
+            && out.contains("inflated from Image.gz"),
+        "{out}"
+    );
     let r = q.init_report(KERNEL_TIMEOUT);
     assert_eq!(r["nproc"], "4", "{r:?}");
 }
