@@ -491,10 +491,19 @@ pub fn cmd_unzip(sh: &mut Sh, args: &[String]) -> CmdResult {
     let dst = num(dst, "destination address")?;
     let size = size.map(|s| num(s, "size")).transpose()?;
     let mem = &sh.platform.mem;
+    // The source: as long as the load that put it there, else what is readable (never
+    // reaching the destination); the stream ends itself.
     let src_len = match mem.loaded_at(src) {
         Some(n) => n,
-        None => largest(UNZIP_MAX, |n| mem.check(src, n, false).is_ok())
-            .ok_or_else(|| msg(format!("unzip: {src:#x} is not readable")))?,
+        None => {
+            let cap = if dst > src {
+                (dst - src).min(UNZIP_MAX)
+            } else {
+                UNZIP_MAX
+            };
+            largest(cap, |n| mem.check(src, n, false).is_ok())
+                .ok_or_else(|| msg(format!("unzip: {src:#x} is not readable")))?
+        }
     };
     if dst < src.saturating_add(src_len)
         && src < dst.saturating_add(size.unwrap_or(1))

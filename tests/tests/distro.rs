@@ -453,6 +453,22 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
         out.contains("has no legacy (mkimage) header: give its size"),
         "{out}"
     );
+    // unzip of the uInitrd's gzip data (no load recorded there: the stream ends itself): the
+    // flipped byte is caught; reloaded, it inflates to the trailer's size.
+    q.cmd("setexpr gz ${ramdisk_addr_r} + 40");
+    let out = q.cmd("unzip ${gz} ${kernel_comp_addr_r}; echo status=$?");
+    assert!(
+        out.starts_with("unzip: ") && out.lines().count() == 2,
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("status=1"), "{out}");
+    q.cmd("load virtio 0 ${ramdisk_addr_r} /uInitrd");
+    let gz = std::fs::read(&a.initramfs).unwrap();
+    let isize = u32::from_le_bytes(gz[gz.len() - 4..].try_into().unwrap());
+    let out = q.cmd("unzip ${gz} ${kernel_comp_addr_r}");
+    assert_eq!(out.trim_end(), format!("Uncompressed size: {isize} = 0x{isize:X}"));
+    assert_eq!(q.env("filesize"), format!("{isize:x}"));
+
     // bootm: a raw Image is not a legacy image; a flipped byte in a uImage's data is caught.
     let out = q.cmd("bootm ${kernel_addr_r} - ${fdt_addr_r}");
     assert!(
