@@ -466,7 +466,10 @@ fn bad_overlay_extlinux_and_uinitrd_are_one_line_and_change_nothing() {
     let gz = std::fs::read(&a.initramfs).unwrap();
     let isize = u32::from_le_bytes(gz[gz.len() - 4..].try_into().unwrap());
     let out = q.cmd("unzip ${gz} ${kernel_comp_addr_r}");
-    assert_eq!(out.trim_end(), format!("Uncompressed size: {isize} = 0x{isize:X}"));
+    assert_eq!(
+        out.trim_end(),
+        format!("Uncompressed size: {isize} = 0x{isize:X}")
+    );
     assert_eq!(q.env("filesize"), format!("{isize:x}"));
 
     // bootm: a raw Image is not a legacy image; a flipped byte in a uImage's data is caught.
