@@ -100,7 +100,16 @@ fn boot(sh: &mut Sh, a: BootiArgs, kernel_len: Option<u64>) -> CmdResult {
     if prepared.cpu_method() == CpuMethod::SpinTable {
         cpus_to_pen(sh)?;
     }
-    let plan = prepared.plan(&cpu_facts(sh), sh.platform.mem.map())?;
+    let mut cpus = cpu_facts(sh);
+    if sh.platform.dt.blob_addr() != Some(fdt) {
+        // A distribution's DT: the pen's slots follow their CPUs by MPIDR.
+        if let (Some(pen), Some(own), Ok(target)) =
+            (&cpus.pen, sh.platform.dt.info(), loader::dt::parse(&dtb))
+        {
+            cpus.pen = Some(booti::retarget_pen(pen, own, &target));
+        }
+    }
+    let plan = prepared.plan(&cpus, sh.platform.mem.map())?;
     exec::boot(sh, plan)
 }
 

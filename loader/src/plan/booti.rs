@@ -790,6 +790,37 @@ fn fix_cpus(
     Ok(handoff)
 }
 
+/// The pen as a DT other than the loader's own must describe it: the pen knows its CPUs by
+/// the loader's DT node paths (`own`); a distribution's `.dtb` (`target`) may name the same
+/// CPUs differently, so each slot follows its CPU by MPIDR. A CPU the target lists that has no
+/// slot (not in the loader's DT, or it did not arrive) is unusable: removed from the DT handed
+/// on, so the kernel does not wait for a CPU that will never come.
+#[must_use]
+pub fn retarget_pen(pen: &PenFacts, own: &DtInfo, target: &DtInfo) -> PenFacts {
+    let mpidr_of = |path: &str| own.cpus.iter().find(|c| c.path == path).map(|c| c.mpidr);
+    let slot_of = |mpidr: u64| {
+        pen.release
+            .iter()
+            .find(|(p, _)| mpidr_of(p) == Some(mpidr))
+            .map(|&(_, a)| a)
+    };
+    let mut release = Vec::new();
+    let mut unusable = Vec::new();
+    for c in &target.cpus {
+        match slot_of(c.mpidr) {
+            Some(a) => release.push((c.path.clone(), a)),
+            None => unusable.push(c.path.clone()),
+        }
+    }
+    PenFacts {
+        region: pen.region,
+        park: pen.park,
+        release,
+        unusable,
+        dropped: pen.dropped.clone(),
+    }
+}
+
 /// [`prepare`] then [`Prepared::plan`], for callers whose CPUs need no move in between.
 ///
 /// # Errors

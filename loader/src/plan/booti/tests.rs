@@ -761,3 +761,35 @@ fn a_foreign_dt_gets_memory_seed_and_keeps_a_kaslr_seed() {
     // QEMU's DT brings its own rng-seed: it stays.
     assert!(c.property("rng-seed").is_some());
 }
+
+#[test]
+fn a_foreign_dt_names_its_cpus_its_own_way() {
+    let own = crate::dt::parse(VIRT).unwrap();
+    // The same four CPUs under other node names, plus one the machine lacks.
+    let mut target = own.clone();
+    for c in &mut target.cpus {
+        c.path = alloc::format!("/cpus/core{}", c.mpidr);
+    }
+    let mut extra = target.cpus[0].clone();
+    extra.path = "/cpus/core99".into();
+    extra.mpidr = 0x99;
+    target.cpus.push(extra);
+    let mut pen = pen_facts();
+    pen.unusable = vec!["/cpus/cpu@3".into()];
+    pen.release.retain(|(p, _)| p != "/cpus/cpu@3");
+    let r = retarget_pen(&pen, &own, &target);
+    assert_eq!(
+        r.release,
+        vec![
+            ("/cpus/core0".to_string(), PEN.base + 0x800),
+            ("/cpus/core1".to_string(), PEN.base + 0x808),
+            ("/cpus/core2".to_string(), PEN.base + 0x810),
+        ]
+    );
+    assert_eq!(r.unusable, vec!["/cpus/core3".to_string(), "/cpus/core99".to_string()]);
+    assert_eq!((r.region, r.park), (pen.region, pen.park));
+    // The loader's own DT maps to itself.
+    let same = retarget_pen(&pen_facts(), &own, &own);
+    assert_eq!(same.release, pen_facts().release);
+    assert!(same.unusable.is_empty());
+}
