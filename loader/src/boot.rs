@@ -84,6 +84,7 @@ fn bring_up(x0: u64, entry_ticks: u64, el: u64, x1_x3: [u64; 3]) -> Machine {
         dt,
         mem,
         disks: Disks::new(),
+        rng: crate::rng::Rng::new(),
         cpus: Cpus::new(),
         sleep: Sleep::new(),
         timing: Timing::new(entry_ticks),
