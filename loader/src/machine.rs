@@ -1,5 +1,5 @@
 //! The machine as the loader knows it: owned parts, each with its own
-//! methods (console, firmware, DT, memory, disks, CPUs, sleep, timing), and
+//! methods (console, firmware, DT, memory, disks, network, CPUs, sleep, timing), and
 //! the few operations that need several parts at once. The shell reaches it
 //! through the thin adapter in `platform.rs`.
 
@@ -8,6 +8,7 @@ use crate::devtree::Dt;
 use crate::firmware::Firmware;
 use crate::footprint::Footprint;
 use crate::memory::Memory;
+use crate::net::Net;
 use crate::sleep::Sleep;
 use crate::smp::{self, Cpus, Smp};
 use crate::stages::Timing;
@@ -25,6 +26,7 @@ pub struct Machine {
     pub dt: Dt,
     pub mem: Memory,
     pub disks: Disks,
+    pub net: Net,
     pub cpus: Cpus,
     pub sleep: Sleep,
     pub timing: Timing,
@@ -52,6 +54,11 @@ impl Machine {
     /// Scans for disks again; returns the problems met.
     pub fn rescan_disks(&mut self) -> Vec<String> {
         self.disks.rescan(self.dt.info())
+    }
+
+    /// Finds the network interfaces unless that was done; returns the problems met.
+    pub fn ensure_net(&mut self) -> Vec<String> {
+        self.net.scan(self.dt.info())
     }
 
     /// Sets up how waiting CPUs sleep (wake period `period_us`).
