@@ -361,12 +361,9 @@ fn read_config(sh: &Sh, addr: u64) -> Result<Vec<u8>, CmdError> {
 
 /// Fetches an included file by TFTP to `at` (after the configuration, as U-Boot does) and
 /// reads it back.
-fn fetch_include(sh: &mut Sh, stack: &mut Stack, path: &str, at: u64) -> Result<Vec<u8>, String> {
+fn fetch_include(sh: &mut Sh, path: &str, at: u64) -> Result<Vec<u8>, String> {
     sh.print(&format!("Retrieving file: {path}\n"));
-    let size = tftp_to(sh, stack, at, Some(path)).map_err(|e| match e {
-        CmdError::Msg(m) => m,
-        _ => "cannot fetch".into(),
-    })?;
+    let size = tftp_file(sh, path, at).map_err(line)?;
     if size > MAX_CONFIG {
         return Err(format!("{path} is larger than {MAX_CONFIG} bytes"));
     }
@@ -386,18 +383,10 @@ fn pxe_boot(sh: &mut Sh, addr: Option<u64>) -> CmdResult {
     let bootdir = pxe::bootdir(sh.env.get("bootfile")).to_string();
     let name = format!("pxe config at {addr:#x}");
     let (menu, notes) = {
-        let mut stack: Option<Box<Stack>> = None;
         let mut next = (addr + text.len() as u64 + 1 + 0xfff) & !0xfff;
         let mut include = |p: &str| -> Result<Vec<u8>, String> {
             let path = bootconf::resolve(&bootdir, p, false)?;
-            if stack.is_none() {
-                stack = Some(open(sh).map_err(|e| match e {
-                    CmdError::Msg(m) => m,
-                    _ => "no network".into(),
-                })?);
-            }
-            let s = stack.as_mut().ok_or("no network")?;
-            let data = fetch_include(sh, s, &path, next)?;
+            let data = fetch_include(sh, &path, next)?;
             next = (next + data.len() as u64 + 1 + 0xfff) & !0xfff;
             Ok(data)
         };
@@ -450,35 +439,46 @@ fn localboot(sh: &mut Sh, bootargs: Option<String>, run: bool) -> CmdResult {
     sh.run_nested(&cmd)
 }
 
-/// Fetches one file of a label to the address in its env variable; its size.
-fn fetch(sh: &mut Sh, stack: &mut Stack, f: &Fetch) -> Result<u64, CmdError> {
-    let addr = env_addr(sh, f.addr_var)?;
-    sh.print(&format!("Retrieving file: {}\n", f.path));
-    tftp_to(sh, stack, addr, Some(&f.path))
+/// One file by TFTP to `addr`, in a session of its own (the interface opened and reset, as
+/// U-Boot's pxe runs `tftpboot` per file); its size.
+fn tftp_file(sh: &mut Sh, path: &str, addr: u64) -> Result<u64, CmdError> {
+    let mut stack = open(sh)?;
+    tftp_to(sh, &mut stack, addr, Some(path))
 }
 
-/// Boots one label: initrd, kernel and device tree fetched (the interface then reset),
-/// `bootargs` set, then booti. Returns only if it did not boot: the one line why.
-fn label_boot(sh: &mut Sh, name: &str, steps: &BootSteps) -> Result<(), String> {
-    let line = |e: CmdError| match e {
+/// A command error's line.
+fn line(e: CmdError) -> String {
+    match e {
         CmdError::Msg(m) => m,
-        _ => String::new(),
-    };
-    let mut stack = open(sh).map_err(line)?;
+        CmdError::Usage => "usage".into(),
+        _ => "failed".into(),
+    }
+}
+
+/// Fetches one file of a label to the address in its env variable; its size.
+fn fetch(sh: &mut Sh, f: &Fetch) -> Result<u64, CmdError> {
+    let addr = env_addr(sh, f.addr_var)?;
+    sh.print(&format!("Retrieving file: {}\n", f.path));
+    tftp_file(sh, &f.path, addr)
+}
+
+/// Boots one label: initrd, kernel and device tree fetched, `bootargs` set, then booti.
+/// Returns only if it did not boot: the one line why.
+fn label_boot(sh: &mut Sh, name: &str, steps: &BootSteps) -> Result<(), String> {
     let initrd = match &steps.initrd {
-        Some(f) => Some(fetch(sh, &mut stack, f).map_err(|e| {
+        Some(f) => Some(fetch(sh, f).map_err(|e| {
             sh.print(&format!("{}\n", line(e)));
             format!("Skipping {name} for failure retrieving initrd")
         })?),
         None => None,
     };
-    fetch(sh, &mut stack, &steps.kernel).map_err(|e| {
+    fetch(sh, &steps.kernel).map_err(|e| {
         sh.print(&format!("{}\n", line(e)));
         format!("Skipping {name} for failure retrieving kernel")
     })?;
     let mut fdt = None;
     if let Some((f, required)) = &steps.fdt {
-        match fetch(sh, &mut stack, f) {
+        match fetch(sh, f) {
             Ok(_) => fdt = sh.env.get("fdt_addr_r").map(String::from),
             Err(e) => {
                 sh.print(&format!("{}\n", line(e)));
@@ -488,8 +488,6 @@ fn label_boot(sh: &mut Sh, name: &str, steps: &BootSteps) -> Result<(), String> 
             }
         }
     }
-    // The device stops receiving before anything is booted.
-    drop(stack);
     if let Some(b) = &steps.bootargs {
         let _ = sh.env.set("bootargs", b);
         sh.print(&format!("append: {b}\n"));
