@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 use loader::plan::booti::{self, BootiArgs, CpuFacts, CpuMethod, Kernel, Request};
 use loader::plan::fdt::{self as fdtplan, Edit, FdtCmd};
 use loader::plan::load as loadplan;
+use loader::plan::net as netplan;
 use shell::{CmdError, CmdResult};
 
 fn msg(s: impl Into<String>) -> CmdError {
@@ -33,13 +34,15 @@ pub fn cmd_booti(sh: &mut Sh, args: &[String]) -> CmdResult {
     };
     let dtb = read_dtb(sh, "booti", fdt)?;
     let env = &sh.env;
+    // fdt_high=0xffffffff (LAVA): the DT stays where it was given.
+    let fdt_to = netplan::fdt_target(env.get("fdt_high"), a.fdt, env.get("fdt_addr_r"));
     let prepared = booti::prepare(&Request {
         kernel,
         initrd: a.initrd,
         dtb: &dtb,
         bootargs: env.get("bootargs"),
         cpu_method: env.get("cpu_method"),
-        fdt_addr_r: env.get("fdt_addr_r"),
+        fdt_addr_r: fdt_to.as_deref(),
         kernel_addr_r: env.get("kernel_addr_r"),
     })?;
     if let Some((addr, len)) = a.initrd {

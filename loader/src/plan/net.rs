@@ -232,6 +232,26 @@ pub fn booti_args(
     v
 }
 
+/// Whether a `fdt_high` / `initrd_high` value says "leave it in place": all ones, as
+/// LAVA sets them (`0xffffffff`; a 64-bit U-Boot compares with `~0UL`, so both widths count).
+pub fn in_place(high: Option<&str>) -> bool {
+    matches!(high.and_then(parse_hex), Some(0xffff_ffff | u64::MAX))
+}
+
+/// Where booti writes the DT it hands on: where it was given (`booti … <fdt>`) when
+/// `fdt_high` says in place, else `${fdt_addr_r}`. parkboot never moves the initrd, so
+/// `initrd_high` needs nothing.
+pub fn fdt_target(
+    fdt_high: Option<&str>,
+    given: Option<u64>,
+    fdt_addr_r: Option<&str>,
+) -> Option<String> {
+    match given {
+        Some(a) if in_place(fdt_high) => Some(format!("{a:#x}")),
+        _ => fdt_addr_r.map(String::from),
+    }
+}
+
 /// U-Boot's `cli_simple_process_macros` on a label's command line:
 /// `${name}` and `$(name)` are replaced by the env value (empty when unset);
 /// anything else is kept as it is.
@@ -442,6 +462,27 @@ mod tests {
         assert_eq!(booti_args("k", None, Some("f")), args("booti k - f"));
         assert_eq!(booti_args("k", Some(("r", 1)), None), args("booti k r:1"));
         assert_eq!(booti_args("k", None, None), args("booti k"));
+    }
+
+    #[test]
+    fn high_limits_of_all_ones_leave_the_dt_where_it_is() {
+        assert!(in_place(Some("0xffffffff")));
+        assert!(in_place(Some("ffffffffffffffff")));
+        assert!(!in_place(Some("0x80000000")));
+        assert!(!in_place(None));
+        assert!(!in_place(Some("no")));
+        assert_eq!(
+            fdt_target(Some("0xffffffff"), Some(0x4c20_0000), Some("0x4a000000")),
+            Some("0x4c200000".into())
+        );
+        assert_eq!(
+            fdt_target(None, Some(0x4c20_0000), Some("0x4a000000")),
+            Some("0x4a000000".into())
+        );
+        assert_eq!(
+            fdt_target(Some("0xffffffff"), None, Some("0x4a000000")),
+            Some("0x4a000000".into())
+        );
     }
 
     #[test]
