@@ -222,7 +222,6 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-
 impl Drop for Session {
     fn drop(&mut self) {
         let log = self.serial.timed_log(self.t0);
