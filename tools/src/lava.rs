@@ -203,8 +203,8 @@ pub fn run(loader: &Path) -> Result<(), String> {
     r
 }
 
-/// Runs lava-run, passing its log through (and into `out`/lava-run.log); LAVA's results at
-/// the end, and its verdict.
+/// Runs lava-run, passing its log through to stdout (and into `out`/lava-run.log); LAVA's
+/// results at the end, and its verdict.
 fn lava_run(device: &Path, job: &Path, out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut c = Command::new("lava-run");
@@ -215,12 +215,13 @@ fn lava_run(device: &Path, job: &Path, out: &Path) -> Result<(), String> {
         .arg("--dispatcher")
         .arg(tools_dir().join("dispatcher.yaml"))
         .arg(job)
-        .stdout(Stdio::piped());
+        .stderr(Stdio::piped());
     eprintln!("xtask: {c:?}");
     let t0 = std::time::Instant::now();
     let mut child = c.spawn().map_err(|e| format!("lava-run: {e}"))?;
     let mut log = String::new();
-    if let Some(o) = child.stdout.take() {
+    // lava-run logs one JSON object per line on stderr.
+    if let Some(o) = child.stderr.take() {
         for line in BufReader::new(o).lines().map_while(Result::ok) {
             println!("{line}");
             log.push_str(&line);
