@@ -19,6 +19,7 @@ use loader::plan::booti::{
 use loader::plan::fdt as fdtplan;
 use loader::plan::load as loadplan;
 use loader::uimage;
+use loader::plan::net as netplan;
 use shell::{CmdError, CmdResult};
 
 fn msg(s: impl Into<String>) -> CmdError {
@@ -81,13 +82,15 @@ fn boot(sh: &mut Sh, a: BootiArgs, kernel_len: Option<u64>) -> CmdResult {
     };
     let dt_extras = dt_extras(sh, fdt);
     let env = &sh.env;
+    // fdt_high=0xffffffff (LAVA): the DT stays where it was given.
+    let fdt_to = netplan::fdt_target(env.get("fdt_high"), a.fdt, env.get("fdt_addr_r"));
     let prepared = booti::prepare(&Request {
         kernel,
         initrd,
         dtb: &dtb,
         bootargs: env.get("bootargs"),
         cpu_method: env.get("cpu_method"),
-        fdt_addr_r: env.get("fdt_addr_r"),
+        fdt_addr_r: fdt_to.as_deref(),
         kernel_addr_r: env.get("kernel_addr_r"),
         dt_extras,
     })?;

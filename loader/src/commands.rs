@@ -1,7 +1,7 @@
 //! The loader's own commands, as the shell lists them (`help`).
 
 use crate::platform::Sh;
-use crate::{cmd_boot, cmd_cpus, cmd_distro, cmd_fdt, cmd_info, cmd_storage as cs};
+use crate::{cmd_boot, cmd_cpus, cmd_distro, cmd_fdt, cmd_info, cmd_net, cmd_storage as cs};
 use alloc::string::String;
 use shell::{CmdResult, Command};
 
@@ -101,6 +101,43 @@ static LOADER_COMMANDS: &[(&str, &str, &str, CmdFn)] = &[
         "distroboot",
         "U-Boot's distro boot: extlinux.conf, boot.scr.uimg, boot.scr, boot.cmd in / and /boot/ of every disk",
         cmd_distro::cmd_distroboot,
+    ),
+    (
+        "dhcp",
+        "dhcp [addr] [[ip:]file]",
+        "get an address (and boot parameters) by DHCP; then TFTP bootfile unless autoload=no",
+        cmd_net::cmd_dhcp,
+    ),
+    (
+        "bootp",
+        "bootp [addr] [[ip:]file]",
+        "as dhcp (a plain BOOTP answer is taken too)",
+        cmd_net::cmd_dhcp,
+    ),
+    ("ping", "ping <ip>", "send ICMP echo requests until the host answers (10 s)", cmd_net::cmd_ping),
+    (
+        "tftpboot",
+        "tftpboot [addr] [[ip:]file]",
+        "load a file by TFTP from ${serverip} (sets filesize, fileaddr)",
+        cmd_net::cmd_tftpboot,
+    ),
+    (
+        "tftp",
+        "tftp [addr] [[ip:]file]",
+        "load a file by TFTP (alias of tftpboot)",
+        cmd_net::cmd_tftpboot,
+    ),
+    (
+        "wget",
+        "wget [addr] [[ip:]path | http://ip[:port]/path]",
+        "load a file by HTTP/1.1 (sets filesize, fileaddr)",
+        cmd_net::cmd_wget,
+    ),
+    (
+        "pxe",
+        "pxe get | pxe boot [addr]",
+        "fetch a pxelinux.cfg file (by MAC, IP, default) to ${pxefile_addr_r}, or boot from one",
+        cmd_net::cmd_pxe,
     ),
     (
         "bootscript",

@@ -1,5 +1,5 @@
 //! The machine as the loader knows it: owned parts, each with its own
-//! methods (console, firmware, DT, memory, disks, CPUs, sleep, timing), and
+//! methods (console, firmware, DT, memory, disks, network, CPUs, sleep, timing), and
 //! the few operations that need several parts at once. The shell reaches it
 //! through the thin adapter in `platform.rs`.
 
@@ -9,6 +9,7 @@ use crate::firmware::Firmware;
 use crate::footprint::Footprint;
 use crate::memory::Memory;
 use crate::rng::Rng;
+use crate::net::Net;
 use crate::sleep::Sleep;
 use crate::smp::{self, Cpus, Smp};
 use crate::stages::Timing;
@@ -28,6 +29,7 @@ pub struct Machine {
     pub mem: Memory,
     pub disks: Disks,
     pub rng: Rng,
+    pub net: Net,
     pub cpus: Cpus,
     pub sleep: Sleep,
     pub timing: Timing,
@@ -90,6 +92,11 @@ impl Machine {
     /// device); the source's name, or why there is none.
     pub fn entropy(&mut self, buf: &mut [u8]) -> Result<&'static str, String> {
         self.rng.fill(self.dt.info(), buf)
+    }
+
+    /// Finds the network interfaces unless that was done; returns the problems met.
+    pub fn ensure_net(&mut self) -> Vec<String> {
+        self.net.scan(self.dt.info())
     }
 
     /// Sets up how waiting CPUs sleep (wake period `period_us`).

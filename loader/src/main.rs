@@ -38,6 +38,8 @@ mod cmd_fdt;
 #[cfg(target_os = "none")]
 mod cmd_info;
 #[cfg(target_os = "none")]
+mod cmd_net;
+#[cfg(target_os = "none")]
 mod cmd_storage;
 #[cfg(target_os = "none")]
 mod commands;
@@ -55,6 +57,8 @@ mod footprint;
 mod machine;
 #[cfg(target_os = "none")]
 mod memory;
+#[cfg(target_os = "none")]
+mod net;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
