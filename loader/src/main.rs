@@ -60,6 +60,8 @@ mod memory;
 #[cfg(target_os = "none")]
 mod net;
 #[cfg(target_os = "none")]
+mod pci;
+#[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
 mod rng;

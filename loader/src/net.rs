@@ -13,10 +13,8 @@
 //! functions by bus/device/function; named `virtio-net#N`. The one in use
 //! is `${ethact}` when it names one, else the first (U-Boot's rule).
 //!
-//! PCI: the disks' scan assigns BARs from the start of the bridge's memory
-//! windows each time it runs, always to the same disks in the same order;
-//! this scan puts the network functions' BARs above every BAR already
-//! decoded in the window, so the two never overlap.
+//! PCI: `pci.rs` walks the bridge and assigns the network functions' BARs
+//! clear of every BAR other devices (the disks) decode already.
 
 use crate::arch::timer;
 use crate::stages;
@@ -29,13 +27,10 @@ use core::ptr::NonNull;
 use drivers::net::stack::NetStack;
 use drivers::net::virtio::VirtioNet;
 use drivers::net::{DeviceError, Mac, NetDevice};
-use loader::dt::{DtInfo, PciHost, PciSpace};
+use loader::dt::{DtInfo, PciHost};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::pci::bus::{
-    BarInfo, Cam, Command, ConfigurationAccess, DeviceFunction, HeaderType, MemoryBarType, MmioCam,
-    PciRoot,
-};
-use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
+use virtio_drivers::transport::pci::bus::DeviceFunction;
+use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceType, Transport};
 
 /// A virtio-net device over either transport.
@@ -95,9 +90,7 @@ impl Loc {
                     .map_err(|e| format!("{e}"))
             }
             Self::Pci { ecam, df } => {
-                // SAFETY: the ECAM region is mapped as device memory from the DT.
-                let cam = unsafe { MmioCam::new(ecam as usize as *mut u8, Cam::Ecam) };
-                let mut root = PciRoot::new(cam);
+                let mut root = crate::pci::root(ecam);
                 let t = PciTransport::new::<LoaderHal, _>(&mut root, df)
                     .map_err(|e| format!("{e:?}"))?;
                 VirtioNet::new(t)
@@ -253,143 +246,18 @@ fn scan_mmio(dt: &DtInfo, found: &mut Vec<(String, Loc)>) {
     }
 }
 
-type Window = Option<(u64, u64, u64)>; // (next cpu addr, end, cpu - pci offset)
-
-/// A bump allocator over the bridge's window of `space` (non-prefetchable first).
-fn window(host: &PciHost, space: PciSpace) -> Window {
-    host.windows
-        .iter()
-        .filter(|w| w.space == space)
-        .min_by_key(|w| w.prefetchable)
-        .map(|w| {
-            (
-                w.cpu_addr,
-                w.cpu_addr.saturating_add(w.size),
-                w.cpu_addr.wrapping_sub(w.pci_addr),
-            )
-        })
-}
-
-fn take(win: &mut Window, size: u64) -> Option<u64> {
-    let (next, end, off) = win.as_mut()?;
-    let size = size.max(16).checked_next_power_of_two()?;
-    let a = next.checked_add(size - 1)? & !(size - 1);
-    let e = a.checked_add(size)?;
-    if e > *end {
-        return None;
-    }
-    *next = e;
-    Some(a.wrapping_sub(*off))
-}
-
-/// Moves the window's start above `[pci, pci + size)` if that range (a BAR already decoded)
-/// lies in it.
-fn skip_used(win: &mut Window, pci: u64, size: u64) {
-    if let Some((next, end, off)) = win.as_mut() {
-        let cpu = pci.wrapping_add(*off);
-        let e = cpu.saturating_add(size);
-        if cpu < *end && e > *next {
-            *next = e.min(*end);
-        }
-    }
-}
-
-/// Every virtio-net function behind `host`, with BARs assigned above those already in use.
+/// Every virtio-net function behind `host`, BARs assigned clear of other devices' (`pci.rs`).
 fn scan_pci(host: &PciHost, found: &mut Vec<(String, Loc)>, notes: &mut Vec<String>) {
-    let buses = (host.bus_end as u64).saturating_sub(host.bus_start as u64) + 1;
-    if host.ecam.size < buses << 20 {
-        notes.push(format!("{}: ECAM too small for {buses} buses", host.path));
+    let Some((_, functions)) = crate::pci::find(host, DeviceType::Network, notes) else {
         return;
-    }
-    // SAFETY: the ECAM region is mapped as device memory from the DT.
-    let cam = unsafe { MmioCam::new(host.ecam.base as usize as *mut u8, Cam::Ecam) };
-    let mut root = PciRoot::new(cam);
-    // SAFETY: as above; only read (bridge bus numbers).
-    let cfg = unsafe { MmioCam::new(host.ecam.base as usize as *mut u8, Cam::Ecam) };
-    let mut functions: Vec<DeviceFunction> = Vec::new();
-    let mut buses = alloc::vec![host.bus_start];
-    let mut walked: Vec<u8> = Vec::new();
-    let mut mem32 = window(host, PciSpace::Mem32);
-    let mut mem64 = window(host, PciSpace::Mem64);
-    while let Some(bus) = buses.pop() {
-        if walked.contains(&bus) || walked.len() >= 256 {
-            continue;
-        }
-        walked.push(bus);
-        let list: Vec<_> = root.enumerate_bus(bus).collect();
-        for (df, info) in list {
-            if info.header_type == HeaderType::PciPciBridge {
-                let secondary = (cfg.read_word(df, 0x18) >> 8) as u8;
-                if secondary > bus && secondary <= host.bus_end {
-                    buses.push(secondary);
-                }
-                continue;
-            }
-            // BARs others decode already: allocate above them.
-            let (_, command) = root.get_status_command(df);
-            if command.contains(Command::MEMORY_SPACE) {
-                if let Ok(bars) = root.bars(df) {
-                    for bar in bars.iter().flatten() {
-                        if let BarInfo::Memory { address, size, .. } = bar {
-                            skip_used(&mut mem32, *address, *size);
-                            skip_used(&mut mem64, *address, *size);
-                        }
-                    }
-                }
-            }
-            if virtio_device_type(&info) == Some(DeviceType::Network) {
-                functions.push(df);
-            }
-        }
-    }
-    functions.sort();
+    };
     for df in functions {
-        let loc = format!("pci {:02x}:{:02x}.{}", df.bus, df.device, df.function);
-        if let Err(e) = allocate_bars(&mut root, df, &mut mem32, &mut mem64) {
-            notes.push(format!("{loc}: {e}"));
-            continue;
-        }
         found.push((
-            loc,
+            crate::pci::location(df),
             Loc::Pci {
                 ecam: host.ecam.base,
                 df,
             },
         ));
     }
-}
-
-fn allocate_bars(
-    root: &mut PciRoot<MmioCam<'static>>,
-    df: DeviceFunction,
-    mem32: &mut Window,
-    mem64: &mut Window,
-) -> Result<(), String> {
-    let bars = root.bars(df).map_err(|e| format!("BAR probe: {e:?}"))?;
-    for (i, bar) in bars.iter().enumerate() {
-        let Some(BarInfo::Memory {
-            address_type, size, ..
-        }) = bar
-        else {
-            continue;
-        };
-        if *size == 0 {
-            continue;
-        }
-        match address_type {
-            MemoryBarType::Width64 => {
-                let pci = take(mem64, *size)
-                    .or_else(|| take(mem32, *size))
-                    .ok_or("no PCI memory window space for a 64-bit BAR")?;
-                root.set_bar_64(df, i as u8, pci);
-            }
-            _ => {
-                let pci = take(mem32, *size).ok_or("no 32-bit PCI memory window space")?;
-                let pci = u32::try_from(pci).map_err(|_| "32-bit BAR above 4 GiB")?;
-                root.set_bar_32(df, i as u8, pci);
-            }
-        }
-    }
-    root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
-    Ok(())
 }

@@ -17,14 +17,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use drivers::block::{BlockDevice, BlockError};
-use loader::dt::{DtInfo, PciSpace};
+use loader::dt::DtInfo;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::pci::bus::{
-    BarInfo, Cam, Command, ConfigurationAccess, DeviceFunction, HeaderType, MemoryBarType, MmioCam,
-    PciRoot,
-};
-use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
+use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
@@ -242,153 +238,31 @@ fn scan(dt: &DtInfo, notes: &mut Vec<String>) -> Vec<Disk> {
 }
 
 fn scan_pci(host: &loader::dt::PciHost, disks: &mut Vec<Disk>, notes: &mut Vec<String>) {
-    // ECAM must cover the buses we walk.
-    let buses = (host.bus_end as u64).saturating_sub(host.bus_start as u64) + 1;
-    if host.ecam.size < buses << 20 {
-        notes.push(format!("{}: ECAM too small for {buses} buses", host.path));
+    let Some((mut root, functions)) = crate::pci::find(host, DeviceType::Block, notes) else {
         return;
-    }
-    // SAFETY: the ECAM region is mapped as device memory from the DT.
-    let cam = unsafe { MmioCam::new(host.ecam.base as usize as *mut u8, Cam::Ecam) };
-    let mut root = PciRoot::new(cam);
-    // Bump allocators for BARs in the bridge's memory windows.
-    let mut mem32 = host
-        .windows
-        .iter()
-        .find(|w| w.space == PciSpace::Mem32 && !w.prefetchable)
-        .or_else(|| host.windows.iter().find(|w| w.space == PciSpace::Mem32))
-        .map(|w| {
-            (
-                w.cpu_addr,
-                w.cpu_addr + w.size,
-                w.cpu_addr.wrapping_sub(w.pci_addr),
-            )
-        });
-    let mut mem64 = host
-        .windows
-        .iter()
-        .find(|w| w.space == PciSpace::Mem64)
-        .map(|w| {
-            (
-                w.cpu_addr,
-                w.cpu_addr + w.size,
-                w.cpu_addr.wrapping_sub(w.pci_addr),
-            )
-        });
-    // A second, read-only view of the same ECAM for bridge bus numbers.
-    // SAFETY: as above; only read.
-    let cfg = unsafe { MmioCam::new(host.ecam.base as usize as *mut u8, Cam::Ecam) };
-    // The buses to walk: the host's first bus, then the secondary bus of every
-    // bridge found that a previous stage (firmware, a kexec'ing Linux) has
-    // configured. Walking every bus number instead costs 65 536 config reads
-    // (each an MMIO exit under a hypervisor) where QEMU's virt has one bus.
-    let mut buses = alloc::vec![host.bus_start];
-    let mut walked: Vec<u8> = Vec::new();
-    // Disks with their bus/device/function, numbered in that order below.
-    let mut found_disks: Vec<(DeviceFunction, Disk)> = Vec::new();
-    while let Some(bus) = buses.pop() {
-        if walked.contains(&bus) || walked.len() >= 256 {
-            continue;
-        }
-        walked.push(bus);
-        let found: Vec<_> = root.enumerate_bus(bus).collect();
-        for (df, info) in found {
-            if info.header_type == HeaderType::PciPciBridge {
-                let numbers = cfg.read_word(df, 0x18);
-                let secondary = (numbers >> 8) as u8;
-                let loc = format!("pci {:02x}:{:02x}.{}", df.bus, df.device, df.function);
-                if secondary > bus && secondary <= host.bus_end {
-                    buses.push(secondary);
-                } else {
-                    notes.push(format!(
-                        "{loc}: bridge without a secondary bus number; devices behind it are not scanned"
-                    ));
-                }
+    };
+    for df in functions {
+        let loc = crate::pci::location(df);
+        let t = match PciTransport::new::<LoaderHal, _>(&mut root, df) {
+            Ok(t) => t,
+            Err(e) => {
+                notes.push(format!("{loc}: {e:?}"));
                 continue;
             }
-            if virtio_device_type(&info) != Some(DeviceType::Block) {
-                continue;
-            }
-            let loc = format!("pci {:02x}:{:02x}.{}", df.bus, df.device, df.function);
-            if let Err(e) = allocate_bars(&mut root, df, &mut mem32, &mut mem64) {
-                notes.push(format!("{loc}: {e}"));
-                continue;
-            }
-            let t = match PciTransport::new::<LoaderHal, _>(&mut root, df) {
-                Ok(t) => t,
-                Err(e) => {
-                    notes.push(format!("{loc}: {e:?}"));
-                    continue;
-                }
-            };
-            match VirtIOBlk::<LoaderHal, _>::new(t) {
-                Ok(b) => {
-                    let blocks = b.capacity();
-                    let readonly = b.readonly();
-                    found_disks.push((
-                        df,
-                        Disk {
-                            location: loc,
-                            blk: Blk::Pci(b),
-                            blocks,
-                            readonly,
-                            bytes_read: 0,
-                        },
-                    ));
-                }
-                Err(e) => notes.push(format!("{loc}: {e:?}")),
-            }
-        }
-    }
-    // Stable numbering: by bus/device/function whatever order bridges were found in.
-    found_disks.sort_by_key(|(df, _)| *df);
-    disks.extend(found_disks.into_iter().map(|(_, d)| d));
-}
-
-type Window = Option<(u64, u64, u64)>; // (next cpu addr, end, cpu - pci offset)
-
-fn take(win: &mut Window, size: u64) -> Option<(u64, u64)> {
-    let (next, end, off) = win.as_mut()?;
-    let size = size.max(16);
-    let a = next.checked_add(size - 1)? & !(size - 1);
-    let e = a.checked_add(size)?;
-    if e > *end {
-        return None;
-    }
-    *next = e;
-    Some((a, a.wrapping_sub(*off)))
-}
-
-fn allocate_bars(
-    root: &mut PciRoot<MmioCam<'static>>,
-    df: DeviceFunction,
-    mem32: &mut Window,
-    mem64: &mut Window,
-) -> Result<(), String> {
-    let bars = root.bars(df).map_err(|e| format!("BAR probe: {e:?}"))?;
-    for (i, bar) in bars.iter().enumerate() {
-        let Some(BarInfo::Memory {
-            address_type, size, ..
-        }) = bar
-        else {
-            continue;
         };
-        if *size == 0 {
-            continue;
-        }
-        match address_type {
-            MemoryBarType::Width64 => {
-                let (_, pci) = take(mem64, *size)
-                    .or_else(|| take(mem32, *size))
-                    .ok_or("no PCI memory window space for a 64-bit BAR")?;
-                root.set_bar_64(df, i as u8, pci);
+        match VirtIOBlk::<LoaderHal, _>::new(t) {
+            Ok(b) => {
+                let blocks = b.capacity();
+                let readonly = b.readonly();
+                disks.push(Disk {
+                    location: loc,
+                    blk: Blk::Pci(b),
+                    blocks,
+                    readonly,
+                    bytes_read: 0,
+                });
             }
-            _ => {
-                let (_, pci) = take(mem32, *size).ok_or("no 32-bit PCI memory window space")?;
-                root.set_bar_32(df, i as u8, pci as u32);
-            }
+            Err(e) => notes.push(format!("{loc}: {e:?}")),
         }
     }
-    root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
-    Ok(())
 }
