@@ -10,8 +10,7 @@ use xtask::qemu::board_args;
 use xtask::{kernel, root, virt_dt};
 
 use super::options::Opts;
-use super::runs::to_prompt;
-use super::session::Session;
+use super::session::{to_prompt, Session};
 use super::{Loader, BOOTARGS, UBOOT_BIN};
 
 /// U-Boot's qemu_arm64 environment: CONFIG_ENV_SIZE, at the start of the second flash bank.

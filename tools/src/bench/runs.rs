@@ -10,7 +10,7 @@ use super::parse::{
 };
 use super::prepare::Ctx;
 use super::results::*;
-use super::session::{between, Session};
+use super::session::{between, to_prompt, Session};
 use super::{Loader, AUTOBOOT, BOOTARGS, INIT_READY, KERNEL_LINE, STARTING, WAIT, WAIT_INIT};
 
 /// How long the idle sessions watch the QEMU process at the prompt.
@@ -45,15 +45,6 @@ pub(super) fn run_idle(
 
 /// Cycles per in-memory chain session, and the payload's release/park rounds per cycle.
 pub(super) const MEMCHAIN_CYCLES: usize = 10;
-
-/// Stops the countdown at the first "Hit any key" and waits for the prompt.
-/// Returns (start→autoboot line, key→prompt, text up to the autoboot line).
-pub(super) fn to_prompt(s: &mut Session) -> Result<(f64, f64, String), String> {
-    let (t_ab, banner) = s.wait(AUTOBOOT, WAIT)?;
-    let t_key = s.send(" ")?;
-    let (t_p, _) = s.wait("=> ", WAIT)?;
-    Ok((s.ms_since_start(t_ab), between(t_key, t_p), banner))
-}
 
 /// Loads `path` at `${var}` by typing the command; returns (host ms, reported MiB/s, bytes).
 pub(super) fn typed_load(
