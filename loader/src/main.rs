@@ -60,8 +60,6 @@ mod memory;
 #[cfg(target_os = "none")]
 mod net;
 #[cfg(target_os = "none")]
-mod pci;
-#[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
 mod rng;
@@ -73,6 +71,8 @@ mod smp;
 mod stages;
 #[cfg(target_os = "none")]
 mod storage;
+#[cfg(target_os = "none")]
+mod virtio;
 
 /// A panic is reported (message, location, registers, backtrace) and the CPU
 /// stops (docs/robustness.md, guarantee 1).

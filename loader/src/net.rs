@@ -90,7 +90,7 @@ impl Loc {
                     .map_err(|e| format!("{e}"))
             }
             Self::Pci { ecam, df } => {
-                let mut root = crate::pci::root(ecam);
+                let mut root = crate::virtio::root(ecam);
                 let t = PciTransport::new::<LoaderHal, _>(&mut root, df)
                     .map_err(|e| format!("{e:?}"))?;
                 VirtioNet::new(t)
@@ -221,39 +221,22 @@ impl Net {
 
 /// Every virtio-mmio slot holding a network device.
 fn scan_mmio(dt: &DtInfo, found: &mut Vec<(String, Loc)>) {
-    for slot in &dt.virtio_mmio {
-        let base = slot.region.base;
-        let Some(hdr) = NonNull::new(base as usize as *mut VirtIOHeader) else {
-            continue;
-        };
-        // SAFETY: the slot's region is mapped as device memory from the DT; the transport
-        // only reads the header here. Dropping a transport writes status 0 (a reset), so
-        // those of other devices (a disk in use) are forgotten instead of dropped.
-        let Ok(t) = (unsafe { MmioTransport::new(hdr, slot.region.size as usize) }) else {
-            continue; // empty slot or not virtio
-        };
-        if t.device_type() != DeviceType::Network {
-            core::mem::forget(t);
-            continue;
-        }
-        found.push((
-            format!("virtio-mmio@{base:#x}"),
-            Loc::Mmio {
-                base,
-                size: slot.region.size,
-            },
-        ));
+    for (r, t) in crate::virtio::mmio_of_kind(dt, DeviceType::Network) {
+        // Opened again (and reset when dropped) per command.
+        drop(t);
+        let (base, size) = (r.base, r.size);
+        found.push((format!("virtio-mmio@{base:#x}"), Loc::Mmio { base, size }));
     }
 }
 
 /// Every virtio-net function behind `host`, BARs assigned clear of other devices' (`pci.rs`).
 fn scan_pci(host: &PciHost, found: &mut Vec<(String, Loc)>, notes: &mut Vec<String>) {
-    let Some((_, functions)) = crate::pci::find(host, DeviceType::Network, notes) else {
+    let Some((_, functions)) = crate::virtio::find(host, DeviceType::Network, notes) else {
         return;
     };
     for df in functions {
         found.push((
-            crate::pci::location(df),
+            crate::virtio::location(df),
             Loc::Pci {
                 ecam: host.ecam.base,
                 df,

@@ -7,11 +7,10 @@ use crate::arch::cpu;
 use crate::storage::LoaderHal;
 use alloc::format;
 use alloc::string::String;
-use core::ptr::NonNull;
 use loader::dt::DtInfo;
 use virtio_drivers::device::rng::VirtIORng;
-use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::mmio::MmioTransport;
+use virtio_drivers::transport::DeviceType;
 
 /// Most requests to a virtio-rng device for one fill (it may answer short).
 const MAX_REQUESTS: usize = 64;
@@ -75,19 +74,7 @@ fn fill_rndr(buf: &mut [u8]) -> bool {
 }
 
 fn find_virtio_rng(dt: &DtInfo) -> Option<VirtIORng<LoaderHal, MmioTransport<'static>>> {
-    for slot in &dt.virtio_mmio {
-        let hdr = NonNull::new(slot.region.base as usize as *mut VirtIOHeader)?;
-        // SAFETY: the slot's region is mapped as device memory from the DT; a slot that holds
-        // a block device is skipped before any driver touches it.
-        let Ok(t) = (unsafe { MmioTransport::new(hdr, slot.region.size as usize) }) else {
-            continue;
-        };
-        if t.device_type() != DeviceType::EntropySource {
-            continue;
-        }
-        if let Ok(r) = VirtIORng::<LoaderHal, _>::new(t) {
-            return Some(r);
-        }
-    }
-    None
+    crate::virtio::mmio_of_kind(dt, DeviceType::EntropySource)
+        .into_iter()
+        .find_map(|(_, t)| VirtIORng::<LoaderHal, _>::new(t).ok())
 }

@@ -19,9 +19,9 @@ use core::ptr::NonNull;
 use drivers::block::{BlockDevice, BlockError};
 use loader::dt::DtInfo;
 use virtio_drivers::device::blk::VirtIOBlk;
-use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::DeviceType;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
 const MAX_REQUEST: usize = 4 << 20;
@@ -203,19 +203,8 @@ impl Disks {
 /// are reported in `notes` and do not stop the scan.
 fn scan(dt: &DtInfo, notes: &mut Vec<String>) -> Vec<Disk> {
     let mut disks = Vec::new();
-    for slot in &dt.virtio_mmio {
-        let base = slot.region.base;
-        let Some(hdr) = NonNull::new(base as usize as *mut VirtIOHeader) else {
-            continue;
-        };
-        // SAFETY: the slot's region is mapped as device memory from the DT.
-        let t = match unsafe { MmioTransport::new(hdr, slot.region.size as usize) } {
-            Ok(t) => t,
-            Err(_) => continue, // empty slot (device id 0) or not virtio
-        };
-        if t.device_type() != DeviceType::Block {
-            continue;
-        }
+    for (r, t) in crate::virtio::mmio_of_kind(dt, DeviceType::Block) {
+        let base = r.base;
         match VirtIOBlk::<LoaderHal, _>::new(t) {
             Ok(b) => {
                 let blocks = b.capacity();
@@ -238,11 +227,11 @@ fn scan(dt: &DtInfo, notes: &mut Vec<String>) -> Vec<Disk> {
 }
 
 fn scan_pci(host: &loader::dt::PciHost, disks: &mut Vec<Disk>, notes: &mut Vec<String>) {
-    let Some((mut root, functions)) = crate::pci::find(host, DeviceType::Block, notes) else {
+    let Some((mut root, functions)) = crate::virtio::find(host, DeviceType::Block, notes) else {
         return;
     };
     for df in functions {
-        let loc = crate::pci::location(df);
+        let loc = crate::virtio::location(df);
         let t = match PciTransport::new::<LoaderHal, _>(&mut root, df) {
             Ok(t) => t,
             Err(e) => {

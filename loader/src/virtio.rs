@@ -1,6 +1,7 @@
-//! virtio functions of one kind behind a DT-described ECAM host bridge, with
-//! their memory BARs assigned — the one PCI walk the disks (`storage.rs`) and
-//! the network interfaces (`net.rs`) share.
+//! Finding virtio devices of one kind for the disks (`storage.rs`), the network
+//! interfaces (`net.rs`) and the RNG (`rng.rs`) without disturbing the others':
+//! virtio-mmio slots ([`mmio_of_kind`]) and functions behind a DT-described ECAM
+//! host bridge ([`find`]), with their memory BARs assigned.
 //!
 //! The walk follows the host's first bus and the secondary bus of every bridge
 //! a previous stage (firmware, a kexec'ing Linux) configured; walking every bus
@@ -16,13 +17,15 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use loader::dt::{PciHost, PciSpace};
+use core::ptr::NonNull;
+use loader::dt::{DtInfo, PciHost, PciSpace, Region};
+use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::pci::bus::{
     BarInfo, Cam, Command, ConfigurationAccess, DeviceFunction, HeaderType, MemoryBarType, MmioCam,
     PciRoot,
 };
 use virtio_drivers::transport::pci::virtio_device_type;
-use virtio_drivers::transport::DeviceType;
+use virtio_drivers::transport::{DeviceType, Transport};
 
 /// The root complex behind `host`'s ECAM.
 pub fn root(ecam: u64) -> PciRoot<MmioCam<'static>> {
@@ -179,4 +182,31 @@ fn allocate_bars(
     }
     root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
     Ok(())
+}
+
+/// The virtio-mmio transports of every DT slot holding a device of `kind`, in DT order, each
+/// with the slot's region. A slot holding another kind is left exactly as it is: dropping a
+/// virtio-drivers transport resets its device (status 0), which would pull the queues from
+/// under a disk, an interface or an RNG another part has set up — and a later request to it
+/// would wait forever.
+pub fn mmio_of_kind(dt: &DtInfo, kind: DeviceType) -> Vec<(Region, MmioTransport<'static>)> {
+    let mut found = Vec::new();
+    for slot in &dt.virtio_mmio {
+        let base = slot.region.base;
+        let Some(hdr) = NonNull::new(base as usize as *mut VirtIOHeader) else {
+            continue;
+        };
+        // SAFETY: the slot's region is mapped as device memory from the DT (start-up maps every
+        // virtio-mmio `reg`); `new` only reads the header (magic, version, device id).
+        let Ok(t) = (unsafe { MmioTransport::new(hdr, slot.region.size as usize) }) else {
+            continue; // empty slot (device id 0) or not virtio
+        };
+        if t.device_type() == kind {
+            found.push((slot.region, t));
+        } else {
+            // Another part's device: not reset.
+            core::mem::forget(t);
+        }
+    }
+    found
 }
