@@ -148,6 +148,47 @@ fn tftp_root() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("{f}: no TFTP_DIRECTORY"))
 }
 
+/// UDP sockets bound to port 69 on an address other than the loopback, from the text of
+/// /proc/net/udp or /proc/net/udp6 (`sl local_address:port …`, hex; IPv4 in host order).
+pub fn tftp_beyond_loopback(proc_net_udp: &str) -> Vec<String> {
+    proc_net_udp
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|local| {
+            let (addr, port) = local.split_once(':')?;
+            (u16::from_str_radix(port, 16).ok()? == 69).then_some(addr)
+        })
+        .filter(|addr| match addr.len() {
+            // 127.0.0.0/8: the first byte in memory is the last in the little-endian word.
+            8 => !addr.ends_with("7F"),
+            // ::1
+            _ => *addr != "00000000000000000000000001000000",
+        })
+        .map(|a| format!("{a}:69"))
+        .collect()
+}
+
+/// A note when a TFTP daemon on this machine serves beyond the loopback: the job does not use
+/// it (QEMU's own TFTP server serves LAVA's TFTP directory to the board), but LAVA's deploy
+/// puts the job's files where it serves them.
+fn check_tftpd() {
+    let mut wide = Vec::new();
+    for f in ["/proc/net/udp", "/proc/net/udp6"] {
+        wide.extend(tftp_beyond_loopback(
+            &std::fs::read_to_string(f).unwrap_or_default(),
+        ));
+    }
+    if !wide.is_empty() {
+        eprintln!(
+            "xtask: lava: note: a TFTP server listens beyond the loopback ({}); the job does not \
+             use it, but it serves LAVA's TFTP directory: set TFTP_ADDRESS=\"127.0.0.1:69\" in \
+             /etc/default/tftpd-hpa (cargo xtask setup lava does so for a new install)",
+            wide.join(", ")
+        );
+    }
+}
+
 /// `cargo xtask lava`.
 pub fn run(loader: &Path) -> Result<(), String> {
     let is_root = cmd::output(Command::new("id").arg("-u")).is_ok_and(|o| o.trim() == "0");
@@ -166,6 +207,7 @@ pub fn run(loader: &Path) -> Result<(), String> {
     std::fs::copy(tools_dir().join("board.py"), board.join("board.py"))
         .map_err(|e| format!("board.py: {e}"))?;
     let tftp = tftp_root()?;
+    check_tftpd();
     std::fs::create_dir_all(&tftp).map_err(|e| format!("{}: {e}", tftp.display()))?;
     std::fs::write(
         board.join("qemu.args"),
@@ -273,6 +315,24 @@ pub fn results(log: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tftp_sockets_beyond_the_loopback_are_found() {
+        let udp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+   1: 00000000:0045 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
+   2: 0100007F:0045 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
+   3: 0F02000A:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
+";
+        assert_eq!(super::tftp_beyond_loopback(udp), ["00000000:69"]);
+        let udp6 = "  sl  local_address                         remote_address
+   0: 00000000000000000000000001000000:0045 00000000000000000000000000000000:0000 07
+   1: 00000000000000000000000000000000:0045 00000000000000000000000000000000:0000 07
+";
+        assert_eq!(
+            super::tftp_beyond_loopback(udp6),
+            ["00000000000000000000000000000000:69"]
+        );
+    }
+
     #[test]
     fn results_are_read_from_lava_run_log_lines() {
         let log = r#"{"dt": "2026-12-05T15:32:51.249656", "lvl": "input", "msg": "booti 0x48200000\n"}
