@@ -234,6 +234,25 @@ pub(super) fn render(
             );
         }
     }
+    for (label, name) in [
+        (
+            "tftp /Image, loader-reported rate",
+            "as each loader reports it",
+        ),
+        ("tftp /Image, host-measured rate", "host-measured"),
+    ] {
+        if let (Some(p), Some(u)) = (
+            r.median(S_TFTP, label, Loader::Parkboot),
+            r.median(S_TFTP, label, Loader::UBoot),
+        ) {
+            goal(
+                &mut o,
+                &format!("TFTP ≥ 2 × U-Boot's MiB/s ({name}, QEMU's built-in server)"),
+                p >= 2.0 * u,
+                format!("parkboot {p:.1} vs U-Boot {u:.1} MiB/s = {:.2}×", p / u),
+            );
+        }
+    }
     for (_, label, _, _) in IDLE_MACHINES {
         if let (Some(p), Some(u)) = (
             r.median(S_IDLE, label, Loader::Parkboot),
