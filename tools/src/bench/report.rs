@@ -326,24 +326,29 @@ pub(super) fn render(
 
     let _ = writeln!(o, "\n## Notes\n");
     let pk = Loader::Parkboot;
-    if r.get(
-        S_PARK,
-        "CPU gather into the pen at start (banner `after N us`)",
-        pk,
-    )
-    .is_none()
+    if let Some(only) = &ctx.opts.only {
+        let _ = writeln!(o, "- sessions run: {} (`--only`)", only.join(", "));
+    }
+    if ctx.opts.runs("typed")
+        && r.get(
+            S_PARK,
+            "CPU gather into the pen at start (banner `after N us`)",
+            pk,
+        )
+        .is_none()
     {
         let _ = writeln!(
             o,
             "- CPU gather: not yet implemented (no `CPUs: … in pen` line at start)"
         );
     }
-    if r.get(
-        S_CHAIN,
-        "one cycle: booti (typed) → next loader's autoboot line",
-        pk,
-    )
-    .is_none()
+    if ctx.opts.runs("chain")
+        && r.get(
+            S_CHAIN,
+            "one cycle: booti (typed) → next loader's autoboot line",
+            pk,
+        )
+        .is_none()
     {
         let _ = writeln!(
             o,
