@@ -213,9 +213,11 @@ fn pxe_get_and_boot(name: &str, dev: &str, transport: &str) {
         ),
     )
     .unwrap();
-    let mut opts = Opts::default();
-    // bootfile's directory is where pxelinux.cfg/ is looked for.
-    opts.extra = net_args(dev, &tftp, "boot/pxelinux.0", None);
+    let opts = Opts {
+        // bootfile's directory is where pxelinux.cfg/ is looked for.
+        extra: net_args(dev, &tftp, "boot/pxelinux.0", None),
+        ..Opts::default()
+    };
     let mut q = Qemu::boot_to_prompt(name, &opts);
     q.cmd("setenv autoload no");
     let out = q.cmd("dhcp");

@@ -317,7 +317,8 @@ pub fn results(log: &str) -> Vec<String> {
 mod tests {
     #[test]
     fn tftp_sockets_beyond_the_loopback_are_found() {
-        let udp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+        let udp =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
    1: 00000000:0045 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
    2: 0100007F:0045 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
    3: 0F02000A:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0

@@ -376,9 +376,8 @@ pub fn plan(purpose: Purpose, tc: &Toolchain, state: &State) -> Plan {
     if add_arch || !missing.is_empty() {
         p.system.push(Step::new("apt-get", &["update", "-q"]));
     }
-    let (bare, plain): (Vec<&str>, Vec<&str>) = missing
-        .iter()
-        .partition(|n| WITHOUT_RECOMMENDS.contains(n));
+    let (bare, plain): (Vec<&str>, Vec<&str>) =
+        missing.iter().partition(|n| WITHOUT_RECOMMENDS.contains(n));
     if !plain.is_empty() {
         let mut args = vec!["install", "-y", "-q"];
         args.extend(plain);

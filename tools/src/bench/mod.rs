@@ -130,7 +130,14 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
         host_after: String::new(),
     };
     for run in 1..=runs {
-        for mode in ["typed", "autoboot", "raw", "raw-smp1", "autoboot-smp1", "tftp"] {
+        for mode in [
+            "typed",
+            "autoboot",
+            "raw",
+            "raw-smp1",
+            "autoboot-smp1",
+            "tftp",
+        ] {
             if !ctx.opts.runs(mode) {
                 continue;
             }
@@ -152,7 +159,11 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
                 run_idle(&ctx, l, run, &mut r, *m)?;
             }
         }
-        for (gather, dtb) in ctx.memchain_dtbs.iter().filter(|_| ctx.opts.runs("memchain")) {
+        for (gather, dtb) in ctx
+            .memchain_dtbs
+            .iter()
+            .filter(|_| ctx.opts.runs("memchain"))
+        {
             eprintln!(
                 "xtask: bench: round {run}/{runs}: in-memory payload chain, pen_gather={gather}"
             );

@@ -29,7 +29,9 @@ pub(super) const SESSIONS: &[&str] = &[
 impl Opts {
     /// Whether the session `name` runs.
     pub(super) fn runs(&self, name: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| o.iter().any(|s| s == name))
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == name))
     }
 }
 
@@ -78,9 +80,10 @@ pub(super) fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 o.cpu_method = Some(v.clone());
             }
             "--only" => {
-                let v = it
-                    .next()
-                    .ok_or(format!("--only needs sessions ({}); {usage}", SESSIONS.join(",")))?;
+                let v = it.next().ok_or(format!(
+                    "--only needs sessions ({}); {usage}",
+                    SESSIONS.join(",")
+                ))?;
                 let names: Vec<String> = v.split(',').map(String::from).collect();
                 if let Some(bad) = names.iter().find(|n| !SESSIONS.contains(&n.as_str())) {
                     return Err(format!(
@@ -109,8 +112,8 @@ mod tests {
     fn options_are_parsed_and_checked() {
         let o = parse(&[]).unwrap();
         assert_eq!((o.runs, o.build, o.prealloc), (5, true, true));
-        assert_eq!((o.pen_gather, o.cpu_method), (None, None));
         assert!(o.runs("tftp") && o.runs("typed"));
+        assert_eq!((o.pen_gather, o.cpu_method), (None, None));
         let o = parse(&["--only", "tftp,idle"]).unwrap();
         assert!(o.runs("tftp") && o.runs("idle") && !o.runs("typed"));
         let o = parse(&[

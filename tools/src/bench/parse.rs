@@ -32,10 +32,10 @@ pub(super) fn parse_rate(s: &str) -> Option<f64> {
 /// `"\t " print_size(rate) "/s"`, e.g. "\t 21.3 MiB/s") → MiB/s: the last such line of `text`.
 pub(super) fn parse_tftp_rate(text: &str) -> Option<f64> {
     text.lines()
+        .rev()
         .map(|l| l.trim_matches(|c: char| c.is_whitespace() || c == '#'))
         .filter(|l| l.ends_with("/s"))
-        .filter_map(parse_rate)
-        .last()
+        .find_map(parse_rate)
 }
 
 /// "Bytes transferred = 27302400 (1a09a00 hex)" → bytes.

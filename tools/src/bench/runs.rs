@@ -560,9 +560,7 @@ pub(super) fn run_tftp(ctx: &Ctx, l: Loader, run: usize, r: &mut Results) -> Res
     let mut args = ctx.machine_args(4);
     match l {
         Loader::UBoot => args.extend(["-bios".to_string(), super::UBOOT_BIN.to_string()]),
-        Loader::Parkboot => {
-            args.extend(["-kernel".to_string(), ctx.loader.display().to_string()])
-        }
+        Loader::Parkboot => args.extend(["-kernel".to_string(), ctx.loader.display().to_string()]),
     }
     args.extend([
         "-netdev".to_string(),
@@ -595,8 +593,7 @@ pub(super) fn run_tftp(ctx: &Ctx, l: Loader, run: usize, r: &mut Results) -> Res
                 ctx.image_size
             )));
         }
-        let rate =
-            parse_tftp_rate(&text).ok_or_else(|| s.fail("no rate line after the marks"))?;
+        let rate = parse_tftp_rate(&text).ok_or_else(|| s.fail("no rate line after the marks"))?;
         s.wait("=> ", WAIT)?;
         let ms = between(t, t_done);
         r.add(
