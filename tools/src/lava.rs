@@ -278,17 +278,39 @@ fn lava_run(device: &Path, job: &Path, out: &Path) -> Result<(), String> {
         println!("  {r}");
     }
     let verdict = std::fs::read_to_string(out.join("result.yaml")).unwrap_or_default();
-    let pass = verdict.contains("result: pass") && st.success();
+    let pass = passed(&results, &verdict, st.success());
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.ends_with(": pass") && !r.ends_with(": skip"))
+        .map(String::as_str)
+        .collect();
     println!(
-        "LAVA job: {} ({}, exit {st})",
+        "LAVA: {} (job {}; failed cases: {}; lava-run {st})",
         if pass { "pass" } else { "fail" },
-        verdict.replace('\n', " ").trim()
+        verdict.replace('\n', " ").trim(),
+        if failed.is_empty() {
+            "none".to_string()
+        } else {
+            failed.join(", ")
+        }
     );
     if pass {
         Ok(())
     } else {
         Err(format!("lava: the job failed; log in {}", out.display()))
     }
+}
+
+/// The run passed: lava-run exited 0, LAVA's job result (result.yaml) is `pass`, and so is
+/// every result case of the log — a test case that fails leaves LAVA's job result at `pass`
+/// (the job ran to its end), so the cases are checked too; `skip` counts as not failed.
+pub fn passed(results: &[String], job_result: &str, exit_ok: bool) -> bool {
+    exit_ok
+        && job_result.lines().any(|l| l.trim() == "result: pass")
+        && results.iter().any(|r| r == "lava/job: pass")
+        && results
+            .iter()
+            .all(|r| r.ends_with(": pass") || r.ends_with(": skip"))
 }
 
 /// LAVA's `results` log lines as `definition/case: result`. lava-run writes one JSON object
@@ -315,6 +337,22 @@ pub fn results(log: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_test_case_fails_the_run_though_the_job_passed() {
+        let job = "case: job\ndefinition: lava\nresult: pass\n";
+        let mut r = vec![
+            "lava/validate: pass".to_string(),
+            "0_parkboot-linux/every-cpu-online: pass".to_string(),
+            "lava/job: pass".to_string(),
+        ];
+        assert!(super::passed(&r, job, true));
+        assert!(!super::passed(&r, job, false));
+        assert!(!super::passed(&r, "case: job\nresult: fail\n", true));
+        r[1] = "0_parkboot-linux/every-cpu-online: fail".into();
+        assert!(!super::passed(&r, job, true));
+        assert!(!super::passed(&[], job, true));
+    }
+
     #[test]
     fn tftp_sockets_beyond_the_loopback_are_found() {
         let udp =
