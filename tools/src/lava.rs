@@ -62,12 +62,25 @@ pub fn ensure_templates() -> Result<PathBuf, String> {
     let debs = dir().join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
     eprintln!("xtask: lava: LAVA's device-type templates from Debian's lava-server package");
-    cmd::output(
-        Command::new("apt-get")
-            .args(["download", "lava-server"])
-            .current_dir(&debs),
-    )
-    .map_err(|e| format!("{e}\n(apt-get download needs the package lists: apt-get update)"))?;
+    let download = || {
+        cmd::output(
+            Command::new("apt-get")
+                .args(["download", "lava-server"])
+                .current_dir(&debs),
+        )
+    };
+    if let Err(e) = download() {
+        // A machine whose package lists were cleaned (a CI image): fetch them once, as root.
+        let is_root = cmd::output(Command::new("id").arg("-u")).is_ok_and(|o| o.trim() == "0");
+        if !is_root {
+            return Err(format!(
+                "{e}\n(apt-get download needs the package lists: apt-get update, as root)"
+            ));
+        }
+        eprintln!("xtask: lava: apt-get update -q (no package lists for apt-get download)");
+        cmd::output(Command::new("apt-get").args(["update", "-q"]))?;
+        download()?;
+    }
     let deb = std::fs::read_dir(&debs)
         .map_err(|e| format!("{}: {e}", debs.display()))?
         .flatten()
