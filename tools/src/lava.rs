@@ -55,6 +55,9 @@ pub fn python() -> PathBuf {
 /// Makes sure LAVA's templates are in [`templates_dir`]: taken out of Debian's lava-server
 /// package when they are not.
 pub fn ensure_templates() -> Result<PathBuf, String> {
+    // One extraction at a time (the tests call this from parallel threads).
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let t = templates_dir();
     if TEMPLATES.iter().all(|f| t.join(f).exists()) {
         return Ok(t);
