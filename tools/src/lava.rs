@@ -222,6 +222,8 @@ pub fn run(loader: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&board).map_err(|e| format!("{}: {e}", board.display()))?;
     std::fs::copy(tools_dir().join("board.py"), board.join("board.py"))
         .map_err(|e| format!("board.py: {e}"))?;
+    // A board left running by an interrupted run would be reset with its old arguments.
+    power_off(&board);
     let tftp = tftp_root()?;
     check_tftpd();
     std::fs::create_dir_all(&tftp).map_err(|e| format!("{}: {e}", tftp.display()))?;
@@ -253,12 +255,17 @@ pub fn run(loader: &Path) -> Result<(), String> {
     let job_yaml = dir().join("job.yaml");
     std::fs::write(&job_yaml, job).map_err(|e| format!("job.yaml: {e}"))?;
     let r = lava_run(&device_yaml, &job_yaml, &out);
+    power_off(&board);
+    r
+}
+
+/// board.py off: QEMU quits (or is killed) if it runs.
+fn power_off(board: &Path) {
     let _ = Command::new(python())
         .arg(board.join("board.py"))
         .arg("off")
-        .arg(&board)
+        .arg(board)
         .status();
-    r
 }
 
 /// Runs lava-run, passing its log through to stdout (and into `out`/lava-run.log); LAVA's
