@@ -7,8 +7,9 @@
 //!
 //! * LAVA's u-boot ramdisk method, typed as LAVA 2023.01 types it (`qemu_harness::LavaRamdisk`,
 //!   checked against LAVA's templates by tests/tests/lava.rs), boots the stock Debian kernel with
-//!   a `mkimage -T ramdisk` ramdisk to /init with every CPU — virtio-net over virtio-mmio;
-//! * `dhcp; pxe get; pxe boot` boots it too — virtio-net over PCI;
+//!   a `mkimage -T ramdisk` ramdisk to /init with every CPU — virtio-net over virtio-mmio and
+//!   over PCI;
+//! * `dhcp; pxe get; pxe boot` boots it too — over PCI and over virtio-mmio;
 //! * bad network input, each one line with the prompt back and the claims as they were: a TFTP
 //!   error packet (file not found, access violation), a server that does not answer (TFTP) or
 //!   stops answering (HTTP), a lying HTTP Content-Length both ways, downloads that do not fit
@@ -114,8 +115,18 @@ fn assert_summary(out: &str, what: &str, bytes: u64) {
 
 #[test]
 fn lava_ramdisk_method_boots_linux_over_virtio_mmio() {
+    lava_ramdisk_method_boots_linux("net-lava-mmio", MMIO, "virtio-mmio@");
+}
+
+#[test]
+fn lava_ramdisk_method_boots_linux_over_virtio_pci() {
+    lava_ramdisk_method_boots_linux("net-lava-pci", PCI, "pci 00:");
+}
+
+/// LAVA's u-boot ramdisk sequence on virtio-net `dev` (the `Net:` line names `transport`).
+fn lava_ramdisk_method_boots_linux(name: &str, dev: &str, transport: &str) {
     let a = kernel_files();
-    let dir = scratch("net-lava");
+    let dir = scratch(name);
     let tftp = dir.join("tftp");
     // Paths as LAVA's tftp deploy lays them out under its TFTP root.
     let deploy = "1/tftp-deploy-4t5i2n3x";
@@ -128,8 +139,8 @@ fn lava_ramdisk_method_boots_linux_over_virtio_mmio() {
     let virt = edited_virt_dtb(&dir, "virt", &opts, |s| s);
     copy(&virt, &tftp.join(&dtb));
     let mut opts = opts;
-    opts.extra = net_args(MMIO, &tftp, "", None);
-    let mut q = Qemu::boot_to_prompt("net-lava", &opts);
+    opts.extra = net_args(dev, &tftp, "", None);
+    let mut q = Qemu::boot_to_prompt(name, &opts);
     let seq = LavaRamdisk {
         server_ip: SERVER,
         kernel_addr: "0x48200000",
@@ -159,6 +170,10 @@ fn lava_ramdisk_method_boots_linux_over_virtio_mmio() {
         transcript.contains("DHCP client bound to address 10.0.2.15"),
         "{transcript}"
     );
+    assert!(
+        transcript.contains(&format!("Net:   virtio-net#0 ({transport}")),
+        "{transcript}"
+    );
     // initrd_size: the whole uInitrd, as U-Boot's filesize would be.
     let uinitrd_len = std::fs::metadata(tftp.join(&ramdisk)).unwrap().len();
     assert_eq!(hex(&q.env("initrd_size")), uinitrd_len);
@@ -172,8 +187,18 @@ fn lava_ramdisk_method_boots_linux_over_virtio_mmio() {
 
 #[test]
 fn pxe_get_and_boot_over_virtio_pci() {
+    pxe_get_and_boot("net-pxe-pci", PCI, "pci 00:");
+}
+
+#[test]
+fn pxe_get_and_boot_over_virtio_mmio() {
+    pxe_get_and_boot("net-pxe-mmio", MMIO, "virtio-mmio@");
+}
+
+/// `dhcp; pxe get; pxe boot` on virtio-net `dev` (the `Net:` line names `transport`).
+fn pxe_get_and_boot(name: &str, dev: &str, transport: &str) {
     let a = kernel_files();
-    let dir = scratch("net-pxe");
+    let dir = scratch(name);
     let tftp = dir.join("tftp");
     copy(&a.image, &tftp.join("boot/Image"));
     copy(&a.initramfs, &tftp.join("boot/initramfs.cpio.gz"));
@@ -188,13 +213,18 @@ fn pxe_get_and_boot_over_virtio_pci() {
         ),
     )
     .unwrap();
-    let mut opts = Opts::default();
-    // bootfile's directory is where pxelinux.cfg/ is looked for.
-    opts.extra = net_args(PCI, &tftp, "boot/pxelinux.0", None);
-    let mut q = Qemu::boot_to_prompt("net-pxe", &opts);
+    let opts = Opts {
+        // bootfile's directory is where pxelinux.cfg/ is looked for.
+        extra: net_args(dev, &tftp, "boot/pxelinux.0", None),
+        ..Opts::default()
+    };
+    let mut q = Qemu::boot_to_prompt(name, &opts);
     q.cmd("setenv autoload no");
     let out = q.cmd("dhcp");
-    assert!(out.contains("Net:   virtio-net#0 (pci 00:"), "{out}");
+    assert!(
+        out.contains(&format!("Net:   virtio-net#0 ({transport}")),
+        "{out}"
+    );
     assert_eq!(q.env("bootfile"), "boot/pxelinux.0");
     let out = q.cmd("pxe get");
     // U-Boot's order: by MAC, by IP in hex and its prefixes, then the defaults.

@@ -3,13 +3,14 @@
 a sandboxed jinja2 environment, autoescape off, trim_blocks on, the device dictionaries' and the
 device types' directories on the loader path).
 
-    render.py LAVA_DEVICE_TYPES DEVICE.jinja2 [--board-dir DIR] [--commands METHOD]
+    render.py LAVA_DEVICE_TYPES DEVICE.jinja2 [--board-dir DIR] [--commands METHOD] [--booti]
 
 LAVA_DEVICE_TYPES holds LAVA's own templates (base.jinja2, base-uboot.jinja2: from Debian's
 lava-server package, `cargo xtask lava` extracts them); tools/lava/device-types is searched
 before it. Prints the device configuration (YAML) lava-run takes, with BOARD_DIR replaced by
 --board-dir; with --commands, only the u-boot method's command list for METHOD (e.g. ramdisk),
-one per line, as the template gives them (placeholders unsubstituted).
+one per line, as the template gives them (placeholders unsubstituted); with --booti, the
+booti kernel, ramdisk and dtb load addresses (LAVA's {KERNEL_ADDR} etc.), one line.
 """
 import argparse
 import os
@@ -45,10 +46,14 @@ def main():
     p.add_argument("device")
     p.add_argument("--board-dir")
     p.add_argument("--commands")
+    p.add_argument("--booti", action="store_true")
     a = p.parse_args()
     text = render(a.lava_types, a.device, a.board_dir)
     config = yaml.safe_load(text)
-    if a.commands:
+    if a.booti:
+        b = config["parameters"]["booti"]
+        print(b["kernel"], b["ramdisk"], b["dtb"])
+    elif a.commands:
         uboot = config["actions"]["boot"]["methods"]["u-boot"]
         for c in uboot[a.commands]["commands"]:
             print(c)

@@ -55,6 +55,9 @@ pub fn python() -> PathBuf {
 /// Makes sure LAVA's templates are in [`templates_dir`]: taken out of Debian's lava-server
 /// package when they are not.
 pub fn ensure_templates() -> Result<PathBuf, String> {
+    // One extraction at a time (the tests call this from parallel threads).
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let t = templates_dir();
     if TEMPLATES.iter().all(|f| t.join(f).exists()) {
         return Ok(t);
@@ -62,12 +65,25 @@ pub fn ensure_templates() -> Result<PathBuf, String> {
     let debs = dir().join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
     eprintln!("xtask: lava: LAVA's device-type templates from Debian's lava-server package");
-    cmd::output(
-        Command::new("apt-get")
-            .args(["download", "lava-server"])
-            .current_dir(&debs),
-    )
-    .map_err(|e| format!("{e}\n(apt-get download needs the package lists: apt-get update)"))?;
+    let download = || {
+        cmd::output(
+            Command::new("apt-get")
+                .args(["download", "lava-server"])
+                .current_dir(&debs),
+        )
+    };
+    if let Err(e) = download() {
+        // A machine whose package lists were cleaned (a CI image): fetch them once, as root.
+        let is_root = cmd::output(Command::new("id").arg("-u")).is_ok_and(|o| o.trim() == "0");
+        if !is_root {
+            return Err(format!(
+                "{e}\n(apt-get download needs the package lists: apt-get update, as root)"
+            ));
+        }
+        eprintln!("xtask: lava: apt-get update -q (no package lists for apt-get download)");
+        cmd::output(Command::new("apt-get").args(["update", "-q"]))?;
+        download()?;
+    }
     let deb = std::fs::read_dir(&debs)
         .map_err(|e| format!("{}: {e}", debs.display()))?
         .flatten()
@@ -148,6 +164,47 @@ fn tftp_root() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("{f}: no TFTP_DIRECTORY"))
 }
 
+/// UDP sockets bound to port 69 on an address other than the loopback, from the text of
+/// /proc/net/udp or /proc/net/udp6 (`sl local_address:port …`, hex; IPv4 in host order).
+pub fn tftp_beyond_loopback(proc_net_udp: &str) -> Vec<String> {
+    proc_net_udp
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|local| {
+            let (addr, port) = local.split_once(':')?;
+            (u16::from_str_radix(port, 16).ok()? == 69).then_some(addr)
+        })
+        .filter(|addr| match addr.len() {
+            // 127.0.0.0/8: the first byte in memory is the last in the little-endian word.
+            8 => !addr.ends_with("7F"),
+            // ::1
+            _ => *addr != "00000000000000000000000001000000",
+        })
+        .map(|a| format!("{a}:69"))
+        .collect()
+}
+
+/// A note when a TFTP daemon on this machine serves beyond the loopback: the job does not use
+/// it (QEMU's own TFTP server serves LAVA's TFTP directory to the board), but LAVA's deploy
+/// puts the job's files where it serves them.
+fn check_tftpd() {
+    let mut wide = Vec::new();
+    for f in ["/proc/net/udp", "/proc/net/udp6"] {
+        wide.extend(tftp_beyond_loopback(
+            &std::fs::read_to_string(f).unwrap_or_default(),
+        ));
+    }
+    if !wide.is_empty() {
+        eprintln!(
+            "xtask: lava: note: a TFTP server listens beyond the loopback ({}); the job does not \
+             use it, but it serves LAVA's TFTP directory: set TFTP_ADDRESS=\"127.0.0.1:69\" in \
+             /etc/default/tftpd-hpa (cargo xtask setup lava does so for a new install)",
+            wide.join(", ")
+        );
+    }
+}
+
 /// `cargo xtask lava`.
 pub fn run(loader: &Path) -> Result<(), String> {
     let is_root = cmd::output(Command::new("id").arg("-u")).is_ok_and(|o| o.trim() == "0");
@@ -165,7 +222,10 @@ pub fn run(loader: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&board).map_err(|e| format!("{}: {e}", board.display()))?;
     std::fs::copy(tools_dir().join("board.py"), board.join("board.py"))
         .map_err(|e| format!("board.py: {e}"))?;
+    // A board left running by an interrupted run would be reset with its old arguments.
+    power_off(&board);
     let tftp = tftp_root()?;
+    check_tftpd();
     std::fs::create_dir_all(&tftp).map_err(|e| format!("{}: {e}", tftp.display()))?;
     std::fs::write(
         board.join("qemu.args"),
@@ -195,12 +255,17 @@ pub fn run(loader: &Path) -> Result<(), String> {
     let job_yaml = dir().join("job.yaml");
     std::fs::write(&job_yaml, job).map_err(|e| format!("job.yaml: {e}"))?;
     let r = lava_run(&device_yaml, &job_yaml, &out);
+    power_off(&board);
+    r
+}
+
+/// board.py off: QEMU quits (or is killed) if it runs.
+fn power_off(board: &Path) {
     let _ = Command::new(python())
         .arg(board.join("board.py"))
         .arg("off")
-        .arg(&board)
+        .arg(board)
         .status();
-    r
 }
 
 /// Runs lava-run, passing its log through to stdout (and into `out`/lava-run.log); LAVA's
@@ -236,17 +301,39 @@ fn lava_run(device: &Path, job: &Path, out: &Path) -> Result<(), String> {
         println!("  {r}");
     }
     let verdict = std::fs::read_to_string(out.join("result.yaml")).unwrap_or_default();
-    let pass = verdict.contains("result: pass") && st.success();
+    let pass = passed(&results, &verdict, st.success());
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.ends_with(": pass") && !r.ends_with(": skip"))
+        .map(String::as_str)
+        .collect();
     println!(
-        "LAVA job: {} ({}, exit {st})",
+        "LAVA: {} (job {}; failed cases: {}; lava-run {st})",
         if pass { "pass" } else { "fail" },
-        verdict.replace('\n', " ").trim()
+        verdict.replace('\n', " ").trim(),
+        if failed.is_empty() {
+            "none".to_string()
+        } else {
+            failed.join(", ")
+        }
     );
     if pass {
         Ok(())
     } else {
         Err(format!("lava: the job failed; log in {}", out.display()))
     }
+}
+
+/// The run passed: lava-run exited 0, LAVA's job result (result.yaml) is `pass`, and so is
+/// every result case of the log — a test case that fails leaves LAVA's job result at `pass`
+/// (the job ran to its end), so the cases are checked too; `skip` counts as not failed.
+pub fn passed(results: &[String], job_result: &str, exit_ok: bool) -> bool {
+    exit_ok
+        && job_result.lines().any(|l| l.trim() == "result: pass")
+        && results.iter().any(|r| r == "lava/job: pass")
+        && results
+            .iter()
+            .all(|r| r.ends_with(": pass") || r.ends_with(": skip"))
 }
 
 /// LAVA's `results` log lines as `definition/case: result`. lava-run writes one JSON object
@@ -273,6 +360,41 @@ pub fn results(log: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_test_case_fails_the_run_though_the_job_passed() {
+        let job = "case: job\ndefinition: lava\nresult: pass\n";
+        let mut r = vec![
+            "lava/validate: pass".to_string(),
+            "0_parkboot-linux/every-cpu-online: pass".to_string(),
+            "lava/job: pass".to_string(),
+        ];
+        assert!(super::passed(&r, job, true));
+        assert!(!super::passed(&r, job, false));
+        assert!(!super::passed(&r, "case: job\nresult: fail\n", true));
+        r[1] = "0_parkboot-linux/every-cpu-online: fail".into();
+        assert!(!super::passed(&r, job, true));
+        assert!(!super::passed(&[], job, true));
+    }
+
+    #[test]
+    fn tftp_sockets_beyond_the_loopback_are_found() {
+        let udp =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+   1: 00000000:0045 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
+   2: 0100007F:0045 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
+   3: 0F02000A:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0
+";
+        assert_eq!(super::tftp_beyond_loopback(udp), ["00000000:69"]);
+        let udp6 = "  sl  local_address                         remote_address
+   0: 00000000000000000000000001000000:0045 00000000000000000000000000000000:0000 07
+   1: 00000000000000000000000000000000:0045 00000000000000000000000000000000:0000 07
+";
+        assert_eq!(
+            super::tftp_beyond_loopback(udp6),
+            ["00000000000000000000000000000000:69"]
+        );
+    }
+
     #[test]
     fn results_are_read_from_lava_run_log_lines() {
         let log = r#"{"dt": "2026-12-05T15:32:51.249656", "lvl": "input", "msg": "booti 0x48200000\n"}

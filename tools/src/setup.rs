@@ -153,6 +153,15 @@ pub const APT_NEEDS: &[AptNeed] = &[
     },
 ];
 
+/// Installed without their Recommends: lava-dispatcher's are a farm's worth of services
+/// (nfs-kernel-server, ser2net, lxc, openbsd-inetd, …) that `cargo xtask lava` does not use.
+pub const WITHOUT_RECOMMENDS: &[&str] = &["lava-dispatcher", "tftpd-hpa"];
+
+/// tftpd-hpa's debconf answer, given before it is installed: its daemon (which `cargo xtask
+/// lava` does not use; QEMU's own TFTP server serves the directory to the sealed guest)
+/// listens on the loopback only, not on every interface as by default.
+pub const TFTPD_LOOPBACK: &str = "tftpd-hpa tftpd-hpa/address string 127.0.0.1:69";
+
 /// The Debian packages `purpose` needs.
 pub fn apt_needs(purpose: Purpose) -> Vec<&'static AptNeed> {
     APT_NEEDS
@@ -367,9 +376,20 @@ pub fn plan(purpose: Purpose, tc: &Toolchain, state: &State) -> Plan {
     if add_arch || !missing.is_empty() {
         p.system.push(Step::new("apt-get", &["update", "-q"]));
     }
-    if !missing.is_empty() {
+    let (bare, plain): (Vec<&str>, Vec<&str>) =
+        missing.iter().partition(|n| WITHOUT_RECOMMENDS.contains(n));
+    if !plain.is_empty() {
         let mut args = vec!["install", "-y", "-q"];
-        args.extend(missing);
+        args.extend(plain);
+        p.system.push(Step::new("apt-get", &args));
+    }
+    if bare.contains(&"tftpd-hpa") {
+        let preseed = format!("echo '{TFTPD_LOOPBACK}' | debconf-set-selections");
+        p.system.push(Step::new("sh", &["-c", &preseed]));
+    }
+    if !bare.is_empty() {
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(bare);
         p.system.push(Step::new("apt-get", &args));
     }
     p
@@ -675,9 +695,11 @@ mod tests {
             plan(p, &tc(), &s)
                 .system
                 .iter()
-                .find(|st| st.args.first().map(String::as_str) == Some("install"))
-                .map(|st| st.args[3..].join(" "))
-                .unwrap_or_default()
+                .filter(|st| st.args.first().map(String::as_str) == Some("install"))
+                .flat_map(|st| st.args[3..].iter().filter(|a| !a.starts_with('-')))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         assert_eq!(pkgs(Purpose::Build), "");
         assert_eq!(pkgs(Purpose::Disk), "dosfstools mtools fdisk");
@@ -832,7 +854,9 @@ mod tests {
                 }
                 ("dpkg", ["--add-architecture", "arm64"]) => s.arm64 = true,
                 ("apt-get", ["update", "-q"]) => {}
-                ("apt-get", ["install", "-y", "-q", ps @ ..]) => {
+                ("sh", ["-c", c]) if c.ends_with("| debconf-set-selections") => {}
+                ("apt-get", ["install", "-y", "-q", "--no-install-recommends", ps @ ..])
+                | ("apt-get", ["install", "-y", "-q", ps @ ..]) => {
                     let installed = s.packages.as_mut().ok_or("no apt")?;
                     for p in ps {
                         if !self.broken.contains(*p) {
@@ -881,13 +905,32 @@ mod tests {
                 "dpkg --add-architecture arm64",
                 "apt-get update -q",
                 "apt-get install -y -q qemu-system-arm u-boot-qemu u-boot-tools \
-                 device-tree-compiler dosfstools mtools fdisk",
+                 device-tree-compiler dosfstools mtools fdisk python3-jinja2 python3-yaml",
             ]
         );
         // The second time there is nothing to do.
         m.log.clear();
         ensure(&mut m, &tc(), Purpose::Test).unwrap();
         assert!(m.log.is_empty(), "{:?}", m.log);
+    }
+
+    #[test]
+    fn lava_s_packages_come_without_recommends_and_tftpd_on_the_loopback() {
+        let mut s = fresh(true);
+        s.arm64 = true;
+        let mut m = Fake::new(s);
+        ensure(&mut m, &tc(), Purpose::Lava).unwrap();
+        let n = m.log.len();
+        assert_eq!(
+            m.log[n - 3..],
+            [
+                "apt-get install -y -q qemu-system-arm u-boot-tools device-tree-compiler \
+                 python3-jinja2 python3-yaml",
+                "sh -c echo 'tftpd-hpa tftpd-hpa/address string 127.0.0.1:69' | \
+                 debconf-set-selections",
+                "apt-get install -y -q --no-install-recommends lava-dispatcher tftpd-hpa",
+            ]
+        );
     }
 
     #[test]

@@ -298,11 +298,30 @@ impl<H: Hal, T: Transport> VirtioNet<H, T> {
     }
 }
 
+/// Status reads after a reset before the drop goes on anyway (QEMU resets at once; the
+/// spec lets a PCI device take its time, a dead one must not hang the loader).
+const RESET_POLLS: u32 = 1_000_000;
+
 impl<H: Hal, T: Transport> Drop for VirtioNet<H, T> {
     fn drop(&mut self) {
+        // The device is reset first: the driver's drop frees its virtqueues (DMA memory back
+        // to the heap), and its `queue_unset` does not stop a PCI device (a no-op there: the
+        // spec has no way to disable a queue but a reset), which would otherwise go on
+        // writing frames and used-ring entries into freed heap memory until the transport's
+        // own reset below.
+        // SAFETY: the transport lives until the end of this function; the driver is not
+        // running (it is only called from our methods).
+        let t = unsafe { self.transport.as_mut() };
+        t.set_status(DeviceStatus::empty());
+        let mut polls = 0;
+        while t.get_status() != DeviceStatus::empty() && polls < RESET_POLLS {
+            core::hint::spin_loop();
+            polls += 1;
+        }
         // SAFETY: `net` is dropped once, here, and not used again; then the transport
-        // (from `Box::leak` in `new`), whose drop resets the device — before the buffers
-        // (dropped after this) are freed, so the device never writes into freed memory.
+        // (from `Box::leak` in `new`), whose drop resets the device again — all before the
+        // buffers (dropped after this) are freed, so the device never writes into freed
+        // memory.
         unsafe {
             ManuallyDrop::drop(&mut self.net);
             drop(Box::from_raw(self.transport.as_ptr()));

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot]
-//!                   [--cpu-method spin-table|psci]
+//!                   [--cpu-method spin-table|psci] [--only SESSION,...]
 //!   --runs N      rounds (default 5); each round runs every session once per loader,
 //!                 interleaved: U-Boot, parkboot, U-Boot, parkboot, ...
 //!   --no-build    use the existing target/loader.bin instead of building it first
@@ -15,6 +15,8 @@
 //!                 until booti, so under TCG they do not spin while the loader works
 //!   --cpu-method  parkboot's `cpu_method` for those sessions (default `spin-table`); `psci`
 //!                 hands the secondaries back to firmware at booti, as U-Boot leaves them
+//!   --only        only these sessions (typed, autoboot, raw, raw-smp1, autoboot-smp1, tftp,
+//!                 idle, memchain, chain), e.g. `--only tftp`
 //! ```
 //!
 //! Both loaders run on `-M virt,virtualization=on -cpu cortex-a57 -smp 4 -m 1G` (TCG, `-nic none`,
@@ -35,6 +37,9 @@
 //!   load of /Image over the same, now warm, RAM; for parkboot also a loader → loader hop
 //!   (`booti` of /loader.bin);
 //! * raw and autoboot again with `-smp 1` (diagnostic: no secondary CPUs, so no pen);
+//! * tftp: each loader on a sealed user-mode network (`restrict=on`, QEMU's built-in DHCP and
+//!   TFTP servers, virtio-net mmio), `dhcp` then `tftp ${kernel_addr_r} Image` twice: typed →
+//!   `Bytes transferred` line, and the rate the loader prints (U-Boot's `\t N MiB/s` line);
 //! * idle: each loader at its prompt for 10 s with nothing typed, the QEMU process's CPU time
 //!   from /proc (-smp 4, -smp 8, and -smp 4 with gic-version=3);
 //! * parkboot only: one kexec chain cycle (loader → Linux → `kexec -l /loader.bin` → loader);
@@ -62,7 +67,7 @@ use prepare::{make_uboot_env, prepare, probe_parkboot};
 use report::{host_state, render};
 use results::Results;
 use results::IDLE_MACHINES;
-use runs::{run_auto, run_chain, run_idle, run_memchain, run_raw, run_typed, Extra};
+use runs::{run_auto, run_chain, run_idle, run_memchain, run_raw, run_tftp, run_typed, Extra};
 
 pub(super) const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
@@ -125,7 +130,17 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
         host_after: String::new(),
     };
     for run in 1..=runs {
-        for mode in ["typed", "autoboot", "raw", "raw-smp1", "autoboot-smp1"] {
+        for mode in [
+            "typed",
+            "autoboot",
+            "raw",
+            "raw-smp1",
+            "autoboot-smp1",
+            "tftp",
+        ] {
+            if !ctx.opts.runs(mode) {
+                continue;
+            }
             for l in [Loader::UBoot, Loader::Parkboot] {
                 eprintln!("xtask: bench: round {run}/{runs}: {mode} {}", l.name());
                 match mode {
@@ -133,17 +148,22 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
                     "autoboot" => run_auto(&ctx, l, run, &mut r, 4)?,
                     "autoboot-smp1" => run_auto(&ctx, l, run, &mut r, 1)?,
                     "raw" => run_raw(&ctx, l, run, &mut r, 4)?,
+                    "tftp" => run_tftp(&ctx, l, run, &mut r)?,
                     _ => run_raw(&ctx, l, run, &mut r, 1)?,
                 }
             }
         }
-        for m in IDLE_MACHINES {
+        for m in IDLE_MACHINES.iter().filter(|_| ctx.opts.runs("idle")) {
             for l in [Loader::UBoot, Loader::Parkboot] {
                 eprintln!("xtask: bench: round {run}/{runs}: {} {}", m.0, l.name());
-                run_idle(&ctx, l, run, &mut r, m)?;
+                run_idle(&ctx, l, run, &mut r, *m)?;
             }
         }
-        for (gather, dtb) in &ctx.memchain_dtbs {
+        for (gather, dtb) in ctx
+            .memchain_dtbs
+            .iter()
+            .filter(|_| ctx.opts.runs("memchain"))
+        {
             eprintln!(
                 "xtask: bench: round {run}/{runs}: in-memory payload chain, pen_gather={gather}"
             );
@@ -152,10 +172,12 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
                 x.notes.push(n);
             }
         }
-        eprintln!("xtask: bench: round {run}/{runs}: kexec chain cycle parkboot");
-        if let Some(n) = run_chain(&ctx, run, &mut r)? {
-            eprintln!("xtask: bench: note: {n}");
-            x.notes.push(n);
+        if ctx.opts.runs("chain") {
+            eprintln!("xtask: bench: round {run}/{runs}: kexec chain cycle parkboot");
+            if let Some(n) = run_chain(&ctx, run, &mut r)? {
+                eprintln!("xtask: bench: note: {n}");
+                x.notes.push(n);
+            }
         }
     }
     x.host_after = host_state();

@@ -9,17 +9,42 @@ pub(super) struct Opts {
     pub(super) pen_gather: Option<String>,
     /// `cpu_method` written to parkboot's /parkboot.env (None: the loader's default).
     pub(super) cpu_method: Option<String>,
+    /// Only these sessions (None: all).
+    pub(super) only: Option<Vec<String>>,
+}
+
+/// The sessions `--only` can name.
+pub(super) const SESSIONS: &[&str] = &[
+    "typed",
+    "autoboot",
+    "raw",
+    "raw-smp1",
+    "autoboot-smp1",
+    "tftp",
+    "idle",
+    "memchain",
+    "chain",
+];
+
+impl Opts {
+    /// Whether the session `name` runs.
+    pub(super) fn runs(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == name))
+    }
 }
 
 pub(super) fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let usage =
-        "usage: cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot] [--cpu-method spin-table|psci]";
+        "usage: cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot] [--cpu-method spin-table|psci] [--only SESSION,...]";
     let mut o = Opts {
         runs: 5,
         build: true,
         prealloc: true,
         pen_gather: None,
         cpu_method: None,
+        only: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -54,6 +79,20 @@ pub(super) fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 }
                 o.cpu_method = Some(v.clone());
             }
+            "--only" => {
+                let v = it.next().ok_or(format!(
+                    "--only needs sessions ({}); {usage}",
+                    SESSIONS.join(",")
+                ))?;
+                let names: Vec<String> = v.split(',').map(String::from).collect();
+                if let Some(bad) = names.iter().find(|n| !SESSIONS.contains(&n.as_str())) {
+                    return Err(format!(
+                        "--only {bad:?}: want some of {}; {usage}",
+                        SESSIONS.join(",")
+                    ));
+                }
+                o.only = Some(names);
+            }
             "-h" | "--help" => return Err(usage.into()),
             _ => return Err(format!("unknown argument {a:?}; {usage}")),
         }
@@ -73,7 +112,10 @@ mod tests {
     fn options_are_parsed_and_checked() {
         let o = parse(&[]).unwrap();
         assert_eq!((o.runs, o.build, o.prealloc), (5, true, true));
+        assert!(o.runs("tftp") && o.runs("typed"));
         assert_eq!((o.pen_gather, o.cpu_method), (None, None));
+        let o = parse(&["--only", "tftp,idle"]).unwrap();
+        assert!(o.runs("tftp") && o.runs("idle") && !o.runs("typed"));
         let o = parse(&[
             "--runs",
             "2",
@@ -97,6 +139,7 @@ mod tests {
             &["--runs"],
             &["--pen-gather", "later"],
             &["-x"],
+            &["--only", "tftp,nosuch"],
         ] {
             assert!(parse(bad).unwrap_err().contains("usage:"), "{bad:?}");
         }

@@ -28,6 +28,26 @@ pub(super) fn parse_rate(s: &str) -> Option<f64> {
     })
 }
 
+/// The rate line both loaders print after a TFTP download's marks (U-Boot's
+/// `"\t " print_size(rate) "/s"`, e.g. "\t 21.3 MiB/s") → MiB/s: the last such line of `text`.
+pub(super) fn parse_tftp_rate(text: &str) -> Option<f64> {
+    text.lines()
+        .rev()
+        .map(|l| l.trim_matches(|c: char| c.is_whitespace() || c == '#'))
+        .filter(|l| l.ends_with("/s"))
+        .find_map(parse_rate)
+}
+
+/// "Bytes transferred = 27302400 (1a09a00 hex)" → bytes.
+pub(super) fn parse_transferred(line: &str) -> Option<u64> {
+    line.split("Bytes transferred = ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// parkboot: "virtio read: 53325 blocks (27302400 bytes in 379 ms, 68.63 MiB/s)" → MiB/s.
 pub(super) fn parse_parkboot_raw(line: &str) -> Option<f64> {
     let (_, r) = line.split_once(" ms, ")?;
@@ -79,6 +99,19 @@ pub(super) fn parse_ready(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tftp_lines() {
+        let uboot = "Load address: 0x40400000\r\nLoading: #################\r\n\t #####\r\n\t 15 MiB/s\r\ndone\r\n";
+        assert_eq!(parse_tftp_rate(uboot), Some(15.0));
+        let parkboot = "Loading: *\x08####  26 MiB\r\n\t 21.3 MiB/s\r\ndone\r\n";
+        assert_eq!(parse_tftp_rate(parkboot), Some(21.3));
+        assert_eq!(parse_tftp_rate("Loading: ###\r\ndone"), None);
+        assert_eq!(
+            parse_transferred("Bytes transferred = 27302400 (1a09a00 hex)"),
+            Some(27302400)
+        );
+    }
 
     #[test]
     fn load_lines() {

@@ -39,6 +39,8 @@ pub(super) struct Ctx {
     pub(super) payload: PathBuf,
     /// DTs for the in-memory chain, per `pen_gather` mode.
     pub(super) memchain_dtbs: Vec<(&'static str, PathBuf)>,
+    /// The TFTP session's server directory: /Image only.
+    pub(super) tftp_dir: PathBuf,
 }
 
 impl Ctx {
@@ -309,7 +311,14 @@ pub(super) fn prepare(opts: Opts) -> Result<Ctx, String> {
         memchain_dtbs.push((gather, dtb));
     }
 
+    // The TFTP server's directory: the same Image as on the disks, nothing else.
+    let tftp_dir = dir.join("tftp");
+    std::fs::create_dir_all(&tftp_dir).map_err(|e| format!("{}: {e}", tftp_dir.display()))?;
+    std::fs::copy(&k.image, tftp_dir.join("Image"))
+        .map_err(|e| format!("{}: {e}", k.image.display()))?;
+
     Ok(Ctx {
+        tftp_dir,
         payload,
         memchain_dtbs,
         raw_blocks: image_size.div_ceil(512),

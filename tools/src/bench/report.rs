@@ -234,6 +234,25 @@ pub(super) fn render(
             );
         }
     }
+    for (label, name) in [
+        (
+            "tftp /Image, loader-reported rate",
+            "as each loader reports it",
+        ),
+        ("tftp /Image, host-measured rate", "host-measured"),
+    ] {
+        if let (Some(p), Some(u)) = (
+            r.median(S_TFTP, label, Loader::Parkboot),
+            r.median(S_TFTP, label, Loader::UBoot),
+        ) {
+            goal(
+                &mut o,
+                &format!("TFTP ≥ 2 × U-Boot's MiB/s ({name}, QEMU's built-in server)"),
+                p >= 2.0 * u,
+                format!("parkboot {p:.1} vs U-Boot {u:.1} MiB/s = {:.2}×", p / u),
+            );
+        }
+    }
     for (_, label, _, _) in IDLE_MACHINES {
         if let (Some(p), Some(u)) = (
             r.median(S_IDLE, label, Loader::Parkboot),
@@ -307,24 +326,29 @@ pub(super) fn render(
 
     let _ = writeln!(o, "\n## Notes\n");
     let pk = Loader::Parkboot;
-    if r.get(
-        S_PARK,
-        "CPU gather into the pen at start (banner `after N us`)",
-        pk,
-    )
-    .is_none()
+    if let Some(only) = &ctx.opts.only {
+        let _ = writeln!(o, "- sessions run: {} (`--only`)", only.join(", "));
+    }
+    if ctx.opts.runs("typed")
+        && r.get(
+            S_PARK,
+            "CPU gather into the pen at start (banner `after N us`)",
+            pk,
+        )
+        .is_none()
     {
         let _ = writeln!(
             o,
             "- CPU gather: not yet implemented (no `CPUs: … in pen` line at start)"
         );
     }
-    if r.get(
-        S_CHAIN,
-        "one cycle: booti (typed) → next loader's autoboot line",
-        pk,
-    )
-    .is_none()
+    if ctx.opts.runs("chain")
+        && r.get(
+            S_CHAIN,
+            "one cycle: booti (typed) → next loader's autoboot line",
+            pk,
+        )
+        .is_none()
     {
         let _ = writeln!(
             o,

@@ -13,6 +13,8 @@ pub(super) const S_AUTO: &str =
 pub(super) const S_RAW: &str =
     "Raw device vs FAT (separate session; cold = first write to that RAM, warm = same RAM again)";
 
+pub(super) const S_TFTP: &str = "TFTP download of /Image from QEMU's built-in server (virtio-net mmio, user-mode network with restrict=on; `setenv autoload no; dhcp`, then `tftp ${kernel_addr_r} Image` typed twice; the server grants blksize 1428 and no windowsize, so both loaders go in lock step)";
+
 pub(super) const S_PARK: &str = "parkboot only";
 
 pub(super) const S_IDLE: &str = "Idle at the prompt: host CPU used by the whole QEMU process over 10 s (user + system, % of one host CPU)";

@@ -7,6 +7,7 @@ use xtask::{kernel, virt_dt};
 
 use super::parse::{
     parse_boot_time, parse_gather, parse_load_line, parse_parkboot_raw, parse_ready,
+    parse_tftp_rate, parse_transferred,
 };
 use super::prepare::Ctx;
 use super::results::*;
@@ -537,4 +538,84 @@ pub(super) fn run_memchain(
         }
     }
     Ok(None)
+}
+
+/// Downloads per TFTP session.
+pub(super) const TFTP_DOWNLOADS: usize = 2;
+
+/// The TFTP session: the loader on a sealed user-mode network whose built-in TFTP server serves
+/// a directory holding only /Image; `setenv autoload no; dhcp`, then [`TFTP_DOWNLOADS`] times
+/// `tftp ${kernel_addr_r} Image`, each measured from the typed command to its `Bytes
+/// transferred` line, with the rate the loader prints and the CPU time QEMU used meanwhile.
+pub(super) fn run_tftp(ctx: &Ctx, l: Loader, run: usize, r: &mut Results) -> Result<(), String> {
+    let mut args = ctx.machine_args(4);
+    match l {
+        Loader::UBoot => args.extend(["-bios".to_string(), super::UBOOT_BIN.to_string()]),
+        Loader::Parkboot => args.extend(["-kernel".to_string(), ctx.loader.display().to_string()]),
+    }
+    args.extend([
+        "-netdev".to_string(),
+        format!("user,id=n0,restrict=on,tftp={}", ctx.tftp_dir.display()),
+        "-device".to_string(),
+        "virtio-net-device,netdev=n0".to_string(),
+    ]);
+    let name = format!("{} tftp run {run}", l.name());
+    let log = ctx.logs.join(format!("tftp-{}-{run}.log", l.tag()));
+    let mut s = Session::spawn(&name, &args, log, &ctx.dir.join("qmp.sock"))?;
+    to_prompt(&mut s)?;
+    s.cmd("setenv autoload no")?;
+    let out = s.cmd("dhcp")?;
+    if !out.contains("DHCP client bound to address") {
+        return Err(s.fail(&format!("dhcp: {out:?}")));
+    }
+    for _ in 0..TFTP_DOWNLOADS {
+        let c0 = s.cpu_time()?;
+        let t = s.line("tftp ${kernel_addr_r} Image")?;
+        let (k, t_done, text) = s.wait_any(&["Bytes transferred = ", "\n=> "], WAIT)?;
+        if k != 0 {
+            return Err(s.fail(&format!("tftp failed: {:?}", text.trim())));
+        }
+        let (_, rest) = s.wait("\n", WAIT)?;
+        let cpu = s.cpu_time()?.saturating_sub(c0);
+        let bytes = parse_transferred(&format!("Bytes transferred = {rest}"));
+        if bytes != Some(ctx.image_size) {
+            return Err(s.fail(&format!(
+                "tftp: {bytes:?} bytes transferred, expected {}",
+                ctx.image_size
+            )));
+        }
+        let rate = parse_tftp_rate(&text).ok_or_else(|| s.fail("no rate line after the marks"))?;
+        s.wait("=> ", WAIT)?;
+        let ms = between(t, t_done);
+        r.add(
+            S_TFTP,
+            "tftp /Image (typed → `Bytes transferred` line)",
+            "ms",
+            l,
+            ms,
+        );
+        r.add(
+            S_TFTP,
+            "tftp /Image, host-measured rate",
+            "MiB/s",
+            l,
+            ctx.image_size as f64 / 1048576.0 / (ms / 1000.0),
+        );
+        r.add(
+            S_TFTP,
+            "tftp /Image, loader-reported rate",
+            "MiB/s",
+            l,
+            rate,
+        );
+        // Less exposed to a busy host than the wall clock: what the transfer cost QEMU.
+        r.add(
+            S_TFTP,
+            "tftp /Image, QEMU process CPU time (user + system, all threads)",
+            "ms",
+            l,
+            cpu.as_secs_f64() * 1000.0,
+        );
+    }
+    Ok(())
 }
