@@ -18,10 +18,10 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 use drivers::block::{BlockDevice, BlockError};
 use loader::dt::DtInfo;
-use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::DeviceType;
+use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
 const MAX_REQUEST: usize = 4 << 20;
@@ -65,15 +65,70 @@ unsafe impl Hal for LoaderHal {
 enum Blk {
     Mmio(VirtIOBlk<LoaderHal, MmioTransport<'static>>),
     Pci(VirtIOBlk<LoaderHal, PciTransport>),
+    /// Given up: a request went unanswered, so the device was reset (dropped).
+    Lost,
 }
 
-macro_rules! with_blk {
-    ($self:expr, $b:ident => $e:expr) => {
-        match &mut $self.blk {
-            Blk::Mmio($b) => $e,
-            Blk::Pci($b) => $e,
-        }
+/// How long one request of `len` bytes may take before the device is taken to be gone: 10 s,
+/// plus 1 s per 256 KiB (a slow or throttled disk at 256 KiB/s still gets through). QEMU
+/// answers a 4 MiB request in milliseconds; this only turns a device that never answers
+/// (reset under the driver, wedged) into an error instead of a wait without end.
+fn request_timeout_us(len: usize) -> u64 {
+    10_000_000 + (len as u64 >> 18) * 1_000_000
+}
+
+const LOST: BlockError = BlockError::Device(
+    "virtio-blk: the device did not answer in time and was reset (`virtio scan` finds it again)",
+);
+
+/// One read or write through virtio-drivers' non-blocking calls, waited for with a deadline.
+/// `Err(None)`: the deadline passed and the request is still the device's.
+fn request<T: Transport>(
+    b: &mut VirtIOBlk<LoaderHal, T>,
+    lba: u64,
+    mut buf: Buf<'_>,
+) -> Result<(), Option<BlockError>> {
+    let mut req = BlkReq::default();
+    let mut resp = BlkResp::default();
+    let reading = matches!(buf, Buf::Read(_));
+    let timeout = request_timeout_us(match &buf {
+        Buf::Read(d) => d.len(),
+        Buf::Write(d) => d.len(),
+    });
+    let failed = || {
+        Some(BlockError::Device(if reading {
+            "virtio-blk read failed"
+        } else {
+            "virtio-blk write failed"
+        }))
     };
+    // SAFETY: `req`, the buffer and `resp` stay borrowed by this function until the device
+    // has answered (then `complete_*` takes them back) or, on a timeout, until the caller
+    // has reset the device (it drops the driver before `request`'s frame is reused: see
+    // `Disk::io`).
+    let token = match &mut buf {
+        Buf::Read(d) => unsafe { b.read_blocks_nb(lba as usize, &mut req, d, &mut resp) },
+        Buf::Write(d) => unsafe { b.write_blocks_nb(lba as usize, &mut req, d, &mut resp) },
+    }
+    .map_err(|_| failed())?;
+    let start = timer::now_us();
+    while b.peek_used() != Some(token) {
+        if timer::now_us().wrapping_sub(start) > timeout {
+            return Err(None);
+        }
+        core::hint::spin_loop();
+    }
+    // SAFETY: the same buffers as the `_nb` call above, and the device is done with them.
+    let done = match &mut buf {
+        Buf::Read(d) => unsafe { b.complete_read_blocks(token, &req, d, &mut resp) },
+        Buf::Write(d) => unsafe { b.complete_write_blocks(token, &req, d, &mut resp) },
+    };
+    done.map_err(|_| failed())
+}
+
+enum Buf<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
 }
 
 pub struct Disk {
@@ -89,6 +144,26 @@ pub struct Disk {
 impl Disk {
     pub fn capacity_bytes(&self) -> u64 {
         self.blocks * 512
+    }
+
+    /// One request; a device that does not answer in time is reset (its driver dropped, which
+    /// stops it from touching the buffers) and the disk is given up.
+    fn io(&mut self, lba: u64, buf: Buf<'_>) -> Result<(), BlockError> {
+        let r = match &mut self.blk {
+            Blk::Mmio(b) => request(b, lba, buf),
+            Blk::Pci(b) => request(b, lba, buf),
+            Blk::Lost => return Err(LOST),
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => {
+                // Dropping the driver resets the device (status 0): it stops using the
+                // request, buffer and response before they go out of scope.
+                self.blk = Blk::Lost;
+                Err(LOST)
+            }
+        }
     }
 }
 
@@ -108,8 +183,7 @@ impl BlockDevice for Disk {
             let n = (buf.len() - done).min(MAX_REQUEST);
             let at = lba + (done / 512) as u64;
             let part = &mut buf[done..done + n];
-            with_blk!(self, b => b.read_blocks(at as usize, part))
-                .map_err(|_| BlockError::Device("virtio-blk read failed"))?;
+            self.io(at, Buf::Read(part))?;
             done += n;
         }
         self.bytes_read += buf.len() as u64;
@@ -125,8 +199,7 @@ impl BlockDevice for Disk {
         while done < buf.len() {
             let n = (buf.len() - done).min(MAX_REQUEST);
             let at = lba + (done / 512) as u64;
-            with_blk!(self, b => b.write_blocks(at as usize, &buf[done..done + n]))
-                .map_err(|_| BlockError::Device("virtio-blk write failed"))?;
+            self.io(at, Buf::Write(&buf[done..done + n]))?;
             done += n;
         }
         Ok(())
