@@ -50,6 +50,7 @@ fn bring_up(x0: u64, entry_ticks: u64, el: u64, x1_x3: [u64; 3]) -> Machine {
     let board0: &'static Board = boards::DEFAULT_BOARD;
     Console::early(board0);
     let fp = Footprint::from_linker();
+    fp.paint_stack();
     let (heap_lo, heap_hi) = fp.heap();
     // SAFETY: the heap range is inside our footprint and used by nothing else.
     unsafe { heap::init(heap_lo as usize, heap_hi as usize) };

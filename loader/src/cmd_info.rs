@@ -86,6 +86,13 @@ pub fn cmd_bdinfo(sh: &mut Sh, args: &[String]) -> CmdResult {
         hs.in_use / 1024,
         hs.high_water / 1024
     );
+    let (lo, hi) = m.footprint.stack();
+    let _ = writeln!(
+        o,
+        "stack       = {} KiB, high water {} KiB",
+        (hi - lo) / 1024,
+        m.footprint.stack_high_water() / 1024
+    );
     let _ = writeln!(o, "memory map (claims):");
     for c in m.mem.map().claims() {
         let _ = writeln!(o, "  {:#012x}..{:#012x}  {}", c.start, c.end, c.owner);

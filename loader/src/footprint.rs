@@ -13,6 +13,9 @@ extern "C" {
     static __heap_end: u8;
 }
 
+/// What the unused stack is filled with at start-up.
+const STACK_PAINT: u64 = 0x5a5a_5a5a_a5a5_a5a5;
+
 fn sym(s: &u8) -> u64 {
     s as *const u8 as u64
 }
@@ -54,6 +57,45 @@ impl Footprint {
     /// Bytes of loader.bin (the file part of the footprint).
     pub const fn file_size(&self) -> u64 {
         self.file_end - self.start
+    }
+
+    /// `[bottom, top)` of the boot CPU's stack.
+    pub const fn stack(&self) -> (u64, u64) {
+        self.stack
+    }
+
+    /// Fills the unused part of the stack (from its bottom up to a little below the caller's
+    /// frame) with [`STACK_PAINT`], so that [`Footprint::stack_high_water`] can tell how deep
+    /// it has ever been. Called once, first thing at start-up, with interrupts masked.
+    #[inline(never)]
+    pub fn paint_stack(&self) {
+        let here = 0u64;
+        let frame = core::ptr::addr_of!(here) as u64;
+        let (lo, hi) = self.stack;
+        if !(lo < frame && frame <= hi) {
+            return; // not on our stack (cannot happen; then there is nothing to measure)
+        }
+        let end = frame.saturating_sub(1024) & !7;
+        let mut a = lo;
+        while a < end {
+            // SAFETY: `[lo, end)` is the stack's unused part: below every live frame (1 KiB
+            // under this one, which calls nothing), inside the loader's own stack claim, and
+            // nothing else runs (interrupts masked at start-up, one CPU in the loader).
+            unsafe { core::ptr::write_volatile(a as *mut u64, STACK_PAINT) };
+            a += 8;
+        }
+    }
+
+    /// The deepest the stack has been since [`Footprint::paint_stack`], in bytes; the whole
+    /// stack when the paint at its bottom is gone (it overflowed, or was never painted).
+    pub fn stack_high_water(&self) -> u64 {
+        let (lo, hi) = self.stack;
+        let mut a = lo;
+        // SAFETY: reads inside the loader's own stack claim, below the live frames.
+        while a < hi && unsafe { core::ptr::read_volatile(a as *const u64) } == STACK_PAINT {
+            a += 8;
+        }
+        hi - a
     }
 
     /// `[start, end)` of the heap.

@@ -360,6 +360,21 @@ fn booti_bad_input_then_good_boot() {
         ),
         &ranges,
     );
+    // Every refusal unwound within the stack (bdinfo's high water: the unused
+    // stack is painted at start-up); half of it stays spare.
+    let bd = q.cmd("bdinfo");
+    let stack = bd
+        .lines()
+        .find_map(|l| l.strip_prefix("stack       = "))
+        .unwrap_or_else(|| panic!("no stack line in {bd}"));
+    let kib: Vec<u64> = stack
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        kib.len() == 2 && kib[1] > 0 && kib[1] * 2 < kib[0],
+        "{stack}"
+    );
     // The claims of refused attempts were released: a good boot still works.
     q.cmd(&format!("setenv bootargs '{args}'"));
     q.cmd(&format!("load virtio 0 {rd:x} /initramfs.cpio.gz"));

@@ -803,3 +803,45 @@ fn virtio_read_and_write_errors_are_one_line() {
         "the disk image changed although every write failed"
     );
 }
+
+/// A device that stops answering (here: QEMU throttled to 100 kB/s, so a
+/// 4 MiB request takes 40 s) costs the request's deadline, not the prompt:
+/// one line, the device reset, the prompt back and still answering.
+#[test]
+fn a_disk_that_does_not_answer_is_given_up_with_one_line() {
+    let dir = scratch("stalled-disk");
+    let big = pattern(6 << 20, 23);
+    let img = disk(
+        &dir,
+        "disk.img",
+        Table::Mbr,
+        32,
+        40,
+        vec![("/big.bin", big)],
+    );
+    let opts = opts_with(vec![vec![
+        "-drive".into(),
+        format!(
+            "if=none,file={},format=raw,id=d0,throttling.bps-total=100000",
+            img.display()
+        ),
+        "-device".into(),
+        "virtio-blk-device,drive=d0".into(),
+    ]]);
+    let mut q = Qemu::boot_to_prompt("stalled-disk", &opts);
+    let addr = hex(&q.env("kernel_addr_r"));
+    let claims = q.claims();
+    q.send(&format!("load virtio 0 {addr:x} /big.bin"));
+    let out = xtask::qemu::command_output(&q.expect_within("\n=> ", Duration::from_secs(90)));
+    assert_eq!(
+        out,
+        "I/O error: block device error: virtio-blk: the device did not answer in time and was reset (`virtio scan` finds it again)"
+    );
+    assert_eq!(q.claims(), claims);
+    // Given up: later requests answer at once with the same line.
+    assert_eq!(
+        q.cmd("ls virtio 0"),
+        "I/O error reading partition table: block device error: virtio-blk: the device did not answer in time and was reset (`virtio scan` finds it again)"
+    );
+    assert_eq!(q.cmd("version").lines().count(), 1);
+}

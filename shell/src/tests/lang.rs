@@ -432,7 +432,7 @@ fn worst_case_nesting_fits_a_small_stack() {
     // at the matcher's own depth limit. Unoptimized code needs far more
     // stack than the release build on the target: 256 KiB here in debug;
     // `cargo test --release` checks the release build in 40 KiB (the
-    // loader's stack is 64 KiB).
+    // loader's stack is 256 KiB, and a command it runs needs up to ~44 KiB).
     let stack = if cfg!(debug_assertions) { 256 } else { 40 } * 1024;
     let child = std::thread::Builder::new()
         .stack_size(stack)
