@@ -26,6 +26,26 @@ impl Default for Quirks {
     }
 }
 
+/// Where parkboot's resident EL3 part lives on a board it can start on at EL3 from reset
+/// (docs/psci.md). These addresses are needed before any DT is read: the image in flash
+/// copies itself to `resident`, and the secondaries wait on `hold` from their first
+/// instructions. Checked against the DT at start (secure RAM must be described there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct El3 {
+    /// The image in flash, `(base, size)`, where the CPUs start.
+    pub flash: (u64, u64),
+    /// Secure RAM `(base, size)`: the resident part, its stacks and pen, and the hold.
+    pub secure_ram: (u64, u64),
+    /// The resident copy of the image (2 MiB aligned, at the start of secure RAM).
+    pub resident: u64,
+    /// The secondaries' reset hold: 8 bytes per CPU (keyed by MPIDR), 4 KiB.
+    pub hold: u64,
+    /// Where the platform puts the DT for the firmware.
+    pub dtb: u64,
+    /// Where the non-secure loader copy goes, from the start of the first RAM bank.
+    pub ns_loader_offset: u64,
+}
+
 /// A supported board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Board {
@@ -40,28 +60,55 @@ pub struct Board {
     /// and before a saved environment.
     pub default_env: &'static [(&'static str, &'static str)],
     pub quirks: Quirks,
+    /// How parkboot runs as the board's firmware from EL3, if it can.
+    pub el3: Option<El3>,
 }
 
-/// Environment shared by all boards. `bootcmd` is a placeholder the loader replaces with its own
-/// boot sequence once it knows the devices (it is only run when `bootdelay` expires).
+/// Environment shared by all boards. `bootcmd` runs U-Boot's distro boot (`distro_bootcmd`,
+/// the loader's `distroboot`: extlinux.conf and boot scripts on every disk) when `bootdelay`
+/// expires.
 const COMMON_ENV: &[(&str, &str)] = &[
     ("bootdelay", "2"),
     ("baudrate", "115200"),
     ("stdin", "serial"),
     ("stdout", "serial"),
     ("stderr", "serial"),
-    ("bootcmd", "bootscript"),
+    ("bootcmd", "run distro_bootcmd"),
+    ("distro_bootcmd", "distroboot"),
 ];
 
-/// QEMU `virt` (any version): PL011 at 0x0900_0000, RAM at 0x4000_0000.
+/// QEMU virt: the common env and `fdtfile`, the name distribution boot files use for the
+/// board's DT (extlinux `fdtdir`, flash-kernel's `dtbs/<version>/${fdtfile}`).
+const QEMU_VIRT_ENV: &[(&str, &str)] = &[
+    ("bootdelay", "2"),
+    ("baudrate", "115200"),
+    ("stdin", "serial"),
+    ("stdout", "serial"),
+    ("stderr", "serial"),
+    ("bootcmd", "run distro_bootcmd"),
+    ("distro_bootcmd", "distroboot"),
+    ("fdtfile", "qemu/virt.dtb"),
+];
+
+/// QEMU `virt` (any version): PL011 at 0x0900_0000, RAM at 0x4000_0000. With `secure=on`
+/// and `-bios` (QEMU 7.2 `hw/arm/virt.c`): the secure flash at 0 (64 MiB), secure RAM at
+/// 0x0e00_0000 (16 MiB), the DT at the start of RAM.
 pub static QEMU_VIRT: Board = Board {
     name: "qemu-virt",
     compatible: &["linux,dummy-virt"],
     default_uart: Some(0x0900_0000),
-    default_env: COMMON_ENV,
+    default_env: QEMU_VIRT_ENV,
     quirks: Quirks {
         fallback_ram: Some((0x4000_0000, 0x800_0000)),
     },
+    el3: Some(El3 {
+        flash: (0, 0x400_0000),
+        secure_ram: (0x0e00_0000, 0x0100_0000),
+        resident: 0x0e00_0000,
+        hold: 0x0eff_f000,
+        dtb: 0x4000_0000,
+        ns_loader_offset: 0x20_0000,
+    }),
 };
 
 /// Fallback for an unknown DT: no early UART (the console comes from `/chosen/stdout-path`).
@@ -71,6 +118,7 @@ pub static GENERIC: Board = Board {
     default_uart: None,
     default_env: COMMON_ENV,
     quirks: Quirks::NONE,
+    el3: None,
 };
 
 /// All specific boards, in matching priority order (not including [`GENERIC`]).
@@ -125,6 +173,10 @@ mod tests {
         assert_eq!(b.env_default("baudrate"), Some("115200"));
         assert_eq!(b.env_default("stdout"), Some("serial"));
         assert!(b.env_default("bootcmd").is_some());
+        // Every board's env has everything the common env has.
+        for (k, _) in COMMON_ENV {
+            assert!(b.env_default(k).is_some(), "{} lacks {k}", b.name);
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::firmware::Firmware;
 use crate::footprint::Footprint;
 use crate::machine::Machine;
 use crate::memory::{self, Memory};
+use crate::net::Net;
 use crate::platform::Sh;
 use crate::println;
 use crate::sleep::Sleep;
@@ -84,6 +85,8 @@ fn bring_up(x0: u64, entry_ticks: u64, el: u64, x1_x3: [u64; 3]) -> Machine {
         dt,
         mem,
         disks: Disks::new(),
+        rng: crate::rng::Rng::new(),
+        net: Net::new(),
         cpus: Cpus::new(),
         sleep: Sleep::new(),
         timing: Timing::new(entry_ticks),

@@ -66,10 +66,65 @@ fn resolve(sh: &mut Sh, iface: &str, spec: &str) -> Result<(usize, u32), CmdErro
     let DevPart { dev, part: p } = parse_dev_part(spec).map_err(CmdError::Msg)?;
     let d = disk(sh, iface, dev)?;
     let p = match p {
+        // U-Boot: partition 1 of a disk without a table is the whole disk.
+        Some(1) if whole_disk_is_fat(d) => 0,
         Some(p) => p,
         None => default_part(d)?,
     };
     Ok((dev, p))
+}
+
+/// Reads all of a small file (at most `max` bytes) into the heap: configuration files,
+/// overlays.
+pub fn read_small(sh: &mut Sh, spec: &str, path: &str, max: u64) -> Result<Vec<u8>, String> {
+    let r = with_fs(sh, "virtio", spec, |d| {
+        let n = fs::size(d, path).map_err(|e| format!("{e}"))?;
+        if n > max {
+            return Err(format!("{path} is too large ({n} bytes, at most {max})"));
+        }
+        let mut buf = alloc::vec![0u8; n as usize];
+        fs::read(d, path, &mut buf, 0).map_err(|e| format!("{e}"))?;
+        Ok(buf)
+    });
+    r.map_err(|e| match e {
+        CmdError::Msg(m) => m,
+        _ => String::from("read failed"),
+    })
+}
+
+/// The partitions of disk `dev` as the distro scan needs them (a disk without a table: one,
+/// number 0); empty when the disk has neither.
+pub fn part_facts(sh: &mut Sh, dev: usize) -> Vec<loader::distro::PartFacts> {
+    ensure_scanned(sh);
+    let Some(d) = sh.platform.disks.get_mut(dev) else {
+        return Vec::new();
+    };
+    if whole_disk_is_fat(d) {
+        return alloc::vec![loader::distro::PartFacts {
+            index: 0,
+            bootable: false,
+            extended: false,
+        }];
+    }
+    part::read_table(d).map_or_else(
+        |_| Vec::new(),
+        |t| {
+            t.partitions
+                .iter()
+                .map(|p| loader::distro::PartFacts {
+                    index: p.index,
+                    bootable: p.bootable,
+                    extended: p.is_extended(),
+                })
+                .collect()
+        },
+    )
+}
+
+/// The partition table of `iface` disk `dev`.
+pub fn table(sh: &mut Sh, iface: &str, dev: usize) -> Result<part::PartitionTable, CmdError> {
+    let d = disk(sh, iface, dev)?;
+    part::read_table(d).map_err(|e| CmdError::Msg(format!("{e}")))
 }
 
 /// No partition given: the whole disk if it holds a FAT filesystem,
@@ -183,22 +238,6 @@ fn rate(bytes: u64, ticks: u64) -> String {
     format!("{bytes} bytes in {ms} ms, {r}")
 }
 
-pub fn cmd_part(sh: &mut Sh, args: &[String]) -> CmdResult {
-    let [_, sub, iface, dev] = args else {
-        return Err(CmdError::Usage);
-    };
-    if sub != "list" {
-        return Err(CmdError::Usage);
-    }
-    let n = usize::from_str_radix(dev.trim_start_matches("0x"), 16)
-        .map_err(|_| CmdError::Msg(format!("bad device number '{dev}'")))?;
-    let d = disk(sh, iface, n)?;
-    let t = part::read_table(d).map_err(|e| CmdError::Msg(format!("{e}")))?;
-    let s = part::format_table(&t, &format!("virtio device {n}"));
-    sh.print(&s);
-    Ok(())
-}
-
 pub fn cmd_ls(sh: &mut Sh, args: &[String]) -> CmdResult {
     let (iface, spec, path) = match args {
         [_, i, s] => (i, s, "/"),
@@ -252,6 +291,7 @@ pub fn cmd_load(sh: &mut Sh, args: &[String]) -> CmdResult {
     sh.print(&format!("{n} bytes read in {ms} ms ({rate})\n"));
     let _ = sh.env.set("filesize", &format!("{n:x}"));
     let _ = sh.env.set("fileaddr", &format!("{:x}", r.addr));
+    sh.platform.mem.record_load(r.addr, n as u64);
     Ok(())
 }
 

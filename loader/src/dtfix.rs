@@ -24,6 +24,12 @@ pub struct ChosenFixups {
     /// [start, end) of the initrd; any existing linux,initrd-* are replaced
     /// (or removed when None).
     pub initrd: Option<(u64, u64)>,
+    /// Keep a non-zero /chosen/kaslr-seed: the `kaslrseed` command (or an extlinux
+    /// `kaslrseed` label) wrote it into this very tree.
+    pub keep_kaslr_seed: bool,
+    /// Entropy from a hardware RNG for /chosen/rng-seed, written only when the tree has
+    /// none (never made up: None when the machine has no RNG).
+    pub rng_seed: Option<Vec<u8>>,
 }
 
 /// Parses and validates `dtb`, returning the editable model.
@@ -75,9 +81,81 @@ pub fn apply_chosen(tree: &mut DeviceTree, fx: &ChosenFixups) {
     let nonzero_seed = c
         .property("kaslr-seed")
         .is_some_and(|p| p.value().iter().any(|&b| b != 0));
-    if nonzero_seed {
+    if nonzero_seed && !fx.keep_kaslr_seed {
         c.remove_property("kaslr-seed");
     }
+    if let Some(seed) = &fx.rng_seed {
+        if c.property("rng-seed").is_none() && !seed.is_empty() {
+            c.add_property(DeviceTreeProperty::new_unchecked("rng-seed", seed.clone()));
+        }
+    }
+}
+
+/// Writes `seed` as /chosen/kaslr-seed (the `kaslrseed` command).
+pub fn set_kaslr_seed(tree: &mut DeviceTree, seed: u64) {
+    let c = chosen(tree);
+    c.remove_property("kaslr-seed");
+    c.add_property(DeviceTreeProperty::new_unchecked("kaslr-seed", seed));
+}
+
+/// U-Boot's `fdt_fixup_memory_banks` for a DT the loader did not boot with (a
+/// distribution's `.dtb`): the first memory node (`device_type = "memory"`, or named
+/// `memory`/`memory@…`) gets `reg` = the RAM `banks` the loader knows, in the root's cell
+/// sizes; other memory nodes are removed; one is made when there is none.
+///
+/// # Errors
+/// A bank that does not fit the root's `#address-cells`/`#size-cells`.
+pub fn apply_memory(tree: &mut DeviceTree, banks: &[(u64, u64)]) -> Result<(), String> {
+    if banks.is_empty() {
+        return Ok(());
+    }
+    let cells = |name: &str, default: u32| {
+        tree.root
+            .property(name)
+            .and_then(|p| {
+                p.value()
+                    .get(..4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            })
+            .unwrap_or(default)
+    };
+    let (ac, sc) = (cells("#address-cells", 2), cells("#size-cells", 1));
+    let mut reg = Vec::new();
+    for &(base, size) in banks {
+        push_cells(&mut reg, base, ac)
+            .ok_or_else(|| format!("memory bank {base:#x} does not fit #address-cells = {ac}"))?;
+        push_cells(&mut reg, size, sc)
+            .ok_or_else(|| format!("memory size {size:#x} does not fit #size-cells = {sc}"))?;
+    }
+    let is_memory = |n: &DeviceTreeNode| {
+        n.name() == "memory"
+            || n.name().starts_with("memory@")
+            || n.property("device_type")
+                .is_some_and(|p| p.value() == b"memory\0")
+    };
+    let names: Vec<String> = tree
+        .root
+        .children()
+        .filter(|n| is_memory(n))
+        .map(|n| n.name().to_string())
+        .collect();
+    for n in &names {
+        tree.root.remove_child(n);
+    }
+    let mut node = DeviceTreeNode::new_unchecked(format!("memory@{:x}", banks[0].0));
+    node.add_property(DeviceTreeProperty::new_unchecked("device_type", "memory"));
+    node.add_property(DeviceTreeProperty::new_unchecked("reg", reg));
+    tree.root.add_child(node);
+    Ok(())
+}
+
+fn push_cells(out: &mut Vec<u8>, v: u64, cells: u32) -> Option<()> {
+    match cells {
+        1 => out.extend_from_slice(&u32::try_from(v).ok()?.to_be_bytes()),
+        2 => out.extend_from_slice(&v.to_be_bytes()),
+        _ => return None,
+    }
+    Some(())
 }
 
 /// The child of `node` that path component `comp` names: the child named
@@ -296,30 +374,77 @@ pub enum CpuMethod {
     Psci,
 }
 
-/// Rewrites every cpu node's enable-method (never mixing methods), removes
-/// the nodes in `remove` (CPUs that did not arrive or are lost — and any
-/// cpu-map, which would reference them), and replaces the /memreserve/
-/// table with `memreserve`.
+/// A CPU node whose CPU cannot be handed on (it did not arrive, or is lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCpu {
+    pub path: String,
+    /// Its slot in the pen, `(cpu-release-addr, cpu-park-addr)`, when it has one: the node
+    /// keeps pointing at it (spin-table), so a later loader can still take the CPU over
+    /// should it arrive late (docs/protocol.md §6).
+    pub slot: Option<(u64, u64)>,
+}
+
+fn set_spin_table(node: &mut DeviceTreeNode, release: u64, park: u64) {
+    node.add_property(DeviceTreeProperty::new_unchecked(
+        "enable-method",
+        "spin-table",
+    ));
+    // 64-bit values: two cells, as Linux's of_property_read_u64 needs.
+    node.add_property(DeviceTreeProperty::new_unchecked(
+        "cpu-release-addr",
+        release,
+    ));
+    node.add_property(DeviceTreeProperty::new_unchecked("cpu-park-addr", park));
+}
+
+fn status_is_fail(node: &DeviceTreeNode) -> bool {
+    node.property("status")
+        .is_some_and(|p| p.value().starts_with(b"fail"))
+}
+
+/// Rewrites every cpu node's enable-method (never mixing methods among the CPUs handed on),
+/// marks the nodes in `failed` `status = "fail"` (Linux skips such nodes; a node that has a
+/// pen slot keeps pointing at it, so a late arrival stays reclaimable), gives a CPU handed on
+/// whose node an earlier loader failed `status = "okay"` again, removes any cpu-map when a
+/// node failed (it would reference a CPU the kernel does not have), and replaces the
+/// /memreserve/ table with `memreserve`.
 pub fn apply_cpus(
     tree: &mut DeviceTree,
     cpu_paths: &[String],
     method: &CpuMethod,
-    remove: &[String],
+    failed: &[FailedCpu],
     memreserve: &[(u64, u64)],
 ) -> Result<(), String> {
-    if !remove.is_empty() {
+    if !failed.is_empty() {
         if let Some(cpus) = tree.find_node_mut("/cpus") {
             cpus.remove_child("cpu-map");
         }
     }
-    for path in remove {
-        let _ = self::remove(tree, path, None);
+    for f in failed {
+        let Ok(node) = find_mut(tree, &f.path) else {
+            continue;
+        };
+        node.remove_property("status");
+        node.add_property(DeviceTreeProperty::new_unchecked("status", "fail"));
+        if let Some((release, park)) = f.slot {
+            node.remove_property("enable-method");
+            node.remove_property("cpu-release-addr");
+            node.remove_property("cpu-park-addr");
+            set_spin_table(node, release, park);
+        }
     }
-    for path in cpu_paths.iter().filter(|p| !remove.contains(p)) {
+    for path in cpu_paths
+        .iter()
+        .filter(|p| !failed.iter().any(|f| &f.path == *p))
+    {
         let node = find_mut(tree, path)?;
         node.remove_property("enable-method");
         node.remove_property("cpu-release-addr");
         node.remove_property("cpu-park-addr");
+        if status_is_fail(node) {
+            node.remove_property("status");
+            node.add_property(DeviceTreeProperty::new_unchecked("status", "okay"));
+        }
         match method {
             CpuMethod::Psci => {
                 node.add_property(DeviceTreeProperty::new_unchecked("enable-method", "psci"));
@@ -330,21 +455,20 @@ pub fn apply_cpus(
                     .find(|(p, _)| p == path)
                     .map(|(_, a)| *a)
                     .ok_or_else(|| format!("{path}: no pen slot"))?;
-                node.add_property(DeviceTreeProperty::new_unchecked(
-                    "enable-method",
-                    "spin-table",
-                ));
-                // 64-bit values: two cells, as Linux's of_property_read_u64 needs.
-                node.add_property(DeviceTreeProperty::new_unchecked("cpu-release-addr", addr));
-                node.add_property(DeviceTreeProperty::new_unchecked("cpu-park-addr", *park));
+                set_spin_table(node, addr, *park);
             }
         }
     }
+    set_memreserve(tree, memreserve);
+    Ok(())
+}
+
+/// Replaces the /memreserve/ table with `memreserve` (address, size), in order.
+pub fn set_memreserve(tree: &mut DeviceTree, memreserve: &[(u64, u64)]) {
     tree.memory_reservations = memreserve
         .iter()
         .map(|&(a, s)| dtoolkit::memreserve::MemoryReservation::new(a, s))
         .collect();
-    Ok(())
 }
 
 /// The names of /memreserve/ entries as (addr, size).
@@ -431,6 +555,7 @@ mod tests {
             &ChosenFixups {
                 bootargs: Some("console=ttyAMA0 quiet".into()),
                 initrd: Some((0x4800_0000, 0x4810_0000)),
+                ..ChosenFixups::default()
             },
         );
         let out = store(&t, 0).unwrap();
@@ -446,13 +571,7 @@ mod tests {
         assert!(info.chosen.stdout_path.is_some(), "stdout-path kept");
         // Replacing: no stale initrd survives.
         let (mut t2, _) = load(&out).unwrap();
-        apply_chosen(
-            &mut t2,
-            &ChosenFixups {
-                bootargs: None,
-                initrd: None,
-            },
-        );
+        apply_chosen(&mut t2, &ChosenFixups::default());
         let info2 = dt::parse(&store(&t2, 0).unwrap()).unwrap();
         assert!(info2.chosen.initrd.is_none());
         assert_eq!(
@@ -484,6 +603,65 @@ mod tests {
             .unwrap()
             .property("kaslr-seed")
             .is_some());
+    }
+
+    #[test]
+    fn kaslr_seed_kept_when_asked_and_rng_seed_added_only_when_missing() {
+        let (mut t, _) = load(VIRT).unwrap();
+        set_kaslr_seed(&mut t, 0x1122_3344_5566_7788);
+        remove(&mut t, "/chosen", Some("rng-seed")).ok();
+        apply_chosen(
+            &mut t,
+            &ChosenFixups {
+                keep_kaslr_seed: true,
+                rng_seed: Some(alloc::vec![7u8; 32]),
+                ..ChosenFixups::default()
+            },
+        );
+        let c = t.find_node("/chosen").unwrap();
+        assert_eq!(
+            c.property("kaslr-seed").unwrap().value(),
+            &0x1122_3344_5566_7788u64.to_be_bytes()
+        );
+        assert_eq!(c.property("rng-seed").unwrap().value(), &[7u8; 32]);
+        // An rng-seed already there stays as it is.
+        apply_chosen(
+            &mut t,
+            &ChosenFixups {
+                rng_seed: Some(alloc::vec![9u8; 32]),
+                ..ChosenFixups::default()
+            },
+        );
+        let c = t.find_node("/chosen").unwrap();
+        assert_eq!(c.property("rng-seed").unwrap().value(), &[7u8; 32]);
+        assert!(c.property("kaslr-seed").is_none(), "not kept unless asked");
+    }
+
+    #[test]
+    fn memory_banks_replace_the_dts_memory_nodes() {
+        let (mut t, _) = load(VIRT).unwrap();
+        apply_memory(
+            &mut t,
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)],
+        )
+        .unwrap();
+        let info = dt::parse(&store(&t, 0).unwrap()).unwrap();
+        let m: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.base, r.size)).collect();
+        assert_eq!(
+            m,
+            alloc::vec![(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)]
+        );
+        // A size that does not fit one cell is refused, the tree unchanged.
+        let mut small = DeviceTree::new();
+        small
+            .root
+            .add_property(DeviceTreeProperty::new_unchecked("#address-cells", 1u32));
+        small
+            .root
+            .add_property(DeviceTreeProperty::new_unchecked("#size-cells", 1u32));
+        let before = small.clone();
+        assert!(apply_memory(&mut small, &[(0x1_0000_0000, 1)]).is_err());
+        assert_eq!(small, before);
     }
 
     #[test]
@@ -550,21 +728,21 @@ mod tests {
             .enumerate()
             .map(|(i, p)| (p.clone(), 0x7fff_0300 + 64 * i as u64))
             .collect();
-        let drop = alloc::vec![paths[3].clone()];
         apply_cpus(
             &mut t,
-            &paths,
+            &paths[..3],
             &CpuMethod::SpinTable {
                 release,
                 park: 0x7fff_0088,
             },
-            &drop,
+            &[],
             &[(0x7fff_0000, 0x1000)],
         )
         .unwrap();
         let out = store(&t, 0).unwrap();
-        let i2 = dt::parse(&out).unwrap();
-        assert_eq!(i2.cpus.len(), 3);
+        let mut i2 = dt::parse(&out).unwrap();
+        assert_eq!(i2.cpus.len(), 4);
+        i2.cpus.truncate(3);
         assert_eq!(i2.memreserve.len(), 1);
         assert_eq!(
             (i2.memreserve[0].base, i2.memreserve[0].size),
@@ -588,6 +766,74 @@ mod tests {
             assert_eq!(c.enable_method, Some(dt::EnableMethod::Psci));
             assert_eq!(c.release_addr, dt::Prop64::Absent);
         }
+    }
+
+    #[test]
+    fn cpus_that_did_not_come_are_failed_not_deleted() {
+        // #17 item 6: a CPU that did not arrive keeps its node with status = "fail" (Linux
+        // skips it) and its slot, so a later loader can take it over if it arrives late; a
+        // lost CPU (no slot in our pen) keeps what it had.
+        let (mut t, info) = load(VIRT).unwrap();
+        let paths: Vec<String> = info.cpus.iter().map(|c| c.path.clone()).collect();
+        let failed = alloc::vec![
+            FailedCpu {
+                path: paths[2].clone(),
+                slot: Some((0x7fff_0380, 0x7fff_0088)),
+            },
+            FailedCpu {
+                path: paths[3].clone(),
+                slot: None,
+            },
+        ];
+        apply_cpus(
+            &mut t,
+            &paths,
+            &CpuMethod::Psci,
+            &failed,
+            &[(0x7fff_0000, 0x2000)],
+        )
+        .unwrap();
+        let out = store(&t, 0).unwrap();
+        let i2 = dt::parse(&out).unwrap();
+        assert_eq!(i2.cpus.len(), 4, "no node deleted");
+        assert!(find(&t, "/cpus/cpu-map").is_none());
+        for c in &i2.cpus[..2] {
+            assert_eq!(c.status, dt::Status::Okay);
+            assert_eq!(c.enable_method, Some(dt::EnableMethod::Psci));
+        }
+        let c2 = &i2.cpus[2];
+        assert_eq!(c2.status, dt::Status::Fail);
+        assert_eq!(c2.enable_method, Some(dt::EnableMethod::SpinTable));
+        assert_eq!(c2.release_addr, dt::Prop64::Value(0x7fff_0380));
+        assert_eq!(c2.park_addr, dt::Prop64::Value(0x7fff_0088));
+        let c3 = &i2.cpus[3];
+        assert_eq!(c3.status, dt::Status::Fail);
+        assert_eq!(
+            c3.enable_method,
+            Some(dt::EnableMethod::Psci),
+            "left as it was"
+        );
+        // The next loader got the CPU back: its node is okay again, with the new method.
+        let (mut t2, i3) = load(&out).unwrap();
+        let p2: Vec<String> = i3.cpus.iter().map(|c| c.path.clone()).collect();
+        let release: Vec<(String, u64)> = p2
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), 0x7fff_0300 + 64 * i as u64))
+            .collect();
+        apply_cpus(
+            &mut t2,
+            &p2,
+            &CpuMethod::SpinTable {
+                release,
+                park: 0x7fff_0088,
+            },
+            &[],
+            &[(0x7fff_0000, 0x2000)],
+        )
+        .unwrap();
+        let i4 = dt::parse(&store(&t2, 0).unwrap()).unwrap();
+        assert!(i4.cpus.iter().all(|c| c.status == dt::Status::Okay));
     }
 
     #[test]

@@ -103,21 +103,28 @@ fn perform(w: &Write, dt: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Claims, hands the CPUs back to firmware (cpu_method=psci, before a byte moves, so a CPU
-/// that refuses to turn off fails the boot cleanly), writes, and commits; on any error the
-/// claims are released and nothing was written outside ranges that were free.
+/// Claims, writes, hands the CPUs back to firmware (cpu_method=psci) and commits; on any
+/// error the claims are released and nothing was written outside ranges that were free.
+/// The hand-back comes after the last write because a write can still fail (an Image.gz's
+/// CRC is known only once it is inflated): a boot that fails leaves the CPUs in the pen
+/// (#17 item 3). A CPU that does not turn off fails the boot too; every CPU's state then
+/// says where it is, so a retry hands back or recalls exactly the right ones.
 fn place(m: &mut Machine, plan: &BootPlan) -> Result<(), String> {
     let Machine { mem, cpus, fw, .. } = m;
+    let conduit = match plan.cpus {
+        CpuHandoff::Psci => Some(
+            fw.usable_psci()
+                .ok_or_else(|| Refusal::PsciUnreachable.to_string())?,
+        ),
+        _ => None,
+    };
     let claims = Claims::make(mem.map_mut(), &plan.claims)?;
-    if plan.cpus == CpuHandoff::Psci {
-        let conduit = fw
-            .usable_psci()
-            .ok_or_else(|| Refusal::PsciUnreachable.to_string())?;
-        cpus.hand_back_to_firmware(conduit)
-            .map_err(|e| format!("booti: {e}"))?;
-    }
     for w in &plan.writes {
         perform(w, &plan.dt)?;
+    }
+    if let Some(conduit) = conduit {
+        cpus.hand_back_to_firmware(conduit)
+            .map_err(|e| format!("booti: {e}"))?;
     }
     claims.commit();
     Ok(())

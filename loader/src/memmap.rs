@@ -388,6 +388,43 @@ impl MemMap {
         Ok(self.claims.remove(idx))
     }
 
+    /// Replaces the claims `ids` by one claim of `[start, start + size)` for `owner`, as one
+    /// step: when the new claim is refused (or an id is unknown), every claim of `ids` is back
+    /// exactly as it was (range, owner, id) and the map is unchanged. Used where a range that
+    /// must never be unprotected changes owner (a predecessor's pen adopted in place: its
+    /// `/memreserve/` claim becomes the pen's).
+    ///
+    /// # Errors
+    /// [`MemError::NoSuchClaim`] for an unknown id, else what [`MemMap::claim`] returns.
+    pub fn replace(
+        &mut self,
+        ids: &[ClaimId],
+        start: u64,
+        size: u64,
+        owner: Owner,
+    ) -> Result<ClaimId, MemError> {
+        if let Some(&id) = ids.iter().find(|&&id| self.claim_by_id(id).is_none()) {
+            return Err(MemError::NoSuchClaim { id });
+        }
+        let saved: Vec<Claim> = self
+            .claims
+            .iter()
+            .filter(|c| ids.contains(&c.id))
+            .cloned()
+            .collect();
+        self.claims.retain(|c| !ids.contains(&c.id));
+        match self.claim(start, size, owner) {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                for c in saved {
+                    let idx = self.claims.partition_point(|x| x.start < c.start);
+                    self.claims.insert(idx, c);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Protects a firmware reservation (`/memreserve/`, `/reserved-memory`) as well as possible:
     /// the parts of `[start, start + size)` inside RAM that are still free are claimed for `owner`
     /// (possibly several claims); parts already claimed, or outside RAM, are reported instead of
@@ -601,6 +638,42 @@ impl fmt::Display for MemMap {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn replace_is_all_or_nothing() {
+        // #17 item 4: a pen adopted in place changes owner from its /memreserve/ claim to the
+        // pen claim; a refused pen claim must leave the reservation in place.
+        let mut m = MemMap::new(&[Region::new(0x4000_0000, 0x1000_0000)]);
+        let res = m.claim(0x4f00_0000, 0x1000, Owner::MemReserve(0)).unwrap();
+        let res2 = m.claim(0x4f00_1000, 0x1000, Owner::MemReserve(1)).unwrap();
+        m.claim(0x4f00_2000, 0x1000, Owner::ReservedMemory("fw".into()))
+            .unwrap();
+        let before: Vec<Claim> = m.claims().cloned().collect();
+        // the pen runs into the reserved-memory node: refused, nothing released
+        let e = m
+            .replace(&[res, res2], 0x4f00_0000, 0x3000, Owner::Pen)
+            .unwrap_err();
+        assert!(matches!(e, MemError::Overlap { .. }), "{e:?}");
+        assert_eq!(m.claims().cloned().collect::<Vec<_>>(), before);
+        // an unknown id: refused before anything changes
+        let bogus = ClaimId(999);
+        assert_eq!(
+            m.replace(&[res, bogus], 0x4f00_0000, 0x1000, Owner::Pen),
+            Err(MemError::NoSuchClaim { id: bogus })
+        );
+        assert_eq!(m.claims().cloned().collect::<Vec<_>>(), before);
+        // fitting: the two reservations become one pen claim
+        let pen = m
+            .replace(&[res, res2], 0x4f00_0000, 0x2000, Owner::Pen)
+            .unwrap();
+        let c = m.claim_by_id(pen).unwrap();
+        assert_eq!(
+            (c.start, c.end, &c.owner),
+            (0x4f00_0000, 0x4f00_2000, &Owner::Pen)
+        );
+        assert!(m.claim_by_id(res).is_none() && m.claim_by_id(res2).is_none());
+        assert_eq!(m.claims().count(), 2);
+    }
     use super::*;
     use alloc::string::ToString;
     use alloc::vec;
@@ -911,18 +984,7 @@ mod tests {
 
     // ---- property-style test ----
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use testkit::Rng;
 
     fn assert_no_overlaps(m: &MemMap) {
         let cs: Vec<&Claim> = m.claims().collect();

@@ -73,6 +73,9 @@ struct CpuEntry {
     arrival_us: Option<u64>,
     /// This CPU's release word in our pen (its cpu-release-addr).
     slot: Option<u64>,
+    /// Something was done that can bring it into our pen (CPU_ON accepted, a release written
+    /// into an old pen or a foreign spin-table): even if it never showed up, it may still.
+    sent: bool,
 }
 
 pub struct Smp {
@@ -86,6 +89,10 @@ pub struct Smp {
     notes: Vec<String>,
     /// The pen CPUs wait in firmware (PSCI CPU_OFF) until booti recalls them.
     resting: bool,
+    /// Why our own pen may hold a CPU that is not ours to hand over (strays, CPUs stuck or
+    /// missing in it): then it stays reserved even when the CPUs go to firmware
+    /// (docs/protocol.md §6). Updated by [`Smp::refresh`].
+    occupied: Vec<String>,
 }
 
 /// Offset of the wake block in the pen code.
@@ -208,6 +215,9 @@ fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
     let mut cpus = Vec::new();
     let mut notes = Vec::new();
     let entry = header.entry_addr();
+    // CPUs firmware says are ON though no pen or OS accounts for them (CPU_ON refused as
+    // ALREADY_ON / ON_PENDING): an old pen where they have no slot may be where they run.
+    let mut maybe_inside: Vec<u64> = Vec::new();
     for c in &plan.cpus {
         let mut e = CpuEntry {
             mpidr: c.mpidr,
@@ -219,17 +229,26 @@ fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
                 .iter()
                 .position(|&m| m == c.mpidr & pen::MPIDR_MASK)
                 .and_then(|i| header.slot_release_addr(i)),
+            sent: true,
         };
         match &c.action {
             CpuAction::Boot => e.state = CpuState::Boot,
             CpuAction::Lost { reason } => e.state = CpuState::Lost(reason.to_string()),
             CpuAction::PsciCpuOn => match conduit {
                 Some(cd) => {
-                    if let Err(err) = psci::cpu_on(cd, c.mpidr, entry, 0) {
+                    // context id: the slot address (docs/protocol.md §3.1; the pen ignores it)
+                    if let Err(err) = psci::cpu_on(cd, c.mpidr, entry, e.slot.unwrap_or(0)) {
+                        if psci::means_on(err) {
+                            maybe_inside.push(c.mpidr);
+                        }
                         e.state = CpuState::Missing(format!("PSCI CPU_ON: {err}"));
+                        e.sent = false;
                     }
                 }
-                None => e.state = CpuState::Missing("no usable PSCI".into()),
+                None => {
+                    e.state = CpuState::Missing("no usable PSCI".into());
+                    e.sent = false;
+                }
             },
             CpuAction::TakeOverFromPen {
                 old_pen_base,
@@ -263,6 +282,7 @@ fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
                     });
                 if let Err(err) = r {
                     e.state = CpuState::Missing(format!("take-over: {err}"));
+                    e.sent = false;
                 }
             }
             CpuAction::SpinTableForeign { release_addr } => {
@@ -274,6 +294,7 @@ fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
                 } else {
                     e.state =
                         CpuState::Missing(format!("release address {release_addr:#x} not in RAM"));
+                    e.sent = false;
                 }
             }
         }
@@ -296,7 +317,7 @@ fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
         .filter(|e| e.state == CpuState::InPen && e.how.starts_with("take over from parkboot"))
         .map(|e| e.mpidr)
         .collect();
-    let dropped = plan.droppable(&moved);
+    let dropped = plan.droppable(&moved, &maybe_inside);
     let kept: Vec<Region> = plan
         .old_pens
         .iter()
@@ -318,6 +339,26 @@ fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
             let _ = st.map.release(id);
         }
     }
+    for p in plan
+        .old_pens
+        .iter()
+        .filter(|p| !dropped.contains(&p.reserve))
+    {
+        let mut why = p.kept_because();
+        why.extend(
+            maybe_inside
+                .iter()
+                .map(|m| format!("CPU {m:#x} is ON (PSCI) and not accounted for")),
+        );
+        if !why.is_empty() {
+            notes.push(format!(
+                "old pen {:#x}+{:#x} kept reserved: {}",
+                p.reserve.base,
+                p.reserve.size,
+                why.join(", ")
+            ));
+        }
+    }
     for b in &plan.bad_pens {
         notes.push(format!(
             "reserved region {:#x}+{:#x} is not a valid pen ({}); left alone",
@@ -335,6 +376,7 @@ fn gather(st: Ctx<'_>, pen_addr: Option<u64>) -> Result<Smp, String> {
         kept,
         notes,
         resting: false,
+        occupied: Vec::new(),
     })
 }
 
@@ -409,7 +451,8 @@ fn try_adopt(
     }
     let base = h.phys_base;
     let size = h.total_size;
-    // Its /memreserve/ claim becomes our pen claim.
+    // Its /memreserve/ claim becomes our pen claim, in one step: if the pen claim is refused
+    // the reservation stays (a live pen is never left unprotected).
     let ids: Vec<_> = map
         .claims()
         .filter(|c| {
@@ -417,10 +460,7 @@ fn try_adopt(
         })
         .map(|c| c.id)
         .collect();
-    for id in ids {
-        let _ = map.release(id);
-    }
-    if let Err(e) = map.claim(base, size, Owner::Pen) {
+    if let Err(e) = map.replace(&ids, base, size, Owner::Pen) {
         return Some(Err(format!("pen: {e}")));
     }
     let mut ops = ArchCache;
@@ -442,6 +482,7 @@ fn try_adopt(
             state: CpuState::InPen,
             arrival_us: None,
             slot: p.slot_addr(c.mpidr),
+            sent: true,
         };
         match &c.action {
             CpuAction::Boot => e.state = CpuState::Boot,
@@ -457,15 +498,20 @@ fn try_adopt(
                 e.how = String::from("PSCI CPU_ON");
                 match conduit {
                     Some(cd) => {
-                        if let Err(err) = psci::cpu_on(cd, c.mpidr, entry, 0) {
+                        if let Err(err) = psci::cpu_on(cd, c.mpidr, entry, e.slot.unwrap_or(0)) {
                             e.state = CpuState::Missing(format!("PSCI CPU_ON: {err}"));
+                            e.sent = false;
                         }
                     }
-                    None => e.state = CpuState::Missing("no usable PSCI".into()),
+                    None => {
+                        e.state = CpuState::Missing("no usable PSCI".into());
+                        e.sent = false;
+                    }
                 }
             }
             CpuAction::SpinTableForeign { .. } => {
                 e.state = CpuState::Missing("foreign spin-table while adopting".into());
+                e.sent = false;
             }
         }
         cpus.push(e);
@@ -488,6 +534,7 @@ fn try_adopt(
         kept: Vec::new(),
         notes: Vec::new(),
         resting: false,
+        occupied: Vec::new(),
     }))
 }
 
@@ -513,6 +560,14 @@ fn await_arrivals(
                 Ok(st) if arrived(st) => e.arrival_us = Some(timer::now_us() - start),
                 Ok(SlotStatus::Refused) => {
                     e.state = CpuState::Missing("arrived at the wrong EL (refused)".into())
+                }
+                Ok(SlotStatus::Faulted) => {
+                    let why = pen
+                        .state(ops, e.mpidr)
+                        .ok()
+                        .and_then(|s| s.fault())
+                        .map_or_else(|| "faulted".into(), |f| format!("stuck after an {f}"));
+                    e.state = CpuState::Missing(why);
                 }
                 _ => pending += 1,
             }
@@ -607,7 +662,8 @@ impl Smp {
         }
     }
 
-    /// What a gather prints: the summary, then a line for each CPU missing or lost.
+    /// What a gather prints: the summary, then a line for each CPU missing or lost, each stray
+    /// in our pen and each old pen kept reserved.
     pub fn gather_report(&self) -> String {
         let mut o = format!("{}\n", self.summary());
         for c in self
@@ -617,7 +673,74 @@ impl Smp {
         {
             o.push_str(&format!("CPU {:#x} ({}): {}\n", c.mpidr, c.path, c.state));
         }
+        for st in self.strays() {
+            o.push_str(&format!("CPU {:#x}: stray in the pen: {st}\n", st.mpidr));
+        }
+        for n in self.notes.iter().filter(|n| n.starts_with("old pen ")) {
+            o.push_str(&format!("CPUs: {n}\n"));
+        }
         o
+    }
+
+    /// Our pen, opened on its claimed region.
+    fn open_pen<'a>(&self, ops: &mut ArchCache) -> Result<Pen<'a>, String> {
+        let base = self.header.phys_base;
+        // SAFETY: our own claimed pen; callers access it per docs/protocol.md §4.
+        Pen::open(unsafe { ram_mut(base, self.header.total_size) }, base, ops)
+            .map_err(|e| format!("pen: {e}"))
+    }
+
+    /// The stray records of our pen (CPUs that reached it without a slot).
+    fn strays(&self) -> Vec<pen::StrayRecord> {
+        let mut ops = ArchCache;
+        self.open_pen(&mut ops)
+            .map(|mut p| p.strays(&mut ops))
+            .unwrap_or_default()
+    }
+
+    /// Brings the CPU table up to date with the pen before the machine is handed on: a CPU
+    /// that was sent to the pen but missed the gather and has arrived since is in the pen
+    /// now (and is handed over like the others); then records what may still be in our pen
+    /// without being ours to hand over — strays, CPUs stuck in it (REFUSED, FAULTED) or sent
+    /// to it and never seen, unless firmware reports them OFF — which keeps the pen reserved
+    /// whatever the CPUs' method (#17 items 1 and 2). Returns a line per late arrival.
+    pub fn refresh(&mut self, psci: Option<psci::Conduit>) -> Vec<String> {
+        let mut ops = ArchCache;
+        let mut lines = Vec::new();
+        let mut occupied = Vec::new();
+        let Ok(mut p) = self.open_pen(&mut ops) else {
+            self.occupied = Vec::from([String::from("the pen does not validate")]);
+            return lines;
+        };
+        for c in self
+            .cpus
+            .iter_mut()
+            .filter(|c| c.sent && matches!(c.state, CpuState::Missing(_)))
+        {
+            let st = p.state(&mut ops, c.mpidr).ok();
+            let word = p.release_word(&mut ops, c.mpidr).ok();
+            match st.map(|s| s.status) {
+                Some(s) if s.is_held() && word == Some(0) => {
+                    lines.push(format!(
+                        "CPU {:#x} ({}) arrived late: in the pen now",
+                        c.mpidr, c.path
+                    ));
+                    c.state = CpuState::InPen;
+                }
+                Some(s) if s.in_pen() => {
+                    occupied.push(format!("CPU {:#x} is {s} in it", c.mpidr));
+                }
+                _ if psci.is_some_and(|cd| psci::is_off(cd, c.mpidr)) => {
+                    c.sent = false; // firmware has it: it cannot come any more
+                }
+                _ => occupied.push(format!("CPU {:#x} may still arrive", c.mpidr)),
+            }
+        }
+        for st in p.strays(&mut ops) {
+            occupied.push(format!("stray CPU {:#x} has no slot", st.mpidr));
+        }
+        self.occupied = occupied;
+        lines
     }
 
     pub fn report(&self) -> String {
@@ -664,6 +787,15 @@ impl Smp {
             ));
         }
         o.push_str(&format!("  cpu-park-addr {:#x}\n", self.header.park_addr()));
+        for st in self.strays() {
+            o.push_str(&format!("  stray {:#010x}: {st}\n", st.mpidr));
+        }
+        if !self.occupied.is_empty() {
+            o.push_str(&format!(
+                "  note: the pen stays reserved: {}\n",
+                self.occupied.join(", ")
+            ));
+        }
         for k in &self.kept {
             o.push_str(&format!(
                 "  note: old pen {:#x}+{:#x} kept reserved (a CPU of it is not back)\n",
@@ -684,35 +816,47 @@ impl Smp {
             .collect()
     }
 
-    /// cpu_method=psci: release every pen CPU into CPU_OFF and wait until
-    /// firmware reports it OFF (so nothing of ours still runs anywhere).
+    /// cpu_method=psci: release every pen CPU into CPU_OFF and wait until firmware reports it
+    /// OFF (so nothing of ours still runs anywhere). Each CPU's state follows what happened to
+    /// it: OFF once firmware says so; still in the pen if its release was refused; lost if it
+    /// was released and never turned off. Any of the last two fails the hand-back.
     pub fn hand_back_to_firmware(&mut self, conduit: psci::Conduit) -> Result<(), String> {
         self.end_hold();
-        let base = self.header.phys_base;
         let mut ops = ArchCache;
-        // SAFETY: our own claimed pen.
-        let mut p = Pen::open(
-            unsafe { ram_mut(base, self.header.total_size) },
-            base,
-            &mut ops,
-        )
-        .map_err(|e| format!("pen: {e}"))?;
+        let mut p = self.open_pen(&mut ops)?;
         let stub = psci::cpu_off_stub(conduit);
+        let mut first_err: Option<String> = None;
+        let mut leaving: Vec<u64> = Vec::new();
         for c in self.cpus.iter().filter(|c| c.state == CpuState::InPen) {
-            p.release(&mut ops, c.mpidr, stub)
-                .map_err(|e| format!("CPU {:#x}: {e}", c.mpidr))?;
-        }
-        let start = timer::now_us();
-        for c in self.cpus.iter_mut().filter(|c| c.state == CpuState::InPen) {
-            while !psci::is_off(conduit, c.mpidr) {
-                cpu::wait_event();
-                if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
-                    return Err(format!("CPU {:#x} did not turn off", c.mpidr));
+            match p.release(&mut ops, c.mpidr, stub) {
+                Ok(()) => leaving.push(c.mpidr),
+                Err(e) => {
+                    first_err.get_or_insert(format!("CPU {:#x}: {e}", c.mpidr));
                 }
             }
-            c.state = CpuState::Off;
         }
-        Ok(())
+        let start = timer::now_us();
+        for c in self.cpus.iter_mut().filter(|c| leaving.contains(&c.mpidr)) {
+            loop {
+                if psci::is_off(conduit, c.mpidr) {
+                    c.state = CpuState::Off;
+                    break;
+                }
+                if timer::now_us() - start > ARRIVAL_TIMEOUT_US {
+                    c.state = CpuState::Lost("released to PSCI CPU_OFF, never reported OFF".into());
+                    first_err.get_or_insert(format!("CPU {:#x} did not turn off", c.mpidr));
+                    break;
+                }
+                cpu::wait_event();
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Whether some CPU waits in firmware (rested, or handed back by a boot that failed
+    /// after it): a spin-table boot must recall it first.
+    fn any_off(&self) -> bool {
+        self.cpus.iter().any(|c| c.state == CpuState::Off)
     }
 
     /// `pen_gather=boot`: the CPUs just taken over from a predecessor's pen
@@ -725,11 +869,12 @@ impl Smp {
         Ok(())
     }
 
-    /// Brings resting CPUs back with PSCI CPU_ON into the pen at `target`: the
-    /// current pen (each CPU arrives UNARMED, because its release word still
-    /// holds the CPU_OFF stub; it is re-armed, then WAITING), or a new pen
-    /// built there, after which the current one is dropped (no CPU of ours
-    /// is left in it: firmware reported every one OFF).
+    /// Brings CPUs waiting in firmware (resting, or handed back by a boot that failed later)
+    /// back with PSCI CPU_ON into the pen at `target`: the current pen (each CPU arrives
+    /// UNARMED, because its release word still holds the CPU_OFF stub; it is re-armed, then
+    /// WAITING), or a new pen built there, after which the current one is dropped unless
+    /// something may still be in it (firmware reported every CPU of ours OFF, but strays or
+    /// stuck CPUs stay).
     pub fn recall(
         &mut self,
         st: Ctx<'_>,
@@ -739,6 +884,16 @@ impl Smp {
         let t0 = timer::ticks();
         let old = self.header;
         let mut ops = ArchCache;
+        if target != old.phys_base && !self.refresh(Some(conduit)).is_empty() {
+            return Err("a CPU arrived in the pen late; booti again".into());
+        }
+        if target != old.phys_base && !self.occupied.is_empty() {
+            return Err(format!(
+                "pen_addr {target:#x}: the pen at {:#x} cannot move: {}",
+                old.phys_base,
+                self.occupied.join(", ")
+            ));
+        }
         if target != old.phys_base {
             let mpidrs: Vec<u64> = self
                 .cpus
@@ -783,9 +938,11 @@ impl Smp {
             if c.state == CpuState::Off {
                 c.arrival_us = None;
                 c.state = CpuState::InPen;
-                c.how = String::from("PSCI CPU_ON after resting in firmware");
-                if let Err(e) = psci::cpu_on(conduit, c.mpidr, entry, 0) {
+                c.how = String::from("PSCI CPU_ON back from firmware");
+                c.slot = p.slot_addr(c.mpidr);
+                if let Err(e) = psci::cpu_on(conduit, c.mpidr, entry, c.slot.unwrap_or(0)) {
                     c.state = CpuState::Missing(format!("PSCI CPU_ON: {e}"));
+                    c.sent = false;
                 }
             }
         }
@@ -895,6 +1052,7 @@ impl Smp {
                 .collect(),
             unusable: self.unusable_paths(),
             dropped: self.dropped.clone(),
+            occupied: !self.occupied.is_empty(),
         }
     }
 }
@@ -953,10 +1111,10 @@ impl Cpus {
         })
     }
 
-    /// Recalls CPUs resting in firmware into the pen (at `target` if given, else where it
-    /// is); returns the summary to print, or None when none rest.
+    /// Recalls CPUs waiting in firmware into the pen (at `target` if given, else where it
+    /// is); returns the summary to print, or None when none wait there.
     pub fn recall(&mut self, st: Ctx<'_>, target: Option<u64>) -> Result<Option<String>, String> {
-        let Some(smp) = self.smp.as_mut().filter(|s| s.resting) else {
+        let Some(smp) = self.smp.as_mut().filter(|s| s.any_off()) else {
             return Ok(None);
         };
         let target = target.unwrap_or(smp.header.phys_base);
@@ -972,6 +1130,15 @@ impl Cpus {
             Some(smp) => smp.hand_back_to_firmware(conduit),
             None => Ok(()),
         }
+    }
+
+    /// Before booti plans: late arrivals join, and what keeps the pen reserved is recorded
+    /// (see [`Smp::refresh`]); returns a line per late arrival.
+    pub fn refresh(&mut self, psci: Option<psci::Conduit>) -> Vec<String> {
+        self.smp
+            .as_mut()
+            .map(|s| s.refresh(psci))
+            .unwrap_or_default()
     }
 
     /// Before the handoff: the pen's CPUs go back to the short wake period.

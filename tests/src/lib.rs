@@ -412,3 +412,50 @@ impl Qemu {
         self.expect_within("Starting kernel", timeout);
     }
 }
+
+/// The command sequence LAVA 2023.01 (Debian bookworm's lava-dispatcher) types at a U-Boot
+/// prompt for its `u-boot` boot method with `commands: ramdisk`, after the deploy put the
+/// kernel, the mkimage-wrapped ramdisk and the DTB on its TFTP server: base-uboot.jinja2's
+/// `uboot_common_cmds` + `setenv bootargs …` + `{BOOTX}`, with the placeholders as
+/// `BootloaderCommandOverlay` substitutes them — `{SERVER_IP}` the dispatcher's address,
+/// `{KERNEL}` etc. the files' TFTP paths, the TEE line dropped (no TEE), and `{BOOTX}` =
+/// `booti <kernel> <ramdisk> <dtb>` (a u-boot header carries the ramdisk's size, so no
+/// `:size`). `tests/tests/lava.rs` renders tools/lava's device type against LAVA's own templates
+/// and checks that it gives exactly this.
+pub struct LavaRamdisk<'a> {
+    pub server_ip: &'a str,
+    pub kernel_addr: &'a str,
+    pub ramdisk_addr: &'a str,
+    pub dtb_addr: &'a str,
+    pub kernel: &'a str,
+    pub ramdisk: &'a str,
+    pub dtb: &'a str,
+    /// The device's `console_device` and `baud_rate` as LAVA joins them (`ttyAMA0,115200n8`).
+    pub console: &'a str,
+    /// `extra_kernel_args` (empty by default).
+    pub kernel_args: &'a str,
+}
+
+impl LavaRamdisk<'_> {
+    pub fn commands(&self) -> Vec<String> {
+        vec![
+            "setenv autoload no".into(),
+            "setenv initrd_high 0xffffffff".into(),
+            "setenv fdt_high 0xffffffff".into(),
+            "dhcp".into(),
+            format!("setenv serverip {}", self.server_ip),
+            format!("tftp {} {}", self.kernel_addr, self.kernel),
+            format!("tftp {} {}", self.ramdisk_addr, self.ramdisk),
+            "setenv initrd_size ${filesize}".into(),
+            format!("tftp {} {}", self.dtb_addr, self.dtb),
+            format!(
+                "setenv bootargs 'console={} root=/dev/ram0 {} ip=dhcp'",
+                self.console, self.kernel_args
+            ),
+            format!(
+                "booti {} {} {}",
+                self.kernel_addr, self.ramdisk_addr, self.dtb_addr
+            ),
+        ]
+    }
+}

@@ -63,7 +63,7 @@ fn run_kernel(name: &str, gz: bool, opts: Opts, want_cpus: u32) -> HashMap<Strin
     let mut opts = opts;
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start(name, &opts);
-    let start = q.expect("Found /boot.cmd");
+    let start = q.expect("Found U-Boot script /boot.cmd");
     if want_cpus > 1 {
         // The secondaries sleep in the pen (docs/protocol.md §3.3) while the loader works.
         let gic = if opts.gic == Some(3) {

@@ -101,6 +101,8 @@ struct Run {
     latency: Option<String>,
     /// Every entry found the timer off and no pen GIC state.
     entry_state_ok: bool,
+    /// Everything from the memreserve line to the verdict.
+    body: String,
 }
 
 /// Reads one payload run, from its start line to its verdict line.
@@ -141,6 +143,7 @@ fn payload_run(q: &mut Qemu) -> Run {
     let entry_state_ok =
         body.contains("PAYLOAD: ok every entry found its timer off and no pen GIC state");
     Run {
+        body,
         sleeping,
         latency,
         entry_state_ok,
@@ -168,7 +171,11 @@ fn pass_then_poweroff(name: &str, opts: Opts, bootargs: &str) -> Run {
         "[{name}] verdict {:?}; rounds: {:?}; memreserve {}",
         r.verdict, r.timing, r.memreserve
     );
-    let want = format!("PASS cpus={smp} rounds=100 el={el}");
+    let rounds = bootargs
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("payload.rounds="))
+        .unwrap_or("100");
+    let want = format!("PASS cpus={smp} rounds={rounds} el={el}");
     if r.verdict != want {
         q.fail(&format!("verdict {:?}, expected {want:?}", r.verdict));
     }
@@ -421,7 +428,7 @@ fn payload_chain_moves_pen_every_other_cycle() {
         assert_eq!(r.verdict, "PASS cpus=4 rounds=100 el=2", "cycle {n}");
         assert_eq!(
             r.memreserve,
-            format!("{pen:#x}+0x1000"),
+            format!("{pen:#x}+0x2000"),
             "cycle {n}: exactly one /memreserve/, the new pen"
         );
         q.expect_within("PAYLOAD: entering loader at ", T);
@@ -526,7 +533,7 @@ fn in_memory_chain(name: &str, cycles: usize, pen_gather: &str) {
             ));
         }
         assert_eq!(r.ok_cpus, 3, "cycle {n}");
-        if r.memreserve != format!("{pen:#x}+0x1000") {
+        if r.memreserve != format!("{pen:#x}+0x2000") {
             q.fail(&format!(
                 "cycle {n}: /memreserve/ {}, expected exactly the pen at {pen:#x}",
                 r.memreserve
@@ -563,11 +570,11 @@ fn in_memory_chain(name: &str, cycles: usize, pen_gather: &str) {
 /// A CPU that never arrives (issue "Robustness", 3): the DT says cpu@1 waits
 /// on a foreign spin-table at a reserved address, but nothing spins there
 /// (QEMU keeps that CPU powered off). The loader writes the release word,
-/// waits its 1 s, reports the CPU in one line and leaves its node out of the
-/// DT it hands on; the following boot (the payload, from the disk's boot.cmd)
+/// waits its 1 s, reports the CPU in one line and marks its node
+/// `status = "fail"` in the DT it hands on; the following boot (the payload, from the disk's boot.cmd)
 /// passes with the boot CPU alone and powers off.
 #[test]
-fn cpu_that_never_arrives_is_reported_and_left_out() {
+fn cpu_that_never_arrives_is_reported_and_failed() {
     let name = "pen-cpu-never-arrives";
     let dir = scratch(name);
     let mut opts = Opts {
@@ -606,6 +613,13 @@ fn cpu_that_never_arrives_is_reported_and_left_out() {
     // The boot CPU alone: nothing to release, so no rounds.
     if r.verdict != "PASS cpus=1 rounds=0 el=2" {
         q.fail(&format!("verdict {:?} with cpu@1 left out", r.verdict));
+    }
+    // #17 item 6: its node is still there, failed (and the payload, like Linux, skips it).
+    if !r
+        .body
+        .contains("PAYLOAD: ok /cpus/cpu@1: status \"fail\", skipped")
+    {
+        q.fail("cpu@1's node is not there with status \"fail\"");
     }
     q.expect_within("PAYLOAD: poweroff", T);
     if !q.wait_exit(T) {
@@ -665,6 +679,191 @@ fn payload_that_keeps_cpus_leaves_them_lost_and_untouched() {
         "the old pen {old_pen} stays reserved: {}",
         r.memreserve
     );
+    q.expect_within("PAYLOAD: poweroff", T);
+    if !q.wait_exit(T) {
+        q.fail("QEMU did not power off");
+    }
+}
+
+/// #17 item 5: a CPU released to an undefined instruction takes the exception to the pen's
+/// own vectors (not to whatever VBAR the payload left): the pen records FAULTED with the ELR
+/// and ESR in its state record and keeps the CPU.
+#[test]
+fn pen_vectors_record_a_fault_and_keep_the_cpu() {
+    let r = pass_then_poweroff(
+        "pen-fault-record",
+        Opts::default(),
+        "payload.inject=fault payload.rounds=5",
+    );
+    let want = "PAYLOAD: ok cpu@3 released to an undefined instruction: the pen's vectors kept it and recorded FAULTED: exception at EL2 (vector 0x200): ELR ";
+    assert!(r.body.contains(want), "{}", r.body);
+    assert!(r.body.contains("(EC 0x0)"), "{}", r.body);
+}
+
+/// #17 item 6: a mode-1 release (ERET to EL1, as the resident PSCI part does for an EL1 OS)
+/// gives booting.rst's EL1 entry state with EL2 present: every PMU counter visible
+/// (MDCR_EL2.HPMN = N), SVE and pointer authentication not trapped (`-cpu max` has both), the
+/// real MIDR/MPIDR, x0 = the context.
+#[test]
+fn mode1_release_gives_the_el1_entry_state() {
+    let r = pass_then_poweroff(
+        "pen-mode1-el1",
+        Opts {
+            cpu: "max".into(),
+            smp: 2,
+            ..Opts::default()
+        },
+        "payload.el1=1 payload.rounds=5",
+    );
+    let line = r
+        .body
+        .lines()
+        .find(|l| l.contains("entered at EL1 by a mode-1 release"))
+        .unwrap_or_else(|| panic!("no EL1 entry line in {}", r.body));
+    for want in [
+        "x0 = context 0x5eed000000000001",
+        "SVE usable",
+        "PAuth keys accessible",
+        "real MIDR/MPIDR",
+    ] {
+        assert!(line.contains(want), "{want:?} not in {line}");
+    }
+}
+
+/// #17 items 1 and 2: a CPU that reaches the pen without a slot (here: it spins on a shared
+/// foreign release word with CPUs that have nodes, but has none itself — as under a U-Boot
+/// spin-table whose DT lists fewer CPUs) is recorded as a stray and reported; a CPU that
+/// comes after the gather gave up on it is handed on with the others at booti; and a
+/// `cpu_method=psci` boot, which hands every CPU of the pen back to firmware, keeps the pen's
+/// /memreserve/ because the stray still runs in it.
+#[test]
+fn stray_cpu_is_reported_and_keeps_the_pen_reserved() {
+    let name = "pen-stray";
+    let dir = scratch(name);
+    let img = disk_with(&dir, "bootdelay=-1\n", None, true);
+    let mut opts = Opts::default();
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    q.expect_within("=> ", T);
+    typed_payload_with_loader(
+        &mut q,
+        "payload.next=loader payload.foreign=1 payload.rounds=2",
+    );
+    let r = payload_run(&mut q);
+    assert_eq!(r.verdict, "PASS cpus=4 rounds=2 el=2");
+    let chain = q.expect_within("PAYLOAD: entering loader at ", T);
+    assert!(
+        chain.contains("cpu@3 (MPIDR 0x3) too, with no cpu node"),
+        "{chain}"
+    );
+    q.expect_within("parkboot 0.1.0", T);
+    let banner = q.expect_within("=> ", T);
+    // cpu@1 comes 1.5 s after the release: missing at the gather, WAITING by booti
+    for want in [
+        "CPUs: 3 in DT, 1 in pen",
+        "CPU 0x1 (/cpus/cpu@1): missing: did not arrive within 1000 ms",
+    ] {
+        assert!(banner.contains(want), "{want:?} not in {banner}");
+    }
+    let cpus = q.cmd("cpus");
+    let want = "stray 0x00000003: MPIDR 0x3: no slot for it (arrived 1 time(s), last at EL2 through pen_entry)";
+    if !cpus.contains(want) {
+        q.fail(&format!("no stray line in `cpus`:\n{cpus}"));
+    }
+    let pen = cpus
+        .split(" in pen at ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| q.fail(&format!("no pen address in `cpus`:\n{cpus}")))
+        .to_string();
+    q.cmd("setenv cpu_method psci");
+    q.cmd("setenv bootargs 'payload.next=poweroff'");
+    q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
+    q.cmd("sleep 1"); // cpu@1 has arrived by now (1.5 s after the gather began)
+    q.send("booti ${kernel_addr_r}");
+    let late = q.expect_within("Starting kernel", T);
+    assert!(
+        late.contains("CPUs: CPU 0x1 (/cpus/cpu@1) arrived late: in the pen now"),
+        "{late}"
+    );
+    let r = payload_run(&mut q);
+    assert!(
+        r.verdict.starts_with("FAIL ") && r.verdict.contains("enable-method \"psci\""),
+        "{:?}",
+        r.verdict
+    );
+    assert!(
+        r.memreserve.contains(&format!("{pen}+0x2000")),
+        "the pen {pen} holding the stray must stay reserved: {}",
+        r.memreserve
+    );
+    q.expect_within("PAYLOAD: poweroff", T);
+    if !q.wait_exit(T) {
+        q.fail("QEMU did not power off");
+    }
+}
+
+/// #17 item 3: with `cpu_method=psci` the CPUs go to firmware only after the last step of
+/// booti that can fail. An Image.gz whose CRC is wrong fails at the end of inflation: the boot
+/// fails in one line, every CPU is still in the pen, and a spin-table boot right after gets
+/// them all.
+#[test]
+fn psci_boot_that_fails_late_leaves_the_cpus_in_the_pen() {
+    let name = "pen-psci-late-failure";
+    let dir = scratch(name);
+    let payload = std::fs::read(payload_bin()).unwrap();
+    let gz = dir.join("payload.gz");
+    let out = std::process::Command::new("gzip")
+        .arg("-9nc")
+        .arg(payload_bin())
+        .output()
+        .expect("gzip (Debian package gzip)");
+    assert!(out.status.success());
+    let mut bad = out.stdout;
+    let n = bad.len();
+    bad[n - 8] ^= 0xff; // the CRC-32 in the trailer
+    std::fs::write(&gz, &bad).unwrap();
+    let img = dir.join("disk.img");
+    make_fat_disk(
+        &img,
+        &DiskSpec {
+            table: Table::Mbr,
+            fat: 32,
+            size_mib: 40,
+            files: vec![
+                (
+                    "/parkboot.env".to_string(),
+                    Source::Bytes(b"bootdelay=-1\n".to_vec()),
+                ),
+                ("/payload.bin".to_string(), Source::Bytes(payload)),
+                ("/bad.gz".to_string(), Source::Host(gz)),
+            ],
+            label: None,
+        },
+    )
+    .unwrap();
+    let mut opts = Opts::default();
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    q.expect_within("=> ", T);
+    q.cmd("setenv cpu_method psci");
+    q.cmd("load virtio 0 ${kernel_addr_r} /bad.gz");
+    let out = q.cmd("booti ${kernel_addr_r}");
+    assert!(
+        out.trim()
+            .starts_with("booti: Image.gz: gzip CRC32 mismatch: trailer ")
+            && out.trim().lines().count() == 1,
+        "{out:?}"
+    );
+    let cpus = q.cmd("cpus");
+    assert_eq!(cpus.matches(" parked ").count(), 3, "{cpus}");
+    assert!(!cpus.contains(" off "), "{cpus}");
+    q.cmd("setenv cpu_method spin-table");
+    q.cmd("setenv bootargs 'payload.next=poweroff payload.rounds=5'");
+    q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
+    q.send("booti ${kernel_addr_r}");
+    let r = payload_run(&mut q);
+    assert_eq!(r.verdict, "PASS cpus=4 rounds=5 el=2", "{}", r.body);
     q.expect_within("PAYLOAD: poweroff", T);
     if !q.wait_exit(T) {
         q.fail("QEMU did not power off");

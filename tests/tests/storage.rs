@@ -235,7 +235,8 @@ fn autoboot_runs_boot_cmd_and_boot_scr() {
     );
     let mut q = Qemu::start("autoboot-cmd", &opts_with(vec![Qemu::mmio_disk(&d, "d0")]));
     q.expect("Hit any key to stop autoboot");
-    q.expect("Found /boot/boot.cmd on virtio 0:1");
+    q.expect("Scanning virtio 0:1...");
+    q.expect("Found U-Boot script /boot/boot.cmd");
     q.expect("SCRIPT-RAN-virtio0");
     q.expect("part=1");
     q.expect("=> ");

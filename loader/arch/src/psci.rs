@@ -65,6 +65,14 @@ pub fn is_off(c: Conduit, mpidr: u64) -> bool {
     matches!(r, Ok(psci::AffinityState::Off))
 }
 
+/// Whether a CPU_ON refusal says the CPU is already running (somewhere).
+pub fn means_on(e: psci::error::Error) -> bool {
+    matches!(
+        e,
+        psci::error::Error::AlreadyOn | psci::error::Error::OnPending
+    )
+}
+
 extern "C" {
     fn psci_off_smc();
     fn psci_off_hvc();

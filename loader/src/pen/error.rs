@@ -108,7 +108,7 @@ impl fmt::Display for PenError {
                 "pen header found at {found_at:#x} says it is at {header:#x}"
             ),
             Self::BadLayout { what, value } => write!(f, "pen layout: {what} ({value:#x})"),
-            Self::BadEntryEl { found } => write!(f, "pen entry EL {found} is not 1 or 2"),
+            Self::BadEntryEl { found } => write!(f, "pen entry EL {found} is not 1, 2 or 3"),
             Self::ReservedNotZero => write!(f, "pen header reserved bytes are not zero"),
             Self::BadSlotCount { count } => {
                 write!(f, "{count} pen slots (1..={MAX_SLOTS} allowed)")

@@ -28,6 +28,15 @@ pub const PEN_ALIGN: u64 = 4096;
 /// records start on this boundary so no cache line written back by a cacheable observer can
 /// overlap a word written by a pen CPU.
 pub const CWG_MAX: u32 = 2048;
+/// Offset of the pen's exception vector table from the pen base (VBAR of a pen CPU; 2 KiB
+/// aligned because the base is 4 KiB aligned). The code must be at least this long.
+pub const VECTORS_OFFSET: u32 = 0x800;
+/// Size of one stray record (after the state array, docs/protocol.md §2.5).
+pub const STRAY_SIZE: u32 = 64;
+/// Most stray records a pen CPU uses (the rest of the region stays zero).
+pub const MAX_STRAYS: u32 = 64;
+/// Stray records a pen built by this loader always has room for.
+pub const MIN_STRAYS: u32 = 8;
 /// Largest pen accepted (header `total_size`).
 pub const MAX_PEN_SIZE: u64 = 1 << 20;
 /// MPIDR affinity bits (Aff3..Aff0).
@@ -86,6 +95,20 @@ pub mod state {
     /// u32: bits 7:0 how it waits ([`crate::wake::WaitMethod`]; 0 in pens without the wake
     /// block); bits 15:8 its GICv2 CPU interface bit (GICD_ITARGETSR0), for targeted kicks.
     pub const WAIT: usize = 60;
+}
+
+/// Stray record field offsets (written by pen CPUs without a slot, docs/protocol.md §2.5).
+pub mod stray {
+    /// u64: the stray's MPIDR affinity with bit 63 set; 0 = free record.
+    pub const TAG: usize = 0;
+    /// u64: its arrivals.
+    pub const ARRIVALS: usize = 8;
+    /// u64: CurrentEL at its last arrival.
+    pub const EL: usize = 16;
+    /// u64: how it came: 0 `pen_entry`, 1 `pen_park`, 2 an exception (the fault handler).
+    pub const HOW: usize = 24;
+    /// `TAG` bit that marks a taken record.
+    pub const TAG_BIT: u64 = 1 << 63;
 }
 
 /// Release modes (`slot::MODE`).
@@ -147,6 +170,10 @@ pub enum SlotStatus {
     /// 5: in the pen, but its release word was non-zero on arrival (or held an invalid
     /// release); it waits for the word to read 0, then becomes `Waiting`/`Parked`.
     Unarmed,
+    /// 6: an exception was taken to the pen's vectors (in pen code, or in code a release jumped
+    /// to before it installed its own); the CPU stays in the pen for good. `last_entry` holds
+    /// the ELR of the exception, `el` its EL, vector and ESR ([`SlotState::fault`]).
+    Faulted,
     /// Anything else.
     Unknown(u64),
 }
@@ -161,6 +188,7 @@ impl SlotStatus {
             3 => Self::Parked,
             4 => Self::Refused,
             5 => Self::Unarmed,
+            6 => Self::Faulted,
             other => Self::Unknown(other),
         }
     }
@@ -174,6 +202,7 @@ impl SlotStatus {
             Self::Parked => 3,
             Self::Refused => 4,
             Self::Unarmed => 5,
+            Self::Faulted => 6,
             Self::Unknown(v) => v,
         }
     }
@@ -189,8 +218,14 @@ impl SlotStatus {
     pub const fn in_pen(self) -> bool {
         matches!(
             self,
-            Self::Waiting | Self::Parked | Self::Refused | Self::Unarmed
+            Self::Waiting | Self::Parked | Self::Refused | Self::Unarmed | Self::Faulted
         )
+    }
+
+    /// In the pen for good: it will never take a release (REFUSED, FAULTED).
+    #[must_use]
+    pub const fn is_stuck(self) -> bool {
+        matches!(self, Self::Refused | Self::Faulted)
     }
 }
 
@@ -203,6 +238,7 @@ impl fmt::Display for SlotStatus {
             Self::Parked => f.write_str("PARKED"),
             Self::Refused => f.write_str("REFUSED"),
             Self::Unarmed => f.write_str("UNARMED"),
+            Self::Faulted => f.write_str("FAULTED"),
             Self::Unknown(v) => write!(f, "unknown({v:#x})"),
         }
     }
@@ -235,23 +271,145 @@ pub struct SlotState {
 
 impl SlotState {
     pub(super) fn from_bytes(b: &[u8]) -> Option<Self> {
-        Some(Self {
-            wakes: rd_u32(b, state::WAKES)?,
-            wait: WaitMethod::from_raw(rd_u32(b, state::WAIT)? & 0xff),
-            gic_target: (rd_u32(b, state::WAIT)? >> 8) as u8,
-            status: SlotStatus::from_raw(rd_u64(b, state::STATUS)?),
-            mpidr_seen: rd_u64(b, state::MPIDR_SEEN)?,
-            entries: rd_u64(b, state::ENTRIES)?,
-            parks: rd_u64(b, state::PARKS)?,
-            releases: rd_u64(b, state::RELEASES)?,
-            last_entry: rd_u64(b, state::LAST_ENTRY)?,
-            el: rd_u64(b, state::EL)?,
+        let mut words = [0u64; 8];
+        for (k, w) in words.iter_mut().enumerate() {
+            *w = rd_u64(b, k * 8)?;
+        }
+        Some(Self::from_words(words))
+    }
+
+    /// Decodes a state record from its eight little-endian words (word `k` at `8 * k`).
+    #[must_use]
+    pub fn from_words(words: [u64; 8]) -> Self {
+        let [status, mpidr_seen, entries, parks, releases, last_entry, el, wake] = words;
+        Self {
+            wakes: wake as u32,
+            wait: WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
+            gic_target: (wake >> 40) as u8,
+            status: SlotStatus::from_raw(status),
+            mpidr_seen,
+            entries,
+            parks,
+            releases,
+            last_entry,
+            el,
+        }
+    }
+
+    /// Reads a live state record through `load(word index)`, in the order the protocol asks
+    /// (docs/protocol.md §5.2 step 4): the counters first, `status` last — the pen counts an
+    /// arrival first and publishes the status last, so a status read after the counters never
+    /// belongs to an older arrival than they do.
+    pub fn read_live<E>(mut load: impl FnMut(usize) -> Result<u64, E>) -> Result<Self, E> {
+        let mut words = [0u64; 8];
+        for k in (1..8).chain(0..1) {
+            words[k] = load(k)?;
+        }
+        Ok(Self::from_words(words))
+    }
+}
+
+/// What a FAULTED state record says about the exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// ELR of the exception (the faulting instruction, or the one after an SVC/HVC/SMC).
+    pub elr: u64,
+    /// The EL it was taken at.
+    pub el: u8,
+    /// The vector (0..15: offset / 0x80 in the table).
+    pub vector: u8,
+    /// ESR_ELx bits 31:0 (EC in bits 31:26).
+    pub esr: u32,
+}
+
+impl Fault {
+    /// The exception class (ESR bits 31:26).
+    #[must_use]
+    pub const fn ec(&self) -> u32 {
+        self.esr >> 26
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exception at EL{} (vector {:#x}): ELR {:#x}, ESR {:#x} (EC {:#x})",
+            self.el,
+            u32::from(self.vector) * 0x80,
+            self.elr,
+            self.esr,
+            self.ec()
+        )
+    }
+}
+
+impl SlotState {
+    /// The exception a FAULTED record describes.
+    #[must_use]
+    pub const fn fault(&self) -> Option<Fault> {
+        if !matches!(self.status, SlotStatus::Faulted) {
+            return None;
+        }
+        Some(Fault {
+            elr: self.last_entry,
+            el: (self.el & 0xff) as u8,
+            vector: ((self.el >> 8) & 0xff) as u8,
+            esr: (self.el >> 32) as u32,
         })
+    }
+}
+
+/// A stray record: a CPU that reached the pen but found no slot for its MPIDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrayRecord {
+    /// Its MPIDR affinity.
+    pub mpidr: u64,
+    pub arrivals: u64,
+    /// CurrentEL at its last arrival.
+    pub el: u64,
+    /// 0 `pen_entry`, 1 `pen_park`, 2 an exception.
+    pub how: u64,
+}
+
+impl StrayRecord {
+    /// Decodes one record; `None` for a free one.
+    #[must_use]
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let tag = rd_u64(b, stray::TAG)?;
+        if tag & stray::TAG_BIT == 0 {
+            return None;
+        }
+        Some(Self {
+            mpidr: tag & MPIDR_MASK,
+            arrivals: rd_u64(b, stray::ARRIVALS)?,
+            el: rd_u64(b, stray::EL)?,
+            how: rd_u64(b, stray::HOW)?,
+        })
+    }
+}
+
+impl fmt::Display for StrayRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.how {
+            0 => "pen_entry",
+            1 => "pen_park",
+            2 => "an exception",
+            _ => "?",
+        };
+        write!(
+            f,
+            "MPIDR {:#x}: no slot for it (arrived {} time(s), last at EL{} through {how})",
+            self.mpidr, self.arrivals, self.el
+        )
     }
 }
 
 impl fmt::Display for SlotState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(fault) = self.fault() {
+            return write!(f, "FAULTED: {fault}");
+        }
         write!(
             f,
             "{} (entries {}, parks {}, releases {}, last entry {:#x}, EL{})",

@@ -113,7 +113,7 @@ impl PenHeader {
         if self.phys_base.checked_add(total).is_none() {
             return bad("pen wraps the address space", self.phys_base);
         }
-        if !(1..=2).contains(&self.entry_el) {
+        if !(1..=3).contains(&self.entry_el) {
             return Err(PenError::BadEntryEl {
                 found: self.entry_el,
             });
@@ -222,6 +222,29 @@ impl PenHeader {
             return None;
         }
         (self.state_offset as usize).checked_add(i.checked_mul(STATE_SIZE as usize)?)
+    }
+
+    /// Byte offset of the stray records (right after the state array).
+    #[must_use]
+    pub fn stray_offset(&self) -> u64 {
+        u64::from(self.state_offset)
+            .saturating_add(u64::from(self.nr_slots).saturating_mul(u64::from(STATE_SIZE)))
+    }
+
+    /// How many stray records the pen has room for (0 in pens without spare room after the
+    /// state array), at most [`MAX_STRAYS`] — the number pen CPUs use.
+    #[must_use]
+    pub fn nr_strays(&self) -> u32 {
+        let room = self.total_size.saturating_sub(self.stray_offset()) / u64::from(STRAY_SIZE);
+        u32::try_from(room.min(u64::from(MAX_STRAYS))).unwrap_or(MAX_STRAYS)
+    }
+
+    /// Byte offset of stray record `i`.
+    pub(super) fn stray_off(&self, i: usize) -> Option<usize> {
+        if i >= self.nr_strays() as usize {
+            return None;
+        }
+        usize_of(self.stray_offset())?.checked_add(i.checked_mul(STRAY_SIZE as usize)?)
     }
 
     /// Physical address of slot `i`'s release word (its `cpu-release-addr`).

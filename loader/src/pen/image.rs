@@ -73,6 +73,14 @@ impl<'a> PenImage<'a> {
         (0..self.header.nr_slots as usize).filter_map(|i| self.slot(i))
     }
 
+    /// The CPUs recorded in the stray records (docs/protocol.md §2.5), in record order.
+    pub fn strays(&self) -> impl Iterator<Item = StrayRecord> + '_ {
+        (0..self.header.nr_strays() as usize).filter_map(|i| {
+            let o = self.header.stray_off(i)?;
+            StrayRecord::from_bytes(self.bytes.get(o..o.checked_add(STRAY_SIZE as usize)?)?)
+        })
+    }
+
     /// The first slot owned by `mpidr` (affinity bits).
     #[must_use]
     pub fn slot_of(&self, mpidr: u64) -> Option<SlotInfo> {

@@ -43,7 +43,7 @@ impl PenLayout {
             .ok()
             .filter(|c| *c > 0 && *c <= MAX_CODE_SIZE && c % 4 == 0)
             .ok_or(PenError::BadCode { len: code_size })?;
-        if !(1..=2).contains(&entry_el) {
+        if !(1..=3).contains(&entry_el) {
             return Err(PenError::BadEntryEl {
                 found: u32::from(entry_el),
             });
@@ -54,8 +54,12 @@ impl PenLayout {
         let slot_offset = align_up(code_end, 64).unwrap_or(u64::MAX);
         let state_offset =
             align_up(slot_offset.saturating_add(array), u64::from(CWG_MAX)).unwrap_or(u64::MAX);
-        let total_size =
-            align_up(state_offset.saturating_add(array), PEN_ALIGN).unwrap_or(u64::MAX);
+        let strays = u64::from(MIN_STRAYS).saturating_mul(u64::from(STRAY_SIZE));
+        let total_size = align_up(
+            state_offset.saturating_add(array).saturating_add(strays),
+            PEN_ALIGN,
+        )
+        .unwrap_or(u64::MAX);
         let layout = Self {
             nr_slots: n,
             entry_el: u32::from(entry_el),

@@ -1,9 +1,8 @@
 //! Loader-side access to a live pen with caches on ([`Pen`], [`CacheOps`]): volatile words,
 //! the release / re-arm / adopt sequences.
 
+use alloc::vec::Vec;
 use core::sync::atomic::{compiler_fence, Ordering};
-
-use crate::wake::WaitMethod;
 
 use super::*;
 
@@ -122,26 +121,10 @@ impl<'a> Pen<'a> {
         let addr = self.header.state_addr(i).unwrap_or(0);
         ops.clean_invalidate(addr, u64::from(STATE_SIZE));
         compiler_fence(Ordering::SeqCst);
-        // Counters first, `status` last (docs/protocol.md §5.2 step 4): the pen counts an
-        // arrival before it publishes the new status.
-        let mut words = [0u64; 8];
-        for k in (1..8).chain(0..1) {
+        let mem = &*self.mem;
+        SlotState::read_live(|k| {
             compiler_fence(Ordering::SeqCst);
-            words[k] = vload(self.mem, off.saturating_add(k.saturating_mul(8)))
-                .ok_or(PenError::Unaligned)?;
-        }
-        let [status, mpidr_seen, entries, parks, releases, last_entry, el, wake] = words;
-        Ok(SlotState {
-            wakes: wake as u32,
-            wait: WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
-            gic_target: (wake >> 40) as u8,
-            status: SlotStatus::from_raw(status),
-            mpidr_seen,
-            entries,
-            parks,
-            releases,
-            last_entry,
-            el,
+            vload(mem, off.saturating_add(k.saturating_mul(8))).ok_or(PenError::Unaligned)
         })
     }
 
@@ -154,6 +137,32 @@ impl<'a> Pen<'a> {
     /// Status of `mpidr`'s slot (a "truly returned" CPU reads `Parked` here).
     pub fn status(&mut self, ops: &mut impl CacheOps, mpidr: u64) -> Result<SlotStatus, PenError> {
         Ok(self.state(ops, mpidr)?.status)
+    }
+
+    /// The stray records (docs/protocol.md §2.5), each read after a clean+invalidate of its
+    /// line: CPUs that reached this pen without a slot, and stay in it.
+    pub fn strays(&mut self, ops: &mut impl CacheOps) -> Vec<StrayRecord> {
+        let mut out = Vec::new();
+        for i in 0..self.header.nr_strays() as usize {
+            let Some(off) = self.header.stray_off(i) else {
+                break;
+            };
+            let addr = self.header.phys_base.saturating_add(off as u64);
+            ops.clean_invalidate(addr, u64::from(STRAY_SIZE));
+            compiler_fence(Ordering::SeqCst);
+            let mut words = [0u64; 4];
+            for (k, w) in words.iter_mut().enumerate() {
+                *w = vload(self.mem, off.saturating_add(k.saturating_mul(8))).unwrap_or(0);
+            }
+            let mut b = [0u8; 32];
+            for (k, w) in words.iter().enumerate() {
+                b[k * 8..k * 8 + 8].copy_from_slice(&w.to_le_bytes());
+            }
+            if let Some(r) = StrayRecord::from_bytes(&b) {
+                out.push(r);
+            }
+        }
+        out
     }
 
     /// Current value of `mpidr`'s release word (after a clean+invalidate of its line).

@@ -1,6 +1,7 @@
 //! Reclaim planning: what to do with every CPU and old pen found at start-up
 //! ([`plan_reclaim`] -> [`ReclaimPlan`]).
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -16,6 +17,8 @@ pub enum LostReason {
     Released,
     /// Its parkboot slot says REFUSED: it sits in the old pen at the wrong EL for good.
     Refused,
+    /// Its parkboot slot says FAULTED: it took an exception and sits in the old pen for good.
+    Faulted(Fault),
     /// Its parkboot slot is EMPTY (the CPU never arrived) and there is no PSCI to start it.
     NeverArrived,
     /// The old pen's CPUs run at another EL than this loader.
@@ -54,6 +57,7 @@ impl fmt::Display for LostReason {
         match self {
             Self::Released => write!(f, "released to an OS that never parked it"),
             Self::Refused => write!(f, "held at the wrong EL in the old pen"),
+            Self::Faulted(x) => write!(f, "stuck in the old pen after an {x}"),
             Self::NeverArrived => write!(f, "never arrived in the old pen and no PSCI"),
             Self::ElMismatch { pen_el, current_el } => write!(
                 f,
@@ -164,14 +168,45 @@ pub struct OldPen {
     pub blockers: Vec<Blocker>,
     /// Its code is byte-identical to ours (in-place adoption possible, see docs/protocol.md).
     pub same_code: bool,
+    /// CPUs its stray records say arrived without a slot (docs/protocol.md §2.5): they are
+    /// in the pen for good, so it is never dropped.
+    pub strays: Vec<StrayRecord>,
 }
 
 impl OldPen {
     /// Whether the pen's /memreserve/ may be dropped once the CPUs in `moved` have been seen
-    /// WAITING in the new pen.
+    /// WAITING in the new pen. `maybe_inside` are CPUs firmware reports ON (PSCI
+    /// AFFINITY_INFO, or a CPU_ON refused as ALREADY_ON / ON_PENDING) that no pen or OS
+    /// accounts for: a pen where such a CPU has no slot, or an EMPTY one, may be where it
+    /// runs (a stray of a pen without stray records), so it stays.
     #[must_use]
-    pub fn droppable_after(&self, moved: &[u64]) -> bool {
-        self.blockers.is_empty() && self.to_move.iter().all(|m| moved.contains(m))
+    pub fn droppable_after(&self, moved: &[u64], maybe_inside: &[u64]) -> bool {
+        let may_hold = |m: &u64| {
+            self.slots
+                .iter()
+                .find(|s| s.mpidr == *m & MPIDR_MASK)
+                .is_none_or(|s| s.state.status == SlotStatus::Empty)
+        };
+        self.blockers.is_empty()
+            && self.strays.is_empty()
+            && self.to_move.iter().all(|m| moved.contains(m))
+            && !maybe_inside.iter().any(may_hold)
+    }
+
+    /// Why the pen must stay reserved (empty when it may be dropped after its moves).
+    #[must_use]
+    pub fn kept_because(&self) -> Vec<String> {
+        let mut why: Vec<String> = self
+            .blockers
+            .iter()
+            .map(|b| format!("CPU {:#x} is {}", b.mpidr, b.status))
+            .collect();
+        why.extend(
+            self.strays
+                .iter()
+                .map(|s| format!("stray CPU {:#x} has no slot", s.mpidr)),
+        );
+        why
     }
 }
 
@@ -216,12 +251,13 @@ impl ReclaimPlan {
             .collect()
     }
 
-    /// /memreserve/ entries of old pens that may be dropped once `moved` are in the new pen.
+    /// /memreserve/ entries of old pens that may be dropped once `moved` are in the new pen
+    /// (`maybe_inside`: see [`OldPen::droppable_after`]).
     #[must_use]
-    pub fn droppable(&self, moved: &[u64]) -> Vec<Region> {
+    pub fn droppable(&self, moved: &[u64], maybe_inside: &[u64]) -> Vec<Region> {
         self.old_pens
             .iter()
-            .filter(|p| p.droppable_after(moved))
+            .filter(|p| p.droppable_after(moved, maybe_inside))
             .map(|p| p.reserve)
             .collect()
     }
@@ -242,12 +278,13 @@ impl fmt::Display for ReclaimPlan {
         for p in &self.old_pens {
             writeln!(
                 f,
-                "old pen {} gen {} EL{}: {} to move, {} blocking{}",
+                "old pen {} gen {} EL{}: {} to move, {} blocking, {} stray{}",
                 p.reserve,
                 p.header.generation,
                 p.header.entry_el,
                 p.to_move.len(),
                 p.blockers.len(),
+                p.strays.len(),
                 if p.same_code { ", same code" } else { "" }
             )?;
         }
@@ -351,6 +388,7 @@ pub fn plan_reclaim(
             to_move: Vec::new(),
             blockers: Vec::new(),
             same_code: env.our_code.is_some_and(|c| c == img.code()),
+            strays: img.strays().collect(),
         });
     }
     plan.next_generation = plan
@@ -480,6 +518,9 @@ fn cpu_action(
             }
             SlotStatus::Released => lost(LostReason::Released),
             SlotStatus::Refused => lost(LostReason::Refused),
+            SlotStatus::Faulted => st.fault().map_or(lost(LostReason::UnknownStatus(6)), |x| {
+                lost(LostReason::Faulted(x))
+            }),
             SlotStatus::Empty if env.psci => CpuAction::PsciCpuOn,
             SlotStatus::Empty => lost(LostReason::NeverArrived),
             SlotStatus::Unknown(v) => lost(LostReason::UnknownStatus(v)),

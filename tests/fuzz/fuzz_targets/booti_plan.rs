@@ -76,6 +76,12 @@ fn check(p: &BootPlan, m: &MemMap, pen: Option<&PenFacts>, psci_usable: bool) {
         CpuHandoff::SpinTable { pen: r } => assert_eq!(Some(r), pen.map(|f| f.region)),
         CpuHandoff::Psci => assert!(pen.is_some() && psci_usable),
     }
+    // a pen that may still hold a CPU stays reserved, whatever the method (#17 item 1)
+    if let Some(f) = pen.filter(|f| f.occupied && p.cpus != CpuHandoff::Untouched) {
+        if let Ok(info) = loader::dt::parse(&p.dt) {
+            assert!(info.memreserve.contains(&f.region), "an occupied pen lost its /memreserve/");
+        }
+    }
     if let Err(e) = loader::dt::parse(&p.dt) {
         panic!("the planned DT does not parse: {e}");
     }
@@ -147,6 +153,7 @@ fuzz_target!(|data: &[u8]| {
             .map(|(_, p)| p.clone())
             .collect(),
         dropped,
+        occupied: flags & 16 != 0,
     });
     let cpus = CpuFacts {
         pen,
@@ -161,6 +168,7 @@ fuzz_target!(|data: &[u8]| {
         cpu_method: [None, Some("spin-table"), Some("psci"), Some("smp")][usize::from(flags >> 4 & 3)],
         fdt_addr_r: (flags & 0x40 == 0).then_some(fdt_addr_r.as_str()),
         kernel_addr_r: (flags & 0x80 == 0).then_some(kernel_addr_r.as_str()),
+        dt_extras: Default::default(),
     };
     let before = claims(&map);
     match booti::plan(&req, &cpus, &map) {

@@ -239,7 +239,10 @@ fn mode_reclaim(cfg: u8, rest: &[u8]) {
         eprintln!("pen_header: plan {text}\n{plan:?}\n{dt:?}");
     }
     let _ = plan.new_pen_cpus();
-    let _ = plan.droppable(&[current]);
+    let _ = plan.droppable(&[current], &[current ^ 1]);
+    for p in &plan.old_pens {
+        let _ = p.kept_because();
+    }
     for c in &dt.cpus {
         let _ = plan.cpu(c.mpidr);
     }

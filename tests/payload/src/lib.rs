@@ -18,7 +18,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use loader::dt::{DtInfo, EnableMethod, Prop64, Region};
+use loader::dt::{Cpu, DtInfo, EnableMethod, Prop64, Region};
 use loader::pen::{PenImage, SlotStatus, MPIDR_MASK};
 
 /// Most CPUs the payload handles (per-CPU stacks and records are static).
@@ -67,6 +67,22 @@ pub struct Args {
     /// `payload.max_release_us=N`: releases must be taken within N µs of guest time (see
     /// [`LatencyStats::verdict`]); 0 = only report.
     pub max_release_us: u64,
+    /// `payload.inject=fault`: after the rounds, release the last secondary to an undefined
+    /// instruction: the pen's own vectors must record the exception in its state record
+    /// (FAULTED, with ELR and ESR) and keep the CPU (docs/protocol.md §3.4). It is lost to
+    /// the rest of the run.
+    pub inject_fault: bool,
+    /// `payload.el1=1` (at EL2): after the rounds, release the first secondary with mode 1 (as
+    /// the resident PSCI part would for an EL1 OS): it must enter at EL1 with x0 = the
+    /// context and booting.rst's EL1 state (PMU counters, SVE, PAuth not trapped; real
+    /// MIDR/MPIDR). It stays at EL1 for the rest of the run.
+    pub el1_entry: bool,
+    /// `payload.foreign=1` (with `payload.next=loader`): before chaining, move every
+    /// secondary into a spin loop on one shared release word (a U-Boot-style foreign
+    /// spin-table) and hand the next loader a DT that lists all but the last secondary
+    /// there; the last one has no cpu node, so it reaches the loader's pen as a stray. The
+    /// first one follows the release 1.5 s late (after the loader stopped waiting).
+    pub foreign: bool,
 }
 
 impl Default for Args {
@@ -78,6 +94,9 @@ impl Default for Args {
             keep: false,
             wait_sleep: false,
             max_release_us: 0,
+            inject_fault: false,
+            el1_entry: false,
+            foreign: false,
         }
     }
 }
@@ -137,12 +156,29 @@ pub fn parse_bootargs(bootargs: Option<&str>) -> Result<Args, String> {
         } else if let Some(v) = w.strip_prefix("payload.inject=") {
             match v {
                 "no-zero" => a.inject_no_zero = true,
+                "fault" => a.inject_fault = true,
                 other => {
                     return Err(format!(
-                        "bootargs: payload.inject={other}: expected no-zero"
+                        "bootargs: payload.inject={other}: expected no-zero or fault"
                     ))
                 }
             }
+        } else if let Some(v) = w.strip_prefix("payload.el1=") {
+            a.el1_entry = match v {
+                "1" => true,
+                "0" => false,
+                other => return Err(format!("bootargs: payload.el1={other}: expected 0 or 1")),
+            };
+        } else if let Some(v) = w.strip_prefix("payload.foreign=") {
+            a.foreign = match v {
+                "1" => true,
+                "0" => false,
+                other => {
+                    return Err(format!(
+                        "bootargs: payload.foreign={other}: expected 0 or 1"
+                    ))
+                }
+            };
         }
     }
     Ok(a)
@@ -199,17 +235,24 @@ pub fn check_dt(
     ok: &mut impl FnMut(&str),
 ) -> Result<SpinTable, String> {
     let boot_mpidr = boot_mpidr & MPIDR_MASK;
-    if info.cpus.is_empty() {
+    // Nodes whose status is not okay are skipped, as Linux does (a loader marks the nodes of
+    // CPUs that did not come `status = "fail"`, docs/protocol.md §6).
+    let (live, failed): (Vec<&Cpu>, Vec<&Cpu>) =
+        info.cpus.iter().partition(|c| c.status.is_enabled());
+    for c in &failed {
+        ok(&format!("{}: status \"{}\", skipped", c.path, c.status));
+    }
+    if live.is_empty() {
         return Err("no /cpus/cpu@* nodes in the DT".into());
     }
-    if info.cpus.len() > MAX_CPUS {
+    if live.len() > MAX_CPUS {
         return Err(format!(
             "{} cpu nodes: the payload handles at most {MAX_CPUS}",
-            info.cpus.len()
+            live.len()
         ));
     }
     // enable-method
-    for c in &info.cpus {
+    for c in &live {
         match &c.enable_method {
             Some(EnableMethod::SpinTable) => {}
             Some(m) => {
@@ -228,22 +271,22 @@ pub fn check_dt(
     }
     ok(&format!(
         "enable-method \"spin-table\" on all {} cpu nodes",
-        info.cpus.len()
+        live.len()
     ));
     // unique MPIDRs, boot CPU present
-    for (i, c) in info.cpus.iter().enumerate() {
-        if info.cpus[..i].iter().any(|d| d.mpidr == c.mpidr) {
+    for (i, c) in live.iter().enumerate() {
+        if live[..i].iter().any(|d| d.mpidr == c.mpidr) {
             return Err(format!("{}: reg {:#x} appears twice", c.path, c.mpidr));
         }
     }
-    if !info.cpus.iter().any(|c| c.mpidr == boot_mpidr) {
+    if !live.iter().any(|c| c.mpidr == boot_mpidr) {
         return Err(format!(
             "the boot CPU (MPIDR {boot_mpidr:#x}) has no cpu node"
         ));
     }
     // cpu-release-addr
     let mut cpus = Vec::new();
-    for c in &info.cpus {
+    for c in &live {
         let release = match c.release_addr {
             Prop64::Value(v) => v,
             Prop64::Absent => return Err(format!("{}: no cpu-release-addr", c.path)),
@@ -279,7 +322,7 @@ pub fn check_dt(
     ok(&line);
     // cpu-park-addr
     let mut park = None;
-    for c in &info.cpus {
+    for c in &live {
         let p = match c.park_addr {
             Prop64::Value(v) => v,
             Prop64::Absent => return Err(format!("{}: no cpu-park-addr", c.path)),
@@ -774,3 +817,116 @@ pub fn timing_line(secondaries: usize, rounds: u32, elapsed_us: u64, max_round_u
 
 #[cfg(test)]
 mod tests;
+
+// ---------------------------------------------------------------------------------------------
+// Mode-1 (EL1) entry and the pen's fault record
+// ---------------------------------------------------------------------------------------------
+
+/// What a secondary released with mode 1 reports from EL1 (`payload_el1_entry` in
+/// secondary.S writes it; the layout is used there).
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct El1Report {
+    /// 1 once the rest is written.
+    pub done: u64,
+    /// x0 at entry.
+    pub x0: u64,
+    /// CurrentEL.
+    pub el: u64,
+    /// PMCR_EL0.N as EL1 reads it (MDCR_EL2.HPMN).
+    pub pmu_n: u64,
+    /// `rdvl #1` (bytes), or `u64::MAX` when the CPU has no SVE.
+    pub sve_vl: u64,
+    /// 1 when APIAKeyLo_EL1 could be read, `u64::MAX` without pointer authentication.
+    pub pauth: u64,
+    pub midr: u64,
+    pub mpidr: u64,
+}
+
+/// What the boot CPU expects of [`El1Report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct El1Want {
+    pub context: u64,
+    /// PMCR_EL0.N read at EL2 (every counter).
+    pub pmu_n: u64,
+    pub sve: bool,
+    pub pauth: bool,
+    pub midr: u64,
+    pub mpidr: u64,
+}
+
+/// Checks a mode-1 entry against booting.rst's state for a kernel entered at EL1 with EL2
+/// present (docs/protocol.md §3.2 step 11); the `ok` line, or the first failure.
+pub fn check_el1_entry(name: &str, r: &El1Report, w: &El1Want) -> Result<String, String> {
+    if r.el != 1 {
+        return Err(format!(
+            "{name}: mode-1 release entered at EL{}, not EL1",
+            r.el
+        ));
+    }
+    if r.x0 != w.context {
+        return Err(format!(
+            "{name}: mode-1 release: x0 {:#x}, expected the context {:#x}",
+            r.x0, w.context
+        ));
+    }
+    if r.pmu_n != w.pmu_n {
+        return Err(format!(
+            "{name}: at EL1 PMCR_EL0.N is {}, at EL2 {}: MDCR_EL2.HPMN hides counters",
+            r.pmu_n, w.pmu_n
+        ));
+    }
+    if w.sve && (r.sve_vl == u64::MAX || r.sve_vl < 16) {
+        return Err(format!(
+            "{name}: SVE not usable at EL1 (rdvl {:#x})",
+            r.sve_vl
+        ));
+    }
+    if w.pauth && r.pauth != 1 {
+        return Err(format!(
+            "{name}: pointer authentication keys not accessible at EL1"
+        ));
+    }
+    if r.midr != w.midr || r.mpidr & MPIDR_MASK != w.mpidr & MPIDR_MASK {
+        return Err(format!(
+            "{name}: EL1 reads MIDR {:#x} MPIDR {:#x}, the CPU is {:#x} / {:#x}",
+            r.midr, r.mpidr, w.midr, w.mpidr
+        ));
+    }
+    let mut line = format!(
+        "{name} entered at EL1 by a mode-1 release: x0 = context {:#x}, PMCR_EL0.N {} as at EL2",
+        r.x0, r.pmu_n
+    );
+    if w.sve {
+        line.push_str(&format!(", SVE usable (VL {} bytes)", r.sve_vl));
+    }
+    if w.pauth {
+        line.push_str(", PAuth keys accessible");
+    }
+    line.push_str(", real MIDR/MPIDR");
+    Ok(line)
+}
+
+/// Checks the state record of a CPU released to an undefined instruction at `entry`: the
+/// pen's vectors must have recorded it (FAULTED, ELR = `entry`, unknown-instruction class,
+/// the current EL's SPx synchronous vector); the `ok` line, or what was found.
+pub fn check_fault(
+    name: &str,
+    st: &loader::pen::SlotState,
+    entry: u64,
+    el: u8,
+) -> Result<String, String> {
+    let Some(f) = st.fault() else {
+        return Err(format!(
+            "{name}: released to an undefined instruction, the pen says {st}"
+        ));
+    };
+    if f.elr != entry || f.ec() != 0 || f.el != el || f.vector != 4 {
+        return Err(format!(
+            "{name}: fault record {f}: expected ELR {entry:#x}, EC 0, EL{el}, vector 0x200"
+        ));
+    }
+    Ok(format!(
+        "{name} released to an undefined instruction: the pen's vectors kept it and recorded {st}"
+    ))
+}

@@ -132,12 +132,35 @@ pub static PAYLOAD_NR_CPUS: Shared<u64> = Shared::new(0);
 #[no_mangle]
 pub static PAYLOAD_STRAY: Shared<u64> = Shared::new(0);
 pub static RECORDS: Shared<[Record; MAX_CPUS]> = Shared::new([Record::ZERO; MAX_CPUS]);
+/// `payload.el1=1`: what the CPU released with mode 1 found at EL1 (secondary.S writes it).
+#[no_mangle]
+pub static PAYLOAD_EL1: Shared<parkboot_payload::El1Report> = Shared::new(El1Report_ZERO);
+#[allow(non_upper_case_globals)]
+const El1Report_ZERO: parkboot_payload::El1Report = parkboot_payload::El1Report {
+    done: 0,
+    x0: 0,
+    el: 0,
+    pmu_n: 0,
+    sve_vl: 0,
+    pauth: 0,
+    midr: 0,
+    mpidr: 0,
+};
+/// `payload.foreign=1`: the shared release word of the foreign spin-table.
+#[no_mangle]
+pub static PAYLOAD_FOREIGN_WORD: Shared<u64> = Shared::new(0);
+/// `payload.foreign=1`: the MPIDR of the CPU that leaves the foreign spin-table 1.5 s late.
+#[no_mangle]
+pub static PAYLOAD_FOREIGN_LATE: Shared<u64> = Shared::new(u64::MAX);
 /// The boot CPU's MPIDR (for the exception report).
 pub static BOOT_MPIDR: Shared<u64> = Shared::new(u64::MAX);
 
 extern "C" {
     pub fn payload_secondary_entry();
     pub fn payload_keep_entry();
+    pub fn payload_udf();
+    pub fn payload_el1_entry();
+    pub fn payload_foreign_spin();
     static __image_start: u8;
     static __image_end: u8;
     static __heap_start: u8;

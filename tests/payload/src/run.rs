@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use arch::psci::{self, Conduit};
 use arch::{cpu, timer, uart};
 use loader::dt::{DtInfo, Region};
-use loader::pen::{state, PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
+use loader::pen::{PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
 use parkboot_payload::{
     check_dt, check_entry, check_entry_state, check_pen, choose_chain_dest, image_footprint,
     memreserve_text, parse_bootargs, round_state, timing_line, verdict_fail, verdict_pass, Args,
@@ -101,27 +101,17 @@ fn snapshot(addr: u64, len: u64) -> Vec<u8> {
 /// with the new count (a CPU that sleeps between wake-ups makes that window wide).
 fn read_state(addr: u64) -> SlotState {
     civac(addr, 64);
-    let w = |off: usize| rd((addr + off as u64) as *const u64);
-    let (mpidr_seen, entries, parks, releases) = (
-        w(state::MPIDR_SEEN),
-        w(state::ENTRIES),
-        w(state::PARKS),
-        w(state::RELEASES),
-    );
-    let (last_entry, el, wake) = (w(state::LAST_ENTRY), w(state::EL), w(state::WAKES));
-    cpu::dsb();
-    civac(addr, 64);
-    SlotState {
-        status: SlotStatus::from_raw(w(state::STATUS)),
-        mpidr_seen,
-        entries,
-        parks,
-        releases,
-        last_entry,
-        el,
-        wakes: wake as u32,
-        wait: loader::wake::WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
-        gic_target: (wake >> 40) as u8,
+    let r: Result<SlotState, core::convert::Infallible> = SlotState::read_live(|k| {
+        if k == 0 {
+            // status, after the counters: make sure it is read fresh, after them
+            cpu::dsb();
+            civac(addr, 8);
+        }
+        Ok(rd((addr + 8 * k as u64) as *const u64))
+    });
+    match r {
+        Ok(s) => s,
+        Err(e) => match e {},
     }
 }
 
@@ -324,6 +314,12 @@ extern "C" fn rust_entry(
         check_sleeping(&ctx, &st, &img, boot);
     }
     let rounds = exercise(&ctx, &st, &img, boot, el, &args);
+    if args.el1_entry {
+        el1_entry(&ctx, &st, &img, boot, el);
+    }
+    if args.inject_fault {
+        inject_fault(&ctx, &st, &img, boot, el);
+    }
     println!("{}", verdict_pass(st.cpus.len(), rounds, el));
     if args.keep {
         keep(&ctx, &st, &img, boot);
@@ -337,8 +333,221 @@ extern "C" fn rust_entry(
             cpu::stop()
         }
         Next::Poweroff => poweroff(&ctx),
-        Next::Loader => chain(&ctx, &info, dtb, &st),
+        Next::Loader => {
+            let dtb = if args.foreign {
+                foreign_spin(&ctx, &info, dtb, &st, boot)
+            } else {
+                dtb
+            };
+            chain(&ctx, &info, dtb, &st)
+        }
     }
+}
+
+/// A system register the payload reads by name.
+macro_rules! sysreg {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading an ID / PMU register: no side effects.
+        unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack)) };
+        v
+    }};
+}
+
+/// Polls `state_addr` until `done` holds or [`ROUND_TIMEOUT_US`] passes; the last state read.
+fn poll_state(state_addr: u64, done: impl Fn(&SlotState) -> bool) -> (SlotState, bool) {
+    let t0 = timer::ticks();
+    loop {
+        let s = read_state(state_addr);
+        if done(&s) {
+            // Read once more: the pen writes a record's fields before its status, and
+            // `read_state` reads the status last, so the fields that came with this status
+            // are the ones read after it (the final states polled for do not change again).
+            return (read_state(state_addr), true);
+        }
+        if timer::ticks_to_us(timer::ticks().wrapping_sub(t0)) > ROUND_TIMEOUT_US {
+            return (s, false);
+        }
+    }
+}
+
+/// `payload.el1=1`: releases the first secondary with mode 1 — as the resident PSCI part
+/// does for CPU_ON from an EL1 OS: context and mode first, cleaned, then the release word
+/// (docs/protocol.md §4) — to `payload_el1_entry`, and checks what it found at EL1.
+fn el1_entry(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8) {
+    if el != 2 {
+        fail(ctx, "payload.el1=1 needs the pen at EL2");
+    }
+    let Some(c) = st.cpus.iter().find(|c| c.mpidr != boot & MPIDR_MASK) else {
+        fail(ctx, "payload.el1=1 needs a secondary CPU");
+    };
+    let state_addr = state_record(ctx, img, c);
+    let s = read_state(state_addr);
+    civac(c.release, 64);
+    if !s.status.is_held() || rd(c.release as *const u64) != 0 {
+        fail(
+            ctx,
+            &format!("{}: not held before the mode-1 release ({s})", c.name),
+        );
+    }
+    let context = 0x5eed_0000_0000_0000 | c.mpidr;
+    let entry = rt::payload_el1_entry as *const () as usize as u64;
+    wr(
+        (c.release + loader::pen::slot::CONTEXT as u64) as *mut u64,
+        context,
+    );
+    wr(
+        (c.release + loader::pen::slot::MODE as u64) as *mut u64,
+        loader::pen::MODE_ERET_EL1,
+    );
+    cvac(c.release, 64);
+    wr(c.release as *mut u64, entry);
+    cvac(c.release, 8);
+    cpu::sev();
+    let report = rt::PAYLOAD_EL1.get();
+    let t0 = timer::ticks();
+    // SAFETY: field pointers of our own aligned static; the secondary writes it uncached.
+    while rd(unsafe { &raw const (*report).done }) != 1 {
+        if timer::ticks_to_us(timer::ticks().wrapping_sub(t0)) > ROUND_TIMEOUT_US {
+            fail(
+                ctx,
+                &format!(
+                    "{}: no report from EL1 after a mode-1 release; the pen says {}",
+                    c.name,
+                    read_state(state_addr)
+                ),
+            );
+        }
+    }
+    civac(report as u64, 64);
+    // SAFETY: as above; `done` was seen 1, so the fields are written.
+    let r = unsafe { core::ptr::read_volatile(report) };
+    let isar1 = sysreg!("id_aa64isar1_el1");
+    let want = parkboot_payload::El1Want {
+        context,
+        pmu_n: (sysreg!("pmcr_el0") >> 11) & 0x1f,
+        sve: (sysreg!("id_aa64pfr0_el1") >> 32) & 0xf != 0,
+        pauth: isar1 & 0xff00_0ff0 != 0,
+        midr: sysreg!("midr_el1"),
+        mpidr: c.mpidr,
+    };
+    match parkboot_payload::check_el1_entry(&c.name, &r, &want) {
+        Ok(line) => ok(&line),
+        Err(e) => fail(ctx, &e),
+    }
+}
+
+/// `payload.inject=fault`: releases the last secondary to an undefined instruction; the
+/// pen's own vectors must take the exception, record it and keep the CPU.
+fn inject_fault(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8) {
+    let Some(c) = st.cpus.iter().rev().find(|c| c.mpidr != boot & MPIDR_MASK) else {
+        fail(ctx, "payload.inject=fault needs a secondary CPU");
+    };
+    let state_addr = state_record(ctx, img, c);
+    let entry = rt::payload_udf as *const () as usize as u64;
+    release_cpu(ctx, c, state_addr, entry, &format!("{}: fault", c.name));
+    let (s, _) = poll_state(state_addr, |s| s.status == SlotStatus::Faulted);
+    match parkboot_payload::check_fault(&c.name, &s, entry, el) {
+        Ok(line) => ok(&line),
+        Err(e) => fail(ctx, &e),
+    }
+}
+
+/// `payload.foreign=1`: every secondary leaves the pen for a spin loop on one shared word
+/// (a U-Boot-style spin-table; the first one leaves it 1.5 s after the release, later than a
+/// loader waits); returns the address of the DT for the next loader: every
+/// secondary but the last on that word (`enable-method = "spin-table"`, no `cpu-park-addr`),
+/// the last one without a cpu node, the old pen's /memreserve/ replaced by one for the
+/// payload (the CPUs run its code, the word and this DT are in it).
+fn foreign_spin(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable, boot: u64) -> u64 {
+    let secondaries: Vec<&SpinCpu> = st
+        .cpus
+        .iter()
+        .filter(|c| c.mpidr != boot & MPIDR_MASK)
+        .collect();
+    let [.., stray] = secondaries.as_slice() else {
+        fail(ctx, "payload.foreign=1 needs a secondary CPU");
+    };
+    let bytes = snapshot(st.pen.base, st.pen.size.min(MAX_PEN_SIZE) & !7);
+    let img = match PenImage::parse(&bytes, st.pen.base) {
+        Ok(i) => i,
+        Err(e) => fail(ctx, &format!("pen at {:#x}: {e}", st.pen.base)),
+    };
+    let word = rt::PAYLOAD_FOREIGN_WORD.get() as u64;
+    wr(word as *mut u64, 0);
+    civac(word, 8);
+    let late = secondaries[0].mpidr;
+    wr(rt::PAYLOAD_FOREIGN_LATE.get(), late);
+    civac(rt::PAYLOAD_FOREIGN_LATE.get() as u64, 8);
+    let spin = rt::payload_foreign_spin as *const () as usize as u64;
+    for c in &secondaries {
+        let state_addr = state_record(ctx, &img, c);
+        release_cpu(ctx, c, state_addr, spin, &format!("{}: foreign", c.name));
+        if !poll_state(state_addr, |s| s.status == SlotStatus::Released).1 {
+            fail(
+                ctx,
+                &format!("{}: not RELEASED into the foreign spin", c.name),
+            );
+        }
+    }
+    // SAFETY: the DT we were given, `totalsize` bytes (checked at start, read in place).
+    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, info.totalsize) };
+    let (mut tree, _) = match loader::dtfix::load(blob) {
+        Ok(t) => t,
+        Err(e) => fail(ctx, &format!("foreign: DT: {e}")),
+    };
+    let path_of = |m: u64| {
+        info.cpus
+            .iter()
+            .find(|c| c.mpidr == m)
+            .map(|c| c.path.clone())
+    };
+    for c in &secondaries[..secondaries.len() - 1] {
+        let Some(path) = path_of(c.mpidr) else {
+            fail(ctx, &format!("{}: no cpu node", c.name));
+        };
+        let set = |tree: &mut _, prop: &str, v: Vec<u8>| {
+            loader::dtfix::set_property(tree, &path, prop, v)
+                .unwrap_or_else(|e| fail(ctx, &format!("foreign: {path}: {e}")))
+        };
+        set(&mut tree, "enable-method", b"spin-table\0".to_vec());
+        set(&mut tree, "cpu-release-addr", word.to_be_bytes().to_vec());
+        let _ = loader::dtfix::remove(&mut tree, &path, Some("cpu-park-addr"));
+    }
+    if let Some(path) = path_of(stray.mpidr) {
+        let _ = loader::dtfix::remove(&mut tree, "/cpus/cpu-map", None);
+        let _ = loader::dtfix::remove(&mut tree, &path, None);
+    }
+    let (fp_start, fp_end) = rt::footprint();
+    let mut reserve: Vec<(u64, u64)> = info
+        .memreserve
+        .iter()
+        .filter(|r| **r != st.pen)
+        .map(|r| (r.base, r.size))
+        .collect();
+    let start = fp_start & !0xfff;
+    reserve.push((start, ((fp_end + 0xfff) & !0xfff) - start));
+    loader::dtfix::set_memreserve(&mut tree, &reserve);
+    let out = match loader::dtfix::store(&tree, (boot & MPIDR_MASK) as u32) {
+        Ok(o) => o,
+        Err(e) => fail(ctx, &format!("foreign: DT: {e}")),
+    };
+    let mut words = alloc::vec![0u64; out.len().div_ceil(8)];
+    for (w, chunk) in words.iter_mut().zip(out.chunks(8)) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_le_bytes(b);
+    }
+    let at = words.as_ptr() as u64;
+    core::mem::forget(words);
+    println!(
+        "PAYLOAD: foreign: {} secondaries wait on the shared release word {word:#x} ({} leaves 1.5 s late); {} (MPIDR {:#x}) too, with no cpu node in the DT at {at:#x}",
+        secondaries.len() - 1,
+        secondaries[0].name,
+        stray.name,
+        stray.mpidr
+    );
+    at
 }
 
 /// Where the GIC is, for the secondaries' entry checks.

@@ -137,5 +137,101 @@ payload_keep_entry:
 1:  wfi
     b       1b
 
+/*
+ * payload.inject=fault: a secondary is released here; the undefined
+ * instruction is taken to whatever vectors it has, which must be the pen's
+ * (docs/protocol.md 3.4).
+ */
+.balign 8
+.global payload_udf
+payload_udf:
+    udf     #0
+
+/*
+ * payload.el1=1: a secondary released with mode 1 (ERET to EL1h, x0 = the
+ * context) reports what it finds at EL1 into PAYLOAD_EL1 (rt.rs El1Report:
+ * done, x0, EL, PMCR_EL0.N, rdvl #1 or -1, PAuth key readable 1 or -1, MIDR,
+ * MPIDR), then waits at EL1 for good. An access EL2 still traps goes to the
+ * pen's vectors, which record it (the boot CPU then reports that).
+ */
+.balign 8
+.global payload_el1_entry
+payload_el1_entry:
+    mov     x19, x0                     /* context */
+    mrs     x20, CurrentEL
+    ubfx    x20, x20, #2, #2
+    mrs     x21, pmcr_el0
+    ubfx    x21, x21, #11, #5           /* N as EL1 sees it: MDCR_EL2.HPMN */
+    mov     x22, #-1
+    mrs     x0, id_aa64pfr0_el1
+    ubfx    x0, x0, #32, #4             /* SVE */
+    cbz     x0, 1f
+    mov     x0, #(3 << 20)              /* the OS's part: FP/SIMD and SVE not trapped at EL1 */
+    orr     x0, x0, #(3 << 16)          /* (CPACR_EL1.FPEN, ZEN) */
+    msr     cpacr_el1, x0
+    isb
+    .inst   0x04bf5036                  /* rdvl x22, #1 (traps to EL2 if CPTR_EL2 says so) */
+1:  mov     x23, #-1
+    mrs     x0, id_aa64isar1_el1
+    mov     x1, #0xff0                  /* APA, API */
+    movk    x1, #0xff00, lsl #16        /* GPA, GPI */
+    tst     x0, x1
+    b.eq    2f
+    mrs     x23, s3_0_c2_c1_0           /* APIAKeyLo_EL1: traps to EL2 unless HCR_EL2.APK */
+    mov     x23, #1
+2:  mrs     x24, midr_el1
+    mrs     x25, mpidr_el1
+    adr_l   x9, PAYLOAD_EL1
+    stp     x19, x20, [x9, #8]
+    stp     x21, x22, [x9, #24]
+    stp     x23, x24, [x9, #40]
+    str     x25, [x9, #56]
+    dsb     sy
+    mov     x0, #1
+    str     x0, [x9]
+    dc      civac, x9
+    dsb     sy
+    sev
+3:  wfi
+    b       3b
+
+/*
+ * payload.foreign=1: a U-Boot-style spin-table shared by every secondary: wait
+ * until PAYLOAD_FOREIGN_WORD is non-zero, then branch there (x0..x3 = 0). The
+ * CPU whose MPIDR is PAYLOAD_FOREIGN_LATE waits 1.5 s more first (a CPU that
+ * comes after the loader stopped waiting for it).
+ */
+.balign 8
+.global payload_foreign_spin
+payload_foreign_spin:
+    msr     daifset, #0xf
+    adr_l   x9, PAYLOAD_FOREIGN_WORD
+1:  wfe
+    dc      civac, x9
+    dsb     sy
+    ldr     x4, [x9]
+    cbz     x4, 1b
+    adr_l   x10, PAYLOAD_FOREIGN_LATE
+    ldr     x11, [x10]
+    mrs     x12, mpidr_el1
+    movz    x0, #0xffff
+    movk    x0, #0xff, lsl #16
+    movk    x0, #0xff, lsl #32
+    and     x12, x12, x0
+    cmp     x11, x12
+    b.ne    3f
+    mrs     x13, cntfrq_el0
+    add     x13, x13, x13, lsr #1       /* 1.5 s */
+    mrs     x14, cntpct_el0
+    add     x14, x14, x13
+2:  mrs     x15, cntpct_el0
+    cmp     x15, x14
+    b.lo    2b
+3:  mov     x0, xzr
+    mov     x1, xzr
+    mov     x2, xzr
+    mov     x3, xzr
+    br      x4
+
 /* Other global_asm! files of the program may define their own. */
 .purgem adr_l

@@ -213,6 +213,15 @@ fn bootargs() {
             .inject_no_zero
     );
     assert!(parse_bootargs(Some("payload.inject=other")).is_err());
+    assert!(
+        parse_bootargs(Some("payload.inject=fault"))
+            .unwrap()
+            .inject_fault
+    );
+    assert!(parse_bootargs(Some("payload.el1=1")).unwrap().el1_entry);
+    assert!(parse_bootargs(Some("payload.el1=2")).is_err());
+    assert!(parse_bootargs(Some("payload.foreign=1")).unwrap().foreign);
+    assert!(parse_bootargs(Some("payload.foreign=x")).is_err());
     assert!(parse_bootargs(Some("payload.keep=1")).unwrap().keep);
     assert!(!parse_bootargs(Some("payload.keep=0")).unwrap().keep);
     assert!(parse_bootargs(Some("payload.keep=yes")).is_err());
@@ -442,4 +451,83 @@ fn wait_and_latency_bootargs() {
     assert!(parse_bootargs(Some("payload.max_release_us=x"))
         .unwrap_err()
         .contains("payload.max_release_us=x"));
+}
+
+#[test]
+fn el1_entry_report() {
+    let want = El1Want {
+        context: 0x5eed_0001,
+        pmu_n: 6,
+        sve: true,
+        pauth: true,
+        midr: 0x410f_d070,
+        mpidr: 0x8000_0001,
+    };
+    let good = El1Report {
+        done: 1,
+        x0: 0x5eed_0001,
+        el: 1,
+        pmu_n: 6,
+        sve_vl: 256,
+        pauth: 1,
+        midr: 0x410f_d070,
+        mpidr: 0x8000_0001,
+    };
+    let line = check_el1_entry("cpu@1", &good, &want).unwrap();
+    assert!(
+        line.contains("x0 = context 0x5eed0001") && line.contains("SVE"),
+        "{line}"
+    );
+    let bad = |f: &dyn Fn(&mut El1Report)| {
+        let mut r = good;
+        f(&mut r);
+        check_el1_entry("cpu@1", &r, &want).unwrap_err()
+    };
+    assert!(bad(&|r| r.el = 2).contains("EL2"));
+    assert!(bad(&|r| r.x0 = 0).contains("x0"));
+    assert!(bad(&|r| r.pmu_n = 0).contains("PMCR_EL0.N"));
+    assert!(bad(&|r| r.sve_vl = u64::MAX).contains("SVE"));
+    assert!(bad(&|r| r.pauth = u64::MAX).contains("pointer authentication"));
+    assert!(bad(&|r| r.mpidr = 0x8000_0000).contains("MPIDR"));
+    // without the features nothing is asked of them
+    let plain = El1Want {
+        sve: false,
+        pauth: false,
+        ..want
+    };
+    let r = El1Report {
+        sve_vl: u64::MAX,
+        pauth: u64::MAX,
+        ..good
+    };
+    check_el1_entry("cpu@1", &r, &plain).unwrap();
+}
+
+#[test]
+fn fault_record() {
+    use loader::pen::{SlotState, SlotStatus};
+    let st = SlotState {
+        status: SlotStatus::Faulted,
+        mpidr_seen: 3,
+        entries: 1,
+        parks: 100,
+        releases: 101,
+        last_entry: 0x4821_0040,
+        el: 2 | 4 << 8 | 0x0200_0000 << 32,
+        wakes: 0,
+        wait: loader::wake::WaitMethod::Unknown,
+        gic_target: 0,
+    };
+    let line = check_fault("cpu@3", &st, 0x4821_0040, 2).unwrap();
+    assert!(line.contains("FAULTED"), "{line}");
+    assert!(check_fault("cpu@3", &st, 0x4821_0044, 2)
+        .unwrap_err()
+        .contains("ELR"));
+    let other = SlotState {
+        status: SlotStatus::Released,
+        ..st
+    };
+    assert!(check_fault("cpu@3", &other, 0x4821_0040, 2)
+        .unwrap_err()
+        .contains("RELEASED"));
 }

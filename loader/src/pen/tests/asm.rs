@@ -93,6 +93,17 @@ fn asm_constants_match() {
         ("PEN_STATUS_PARKED", SlotStatus::Parked.raw()),
         ("PEN_STATUS_REFUSED", SlotStatus::Refused.raw()),
         ("PEN_STATUS_UNARMED", SlotStatus::Unarmed.raw()),
+        ("PEN_STATUS_FAULTED", SlotStatus::Faulted.raw()),
+        ("PEN_VECTORS_OFFSET", VECTORS_OFFSET.into()),
+        ("PEN_STRAY_SIZE", STRAY_SIZE.into()),
+        ("PEN_MAX_STRAYS", MAX_STRAYS.into()),
+        ("PEN_STRAY_TAG", stray::TAG as u64),
+        ("PEN_STRAY_ARRIVALS", stray::ARRIVALS as u64),
+        ("PEN_STRAY_EL", stray::EL as u64),
+        ("PEN_STRAY_HOW", stray::HOW as u64),
+        ("PEN_STRAY_HOW_FAULT", 2),
+        ("PEN_CPTR_EL2_NVHE", 0x33ff),
+        ("PEN_FAULT_TAG", 0xfa17),
         ("PEN_MODE_BRANCH", MODE_BRANCH),
         ("PEN_MODE_ERET_EL1", MODE_ERET_EL1),
         ("PEN_SCTLR_EL2_OFF", 0x30c5_0830),
@@ -132,6 +143,10 @@ fn asm_constants_match() {
     }
     // the mask the asm builds: 0xffff | 0xff << 16 | 0xff << 32
     assert_eq!(0xffffu64 | 0xff << 16 | 0xff << 32, MPIDR_MASK);
+    // the tag bit the asm sets, and the vector table lies inside the code
+    assert!(src.contains("orr     x3, x13, #(1 << 63)"));
+    assert_eq!(stray::TAG_BIT, 1 << 63);
+    assert_eq!(VECTORS_OFFSET % 2048, 0);
     // a 64-byte slot line holds release + mpidr + context + mode
     assert!(slot::MODE + 8 <= SLOT_SIZE as usize && state::EL + 8 <= STATE_SIZE as usize);
 }

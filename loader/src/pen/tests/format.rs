@@ -28,6 +28,11 @@ fn layout_rules_hold_for_every_size() {
             assert_eq!(l.state_offset % CWG_MAX, 0);
             assert!(u64::from(l.state_offset) >= u64::from(l.slot_offset) + array);
             assert!(u64::from(l.state_offset) + array <= l.total_size);
+            // room for the stray records after the states (docs/protocol.md §2.5)
+            assert!(
+                u64::from(l.state_offset) + array + u64::from(MIN_STRAYS * STRAY_SIZE)
+                    <= l.total_size
+            );
             assert_eq!(l.total_size % PEN_ALIGN, 0);
             assert!(l.total_size <= MAX_PEN_SIZE);
         }
@@ -51,8 +56,8 @@ fn layout_rejects_bad_input() {
         Err(PenError::BadCode { len: 0x4004 })
     );
     assert_eq!(
-        PenLayout::new(1, 64, 3),
-        Err(PenError::BadEntryEl { found: 3 })
+        PenLayout::new(1, 64, 4),
+        Err(PenError::BadEntryEl { found: 4 })
     );
     assert_eq!(
         PenLayout::new(1, 64, 0),
@@ -219,7 +224,7 @@ fn parse_rejects_each_rule() {
     layout(hdr::NR_SLOTS, &0u32.to_le_bytes());
     layout(hdr::NR_SLOTS, &33u32.to_le_bytes()); // slots run into the state array
     layout(hdr::NR_SLOTS, &2000u32.to_le_bytes());
-    layout(hdr::ENTRY_EL, &3u32.to_le_bytes());
+    layout(hdr::ENTRY_EL, &4u32.to_le_bytes());
     layout(hdr::ENTRY_EL, &0u32.to_le_bytes());
     layout(hdr::STATE_OFFSET, &0x400u32.to_le_bytes());
     layout(hdr::STATE_OFFSET, &0x1000u32.to_le_bytes());
@@ -316,4 +321,80 @@ fn errors_display_on_one_line() {
         let s = CpuAction::Lost { reason: r }.to_string();
         assert!(!s.contains('\n'), "{s}");
     }
+}
+
+#[test]
+fn a_resident_pen_runs_at_el3() {
+    // entry_el 3: the resident PSCI part's pen in secure memory (docs/psci.md)
+    let l = PenLayout::new(4, CODE_LEN, 3).unwrap();
+    let c = code_bytes();
+    let mut v = vec![0u8; l.total_size as usize];
+    let h = l.build(&mut v, BASE, &code(&c), &[0, 1, 2, 3]).unwrap();
+    assert_eq!(h.entry_el, 3);
+    assert_eq!(PenHeader::parse(&v, BASE).unwrap(), h);
+}
+
+#[test]
+fn stray_records_follow_the_states() {
+    let (mut v, h) = built(BASE, &[0, 1, 2, 3], 2);
+    assert_eq!(h.stray_offset(), u64::from(h.state_offset) + 4 * 64);
+    assert!(h.nr_strays() >= MIN_STRAYS);
+    assert!(h.nr_strays() <= MAX_STRAYS);
+    let img = PenImage::parse(&v, BASE).unwrap();
+    assert_eq!(img.strays().count(), 0, "a new pen has none");
+    sim_stray(&mut v, &h, 3, 0x0102, 2, 1);
+    sim_stray(&mut v, &h, 5, 0x0, 3, 0);
+    let img = PenImage::parse(&v, BASE).unwrap();
+    let s: Vec<StrayRecord> = img.strays().collect();
+    assert_eq!(
+        s,
+        [
+            StrayRecord {
+                mpidr: 0x0102,
+                arrivals: 1,
+                el: 2,
+                how: 1
+            },
+            StrayRecord {
+                mpidr: 0,
+                arrivals: 1,
+                el: 3,
+                how: 0
+            }
+        ]
+    );
+    assert_eq!(
+        s[0].to_string(),
+        "MPIDR 0x102: no slot for it (arrived 1 time(s), last at EL2 through pen_park)"
+    );
+    // a pen whose states end at total_size (an older loader's) has no stray records
+    let mut short = h;
+    short.total_size = h.stray_offset();
+    assert_eq!(short.nr_strays(), 0);
+}
+
+#[test]
+fn a_faulted_record_says_where() {
+    let (mut v, h) = built(BASE, &[0, 1], 2);
+    sim_fault(&mut v, &h, 1, 0x4008_1234, 2, 4, 0x8600_000f);
+    let img = PenImage::parse(&v, BASE).unwrap();
+    let st = img.slot(1).unwrap().state;
+    assert_eq!(st.status, SlotStatus::Faulted);
+    assert!(st.status.is_stuck() && st.status.in_pen() && !st.status.is_held());
+    let f = st.fault().unwrap();
+    assert_eq!(
+        f,
+        Fault {
+            elr: 0x4008_1234,
+            el: 2,
+            vector: 4,
+            esr: 0x8600_000f
+        }
+    );
+    assert_eq!(f.ec(), 0x21);
+    assert_eq!(
+        st.to_string(),
+        "FAULTED: exception at EL2 (vector 0x200): ELR 0x40081234, ESR 0x8600000f (EC 0x21)"
+    );
+    assert_eq!(img.slot(0).unwrap().state.fault(), None);
 }

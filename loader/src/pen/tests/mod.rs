@@ -63,6 +63,26 @@ fn sim_set(v: &mut [u8], h: &PenHeader, i: usize, status: SlotStatus) {
     wr_u64(v, st + state::EL, u64::from(h.entry_el)).unwrap();
 }
 
+/// A CPU without a slot records itself in stray record `k` (what arch/pen.S does).
+fn sim_stray(v: &mut [u8], h: &PenHeader, k: usize, mpidr: u64, el: u64, how: u64) {
+    let o = h.stray_off(k).unwrap();
+    wr_u64(v, o + stray::TAG, mpidr | stray::TAG_BIT).unwrap();
+    let n = rd_u64(v, o + stray::ARRIVALS).unwrap();
+    wr_u64(v, o + stray::ARRIVALS, n + 1).unwrap();
+    wr_u64(v, o + stray::EL, el).unwrap();
+    wr_u64(v, o + stray::HOW, how).unwrap();
+}
+
+/// Slot `i`'s CPU takes an exception to the pen's vectors (what arch/pen.S's handler does).
+fn sim_fault(v: &mut [u8], h: &PenHeader, i: usize, elr: u64, el: u64, vector: u64, esr: u32) {
+    let st = h.state_off(i).unwrap();
+    let mpidr = rd_u64(v, h.slot_off(i).unwrap() + slot::MPIDR).unwrap();
+    wr_u64(v, st + state::MPIDR_SEEN, mpidr).unwrap();
+    wr_u64(v, st + state::LAST_ENTRY, elr).unwrap();
+    wr_u64(v, st + state::EL, el | vector << 8 | u64::from(esr) << 32).unwrap();
+    wr_u64(v, st + state::STATUS, SlotStatus::Faulted.raw()).unwrap();
+}
+
 /// The pen CPU's arrival and one pass of its loop: returns the entry it jumps to.
 fn sim_cpu(v: &mut [u8], h: &PenHeader, mpidr: u64, park: bool, el: u32) -> Option<u64> {
     let i = (0..h.nr_slots as usize)

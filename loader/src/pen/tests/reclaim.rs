@@ -93,9 +93,9 @@ fn plan_takes_over_held_cpus_and_drops_the_old_pen() {
     assert!(p.blockers.is_empty());
     assert!(p.same_code);
     assert_eq!(plan.next_generation, 2);
-    assert!(!p.droppable_after(&[1, 2]));
-    assert!(p.droppable_after(&[1, 2, 3]));
-    assert_eq!(plan.droppable(&[1, 2, 3]), [h.region()]);
+    assert!(!p.droppable_after(&[1, 2], &[]));
+    assert!(p.droppable_after(&[1, 2, 3], &[]));
+    assert_eq!(plan.droppable(&[1, 2, 3], &[]), [h.region()]);
     assert_eq!(plan.new_pen_cpus(), [0, 1, 2, 3]);
     assert!(plan.bad_pens.is_empty());
     let text = plan.to_string();
@@ -150,8 +150,8 @@ fn plan_released_cpu_is_lost_and_blocks_the_pen() {
             }
         ]
     );
-    assert!(!p.droppable_after(&[2]));
-    assert!(plan.droppable(&[1, 2, 3]).is_empty());
+    assert!(!p.droppable_after(&[2], &[]));
+    assert!(plan.droppable(&[1, 2, 3], &[]).is_empty());
     assert_eq!(plan.new_pen_cpus(), [0, 2]);
     assert!(!p.same_code); // our_code not given
 }
@@ -187,7 +187,7 @@ fn plan_boot_cpu_released_slot_does_not_block() {
     );
     let p = &plan.old_pens[0];
     assert!(p.blockers.is_empty());
-    assert!(p.droppable_after(&[2]));
+    assert!(p.droppable_after(&[2], &[]));
     // with PSCI, EMPTY slots are started with CPU_ON
     let plan = plan_reclaim(&dt, &ReclaimEnv { psci: true, ..e }, |a, l| mem.read(a, l));
     assert_eq!(plan.cpus[0].action, CpuAction::PsciCpuOn);
@@ -289,7 +289,7 @@ fn plan_invalid_pen_is_never_used() {
             }
         }
     ));
-    assert!(plan.droppable(&[1]).is_empty());
+    assert!(plan.droppable(&[1], &[]).is_empty());
     assert!(plan.to_string().contains("invalid pen"));
 }
 
@@ -473,7 +473,7 @@ fn plan_disabled_cpu_in_old_pen_still_moves() {
         plan.cpus[1].action,
         CpuAction::TakeOverFromPen { .. }
     ));
-    assert!(plan.old_pens[0].droppable_after(&[1]));
+    assert!(plan.old_pens[0].droppable_after(&[1], &[]));
 }
 
 #[test]
@@ -512,7 +512,7 @@ fn plan_two_pens_and_duplicate_memreserve() {
             status: SlotStatus::Parked
         }
     );
-    assert_eq!(plan.droppable(&[2]), [h2.region()]);
+    assert_eq!(plan.droppable(&[2], &[]), [h2.region()]);
 }
 
 #[test]
@@ -542,4 +542,92 @@ fn plan_caps_old_pens() {
             }
         }
     ));
+}
+
+#[test]
+fn plan_keeps_a_pen_that_strays_are_in() {
+    // #17 item 2: CPU 3 reached the old pen without a slot (a foreign shared release word, a
+    // cpu node whose reg is not its MPIDR): its stray record keeps the pen, even once every
+    // CPU with a slot has moved.
+    let (mut v, h) = old_pen([SlotStatus::Parked, SlotStatus::Parked, SlotStatus::Empty]);
+    sim_stray(&mut v, &h, 0, 0x7, 2, 0);
+    let r = |i| h.slot_release_addr(i).unwrap();
+    let dt = dt_with(
+        vec![spin(0, r(0)), spin(1, r(1)), spin(2, r(2))],
+        vec![h.region()],
+    );
+    let mem = Phys(vec![(BASE, v)]);
+    let plan = plan_reclaim(&dt, &env(false), |a, l| mem.read(a, l));
+    let p = &plan.old_pens[0];
+    assert_eq!(p.to_move, [1, 2]);
+    assert!(p.blockers.is_empty());
+    assert_eq!(p.strays.len(), 1);
+    assert_eq!(p.strays[0].mpidr, 7);
+    assert!(!p.droppable_after(&[1, 2], &[]));
+    assert!(plan.droppable(&[1, 2], &[]).is_empty());
+    assert_eq!(p.kept_because(), ["stray CPU 0x7 has no slot"]);
+    assert!(plan.to_string().contains("1 stray"), "{plan}");
+}
+
+#[test]
+fn plan_faulted_cpu_is_lost_and_blocks_the_pen() {
+    let (mut v, h) = old_pen([SlotStatus::Parked, SlotStatus::Empty, SlotStatus::Empty]);
+    sim_fault(&mut v, &h, 2, 0x1234, 2, 4, 0x0200_0000);
+    let r = |i| h.slot_release_addr(i).unwrap();
+    let dt = dt_with(
+        vec![spin(0, r(0)), spin(1, r(1)), spin(2, r(2))],
+        vec![h.region()],
+    );
+    let mem = Phys(vec![(BASE, v)]);
+    let plan = plan_reclaim(&dt, &env(true), |a, l| mem.read(a, l));
+    let CpuAction::Lost {
+        reason: LostReason::Faulted(f),
+    } = &plan.cpus[2].action
+    else {
+        panic!("{:?}", plan.cpus[2].action)
+    };
+    assert_eq!((f.elr, f.ec()), (0x1234, 0));
+    let p = &plan.old_pens[0];
+    assert_eq!(
+        p.blockers,
+        [Blocker {
+            mpidr: 2,
+            status: SlotStatus::Faulted
+        }]
+    );
+    assert!(!p.droppable_after(&[1], &[]));
+    assert_eq!(p.kept_because(), ["CPU 0x2 is FAULTED"]);
+    assert!(
+        plan.cpus[2]
+            .action
+            .to_string()
+            .starts_with("lost: stuck in the old pen after an exception at EL2"),
+        "{}",
+        plan.cpus[2].action
+    );
+}
+
+#[test]
+fn plan_keeps_a_pen_an_unaccounted_on_cpu_may_run_in() {
+    // A pen of an older loader has no stray records. CPU 3 has an EMPTY slot in it and
+    // firmware says it is ON (CPU_ON: ALREADY_ON), but no pen holds it and no OS has it: it
+    // may be spinning in this pen without having found its slot. CPU 9 has no slot at all.
+    let (v, h) = old_pen([SlotStatus::Parked, SlotStatus::Parked, SlotStatus::Empty]);
+    let r = |i| h.slot_release_addr(i).unwrap();
+    let dt = dt_with(
+        vec![spin(0, r(0)), spin(1, r(1)), spin(2, r(2)), spin(3, r(3))],
+        vec![h.region()],
+    );
+    let mem = Phys(vec![(BASE, v)]);
+    let plan = plan_reclaim(&dt, &env(true), |a, l| mem.read(a, l));
+    assert_eq!(plan.cpus[3].action, CpuAction::PsciCpuOn);
+    let p = &plan.old_pens[0];
+    assert!(p.droppable_after(&[1, 2], &[]));
+    assert!(!p.droppable_after(&[1, 2], &[3]), "EMPTY slot, CPU ON");
+    assert!(!p.droppable_after(&[1, 2], &[9]), "no slot, CPU ON");
+    assert!(
+        p.droppable_after(&[1, 2], &[2]),
+        "CPU 2 was moved out of this pen: it is not in it"
+    );
+    assert!(plan.droppable(&[1, 2], &[3]).is_empty());
 }

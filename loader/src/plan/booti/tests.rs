@@ -77,6 +77,7 @@ fn request(kernel: Kernel) -> Request<'static> {
         cpu_method: None,
         fdt_addr_r: Some(FDT_ADDR),
         kernel_addr_r: Some(KERNEL_ADDR_R),
+        dt_extras: DtExtras::default(),
     }
 }
 
@@ -89,6 +90,7 @@ fn pen_facts() -> PenFacts {
             .collect(),
         unusable: Vec::new(),
         dropped: Vec::new(),
+        occupied: false,
     }
 }
 
@@ -172,7 +174,10 @@ fn parses_booti_arguments() {
         BootiArgs::parse(&args("booti 40000000 50000000:1000 48000000")),
         Ok(BootiArgs {
             kernel: 0x4000_0000,
-            initrd: Some((0x5000_0000, 0x1000)),
+            initrd: Some(InitrdArg {
+                addr: 0x5000_0000,
+                size: Some(0x1000)
+            }),
             fdt: Some(0x4800_0000)
         })
     );
@@ -189,12 +194,16 @@ fn parses_booti_arguments() {
         BootiArgs::parse(&args("booti 1 2 3 4")),
         Err(ArgError::Usage)
     );
+    // Without a size: a legacy ramdisk (uInitrd) whose header says it.
+    assert_eq!(
+        BootiArgs::parse(&args("booti 1 5000")).map(|a| a.initrd),
+        Ok(Some(InitrdArg {
+            addr: 0x5000,
+            size: None
+        }))
+    );
     for (line, want) in [
         ("booti zz", "bad kernel address 'zz'"),
-        (
-            "booti 1 5000",
-            "booti: initrd must be given as <addr>:<size>",
-        ),
         ("booti 1 q:10", "bad initrd address 'q'"),
         ("booti 1 10:q", "bad initrd size 'q'"),
         ("booti 1 10:0", "booti: initrd size is 0"),
@@ -333,7 +342,7 @@ fn initrd_is_claimed_described_and_cleaned() {
 }
 
 #[test]
-fn spin_table_describes_the_pen_and_drops_unusable_cpus() {
+fn spin_table_describes_the_pen_and_fails_unusable_cpus() {
     let m = map();
     let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
     let mut cpus = with_pen();
@@ -345,11 +354,24 @@ fn spin_table_describes_the_pen_and_drops_unusable_cpus() {
     assert_eq!(p.cpus, CpuHandoff::SpinTable { pen: PEN });
     assert!(p.clean_ranges().contains(&(PEN.base, PEN.size)));
     let info = dt::parse(&p.dt).unwrap();
-    assert_eq!(info.cpus.len(), 3);
+    // #17 item 6: the node stays, failed, still pointing at its slot
+    assert_eq!(info.cpus.len(), 4);
     assert!(info.memreserve.contains(&PEN));
     for c in &info.cpus {
         assert_eq!(c.enable_method, Some(dt::EnableMethod::SpinTable));
     }
+    let ok: Vec<&str> = info
+        .cpus
+        .iter()
+        .filter(|c| c.status == dt::Status::Okay)
+        .map(|c| c.path.as_str())
+        .collect();
+    assert_eq!(ok, ["/cpus/cpu@0", "/cpus/cpu@1", "/cpus/cpu@2"]);
+    assert_eq!(info.cpus[3].status, dt::Status::Fail);
+    assert_eq!(
+        info.cpus[3].release_addr,
+        dt::Prop64::Value(PEN.base + 0x818)
+    );
 }
 
 #[test]
@@ -368,6 +390,32 @@ fn psci_hands_the_cpus_back_and_forgets_the_pen() {
         .cpus
         .iter()
         .all(|c| c.enable_method == Some(dt::EnableMethod::Psci)));
+}
+
+#[test]
+fn psci_keeps_an_occupied_pen_reserved() {
+    // #17 item 1: a CPU that may still run pen code (REFUSED, a late arrival, a stray) must
+    // not find its memory handed to the kernel: with cpu_method=psci the pen's /memreserve/
+    // stays, and the CPU's node is failed (with its slot, so a later loader can take it).
+    let m = map();
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, None);
+    let mut req = request(k);
+    req.cpu_method = Some("psci");
+    let mut cpus = with_pen();
+    if let Some(p) = cpus.pen.as_mut() {
+        p.occupied = true;
+        p.unusable.push("/cpus/cpu@2".into());
+    }
+    let p = plan(&req, &cpus, &m).unwrap();
+    assert_eq!(p.cpus, CpuHandoff::Psci);
+    let info = dt::parse(&p.dt).unwrap();
+    assert_eq!(info.memreserve, [PEN], "exactly the pen, once");
+    let c2 = &info.cpus[2];
+    assert_eq!(c2.status, dt::Status::Fail);
+    assert_eq!(c2.release_addr, dt::Prop64::Value(PEN.base + 0x810));
+    for c in info.cpus.iter().filter(|c| c.status == dt::Status::Okay) {
+        assert_eq!(c.enable_method, Some(dt::EnableMethod::Psci));
+    }
 }
 
 #[test]
@@ -642,19 +690,7 @@ fn refuses_an_initrd_outside_the_32gib_window() {
 // ---------------------------------------------------------------------------------------------
 // Property: random maps, kernels, initrds and env values never give a plan that overlaps a claim.
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use testkit::Rng;
 
 /// A root node with its cell sizes: enough for the planner, and fast to parse.
 fn tiny_dtb() -> Vec<u8> {
@@ -720,4 +756,116 @@ fn random_plans_never_overlap_a_claim() {
         assert_eq!(claims(&m), before);
     }
     assert!(accepted > 300, "only {accepted} plans accepted");
+}
+
+#[test]
+fn legacy_ramdisk_with_or_without_size() {
+    let data = b"070701 an initramfs".to_vec();
+    let img = crate::uimage::build(3, 0, 0, 0, "uInitrd", &data);
+    let at = 0x4800_0000;
+    let view = |a: u64, n: u64| -> Result<&[u8], String> {
+        let off = (a - at) as usize;
+        img.get(off..off + n as usize)
+            .ok_or_else(|| "not readable".to_string())
+    };
+    let arg = |size| InitrdArg { addr: at, size };
+    assert_eq!(
+        resolve_initrd(arg(None), &img[..64], view),
+        Ok((at + 64, data.len() as u64))
+    );
+    assert_eq!(
+        resolve_initrd(arg(Some(img.len() as u64)), &img[..64], view),
+        Ok((at + 64, data.len() as u64))
+    );
+    // `:size` shorter than header + data.
+    let e = resolve_initrd(arg(Some(70)), &img[..64], view).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "booti: initrd at 0x48000000: legacy image data is 19 bytes but only 6 follow the header"
+    );
+    // A corrupt byte: the data CRC refuses it.
+    let mut bad = img.clone();
+    bad[80] ^= 0x20;
+    let bview = |a: u64, n: u64| -> Result<&[u8], String> {
+        let off = (a - at) as usize;
+        Ok(&bad[off..off + n as usize])
+    };
+    let e = resolve_initrd(arg(None), &bad[..64], bview)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("booti: initrd at 0x48000000: legacy image: bad data checksum"),
+        "{e}"
+    );
+    // A kernel image is not a ramdisk.
+    let k = crate::uimage::build(2, 0, 0, 0, "k", &data);
+    let e = resolve_initrd(arg(None), &k[..64], view)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "booti: initrd at 0x48000000: legacy image is a kernel, not a ramdisk"
+    );
+    // Raw data needs a size.
+    let raw = [0u8; 64];
+    assert_eq!(
+        resolve_initrd(arg(Some(0x100)), &raw, view),
+        Ok((at, 0x100))
+    );
+    assert_eq!(
+        resolve_initrd(arg(None), &raw, view).unwrap_err().to_string(),
+        "booti: initrd at 0x48000000 has no legacy (mkimage) header: give its size as <addr>:<size>"
+    );
+}
+
+#[test]
+fn a_foreign_dt_gets_memory_seed_and_keeps_a_kaslr_seed() {
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, Some(0x180_0000));
+    let mut req = request(k);
+    req.dt_extras = DtExtras {
+        memory: Some(alloc::vec![(0x4000_0000, 0x2000_0000)]),
+        rng_seed: Some(alloc::vec![5u8; 64]),
+        keep_kaslr_seed: false,
+    };
+    let p = plan(&req, &no_pen(), &map()).unwrap();
+    let info = crate::dt::parse(&p.dt).unwrap();
+    let m: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.base, r.size)).collect();
+    assert_eq!(m, alloc::vec![(0x4000_0000, 0x2000_0000)]);
+    let (t, _) = crate::dtfix::load(&p.dt).unwrap();
+    use dtoolkit::Node;
+    let c = t.find_node("/chosen").unwrap();
+    // QEMU's DT brings its own rng-seed: it stays.
+    assert!(c.property("rng-seed").is_some());
+}
+
+#[test]
+fn a_foreign_dt_names_its_cpus_its_own_way() {
+    let own = crate::dt::parse(VIRT).unwrap();
+    // The same four CPUs under other node names, plus one the machine lacks.
+    let mut target = own.clone();
+    for c in &mut target.cpus {
+        c.path = alloc::format!("/cpus/core{}", c.mpidr);
+    }
+    let mut extra = target.cpus[0].clone();
+    extra.path = "/cpus/core99".into();
+    extra.mpidr = 0x99;
+    target.cpus.push(extra);
+    let mut pen = pen_facts();
+    pen.unusable = vec!["/cpus/cpu@3".into()];
+    pen.release.retain(|(p, _)| p != "/cpus/cpu@3");
+    let r = retarget_pen(&pen, &own, &target);
+    assert_eq!(
+        r.release,
+        vec![
+            ("/cpus/core0".to_string(), PEN.base + 0x800),
+            ("/cpus/core1".to_string(), PEN.base + 0x808),
+            ("/cpus/core2".to_string(), PEN.base + 0x810),
+        ]
+    );
+    assert_eq!(r.unusable, vec!["/cpus/core3".to_string(), "/cpus/core99".to_string()]);
+    assert_eq!((r.region, r.park), (pen.region, pen.park));
+    // The loader's own DT maps to itself.
+    let same = retarget_pen(&pen_facts(), &own, &own);
+    assert_eq!(same.release, pen_facts().release);
+    assert!(same.unusable.is_empty());
 }
