@@ -70,7 +70,9 @@ fn dt_memory(q: &mut Qemu) -> [String; 3] {
     let dt = "/sys/firmware/devicetree/base";
     let memory = sh(
         q,
-        &format!("for f in {dt}/memory*/reg; do echo \"$f=$(od -An -v -tx1 $f | tr -d ' \\n')\"; done"),
+        &format!(
+            "for f in {dt}/memory*/reg; do echo \"$f=$(od -An -v -tx1 $f | tr -d ' \\n')\"; done"
+        ),
     );
     let reserved = sh(
         q,
@@ -104,9 +106,14 @@ fn chain_env(
     let mut q = Qemu::start(name, &opts);
     let mut first: Option<(HashMap<String, String>, [String; 3])> = None;
     let mut by_config: HashMap<String, String> = HashMap::new();
-    let mut second_size: Option<String> = None;
+    let mut dt_size: HashMap<String, (String, String)> = HashMap::new();
     for (n, (method, extra, want)) in plan.iter().enumerate() {
-        q.expect_within("parkboot 0.1.0", T);
+        // A kexec that fails says so at once (e.g. kexec -s on a kernel
+        // without CONFIG_KEXEC_FILE: "syscall kexec_file_load not available").
+        let (i, _) = q.expect_any(&["parkboot 0.1.0", "initramfs# "], T);
+        if i == 1 {
+            q.fail(&format!("kernel {n}: the kexec failed"));
+        }
         // nokaslr: the same configuration places the kernel the same way,
         // so MemTotal can be compared exactly.
         let args = format!("console=ttyAMA0 nokaslr {extra}");
@@ -123,9 +130,7 @@ fn chain_env(
             "kernel {n}: /memory"
         );
         // Reservations, EL, /memory and /reserved-memory never change from
-        // one kernel to the next; nor does the DT's size after the first
-        // kernel (the first loader got QEMU's DT, the others one a kernel
-        // handed on).
+        // one kernel to the next.
         match &first {
             None => first = Some((r.clone(), dt.clone())),
             Some((f, fdt)) => {
@@ -136,23 +141,35 @@ fn chain_env(
                 assert_eq!(fdt[1], dt[1], "kernel {n}: /reserved-memory drifted");
             }
         }
-        match &second_size {
-            None if n >= 1 => second_size = Some(dt[2].clone()),
-            Some(size) => assert_eq!(size, &dt[2], "kernel {n}: the DT's size drifted"),
-            None => {}
-        }
         // MemTotal: exactly equal between kernels of one boot configuration
         // (per-CPU areas cost RAM, so the CPU count is part of it); a leak of
-        // one 4 KiB page per cycle shows at once.
+        // one 4 KiB page per cycle shows at once. The DT's size and the
+        // kernel's reserved ranges (/proc/iomem) too, from the second kernel on (the first loader got QEMU's DT, the others one a
+        // kernel handed on; bootargs are part of the configuration).
         let config = format!("{method} {extra} {}", r["nproc"]);
         match by_config.get(&config) {
             None => {
-                by_config.insert(config, r["memtotal"].clone());
+                by_config.insert(config.clone(), r["memtotal"].clone());
             }
             Some(m) => assert_eq!(
                 m, &r["memtotal"],
                 "kernel {n} ({config}): MemTotal drifted (kB)"
             ),
+        }
+        if n >= 1 {
+            let now = (dt[2].clone(), r["iomem-reserved"].clone());
+            match dt_size.get(&config) {
+                None => {
+                    dt_size.insert(config, now);
+                }
+                Some((size, iomem)) => {
+                    assert_eq!(size, &now.0, "kernel {n} ({config}): the DT's size drifted");
+                    assert_eq!(
+                        iomem, &now.1,
+                        "kernel {n} ({config}): /proc/iomem's reserved ranges drifted"
+                    );
+                }
+            }
         }
         let t = q.transcript();
         each(&mut q, this_loader(&t));
@@ -192,6 +209,8 @@ fn psci_chain_gicv3() {
 /// kexec_file_load (`kexec -s`): the kernel checks the Image itself and
 /// builds the next loader's DT from its own.
 #[test]
+#[ignore = "the test kernel (Debian's cloud-arm64, build/kernel) has CONFIG_KEXEC_FILE unset: \
+            kexec -s says \"syscall kexec_file_load not available\"; needs a kernel with it"]
 fn psci_chain_kexec_file_load() {
     let p = ("psci", "", "4");
     chain_env(
