@@ -512,6 +512,6 @@ mod tests {
             "nothing grows from one stage to the next"
         );
         assert!(ns_dt(b"junk", &[], &[]).is_err());
-        assert!(ns_dt(SECURE_DT, &vec!["/cpus/cpu@9".to_string()], &[]).is_err());
+        assert!(ns_dt(SECURE_DT, &["/cpus/cpu@9".to_string()], &[]).is_err());
     }
 }
