@@ -77,12 +77,15 @@ fn fill_rndr(buf: &mut [u8]) -> bool {
 fn find_virtio_rng(dt: &DtInfo) -> Option<VirtIORng<LoaderHal, MmioTransport<'static>>> {
     for slot in &dt.virtio_mmio {
         let hdr = NonNull::new(slot.region.base as usize as *mut VirtIOHeader)?;
-        // SAFETY: the slot's region is mapped as device memory from the DT; a slot that holds
-        // a block device is skipped before any driver touches it.
+        // SAFETY: the slot's region is mapped as device memory from the DT; the transport
+        // only reads the header here.
         let Ok(t) = (unsafe { MmioTransport::new(hdr, slot.region.size as usize) }) else {
             continue;
         };
         if t.device_type() != DeviceType::EntropySource {
+            // Dropping a transport writes status 0, a device reset: the disk in use would
+            // never answer again (every booti looks for an rng seed). Forget it instead.
+            core::mem::forget(t);
             continue;
         }
         if let Ok(r) = VirtIORng::<LoaderHal, _>::new(t) {
