@@ -57,7 +57,7 @@ fn bring_up(x0: u64, entry_ticks: u64, el: u64, x1_x3: [u64; 3]) -> Machine {
     stages::mark("heap ready");
 
     // The untrusted DT, parsed into a typed description.
-    let dt = Dt::from_x0(x0);
+    let dt = Dt::from_x0(x0, (fp.base(), fp.base() + fp.size()));
     stages::mark("DT parsed");
     let board = match dt.info() {
         Some(_) => boards::select(&dt.compatible()),

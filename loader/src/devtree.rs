@@ -25,8 +25,10 @@ pub struct Dt {
 }
 
 impl Dt {
-    /// Probes x0 and parses the untrusted blob there into a typed description.
-    pub fn from_x0(x0: u64) -> Self {
+    /// Probes x0 and parses the untrusted blob there into a typed description. `loader` is
+    /// the loader's footprint in place (`[start, end)`): a blob overlapping it has already
+    /// been cleared or used over (.bss, stack, heap) and is refused unread.
+    pub fn from_x0(x0: u64, loader: (u64, u64)) -> Self {
         let mut dt = Self {
             blob: None,
             info: None,
@@ -34,7 +36,7 @@ impl Dt {
             work: None,
             seeded: None,
         };
-        match probe(x0) {
+        match probe(x0, loader) {
             Ok((addr, total)) => {
                 // SAFETY: probe read the first and last word of this range.
                 let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, total) };
@@ -115,12 +117,19 @@ impl Dt {
 
 /// Looks at x0: returns the DTB's (address, totalsize) if a plausible header
 /// is there, or a one-line reason.
-fn probe(dtb: u64) -> Result<(u64, usize), String> {
+fn probe(dtb: u64, loader: (u64, u64)) -> Result<(u64, usize), String> {
     if dtb == 0 {
         return Err("x0 is 0".into());
     }
     if !dtb.is_multiple_of(8) {
         return Err(format!("x0 {dtb:#x} is not 8-byte aligned"));
+    }
+    let inside = |a: u64| (loader.0..loader.1).contains(&a);
+    if inside(dtb) {
+        return Err(format!(
+            "x0 {dtb:#x} is inside the loader's footprint {:#x}..{:#x}",
+            loader.0, loader.1
+        ));
     }
     let read_be = |a: u64| exceptions::probe_read_u32(a as usize).map(u32::from_be);
     let magic = read_be(dtb).ok_or_else(|| format!("nothing readable at x0 {dtb:#x}"))?;
@@ -130,6 +139,13 @@ fn probe(dtb: u64) -> Result<(u64, usize), String> {
     let total = read_be(dtb + 4).ok_or("header unreadable")? as usize;
     if !(40..=MAX_DTB).contains(&total) {
         return Err(format!("implausible totalsize {total:#x}"));
+    }
+    let end = dtb.saturating_add(total as u64);
+    if dtb < loader.1 && end > loader.0 {
+        return Err(format!(
+            "the DTB {dtb:#x}..{end:#x} (totalsize) overlaps the loader's footprint {:#x}..{:#x}",
+            loader.0, loader.1
+        ));
     }
     // The whole blob must be readable before we hand a slice of it to the parser.
     let last = (dtb + total as u64 - 4) & !3;

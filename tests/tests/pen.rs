@@ -869,3 +869,169 @@ fn psci_boot_that_fails_late_leaves_the_cpus_in_the_pen() {
         q.fail("QEMU did not power off");
     }
 }
+
+/// #17 item 11: a payload that chains into the next loader with `payload.handoff=<how>` broken
+/// (tests/payload: `Handoff`), the next loader stopping at its prompt (`bootdelay=-1`). Returns
+/// the running QEMU, what the payload printed about what it broke, and the new loader's
+/// output from its banner to the prompt.
+fn bad_handoff(name: &str, how: &str) -> (Qemu, String, String) {
+    let dir = scratch(name);
+    let img = disk_with(&dir, "bootdelay=-1\n", None, true);
+    let mut opts = Opts::default();
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    q.expect_within("=> ", T);
+    typed_payload_with_loader(
+        &mut q,
+        &format!("payload.next=loader payload.rounds=2 payload.handoff={how}"),
+    );
+    let r = payload_run(&mut q);
+    assert_eq!(r.verdict, "PASS cpus=4 rounds=2 el=2");
+    let broke = q.expect_within("PAYLOAD: entering loader at ", T);
+    q.expect_within("\nparkboot 0.1.0 ", T);
+    let banner = q.expect_within("=> ", T);
+    assert_eq!(q.cmd("echo alive"), "alive", "the prompt must be back");
+    (q, broke, banner)
+}
+
+/// The address after `key` in `text` (e.g. "at " in "... at 0x7ff00000: ...").
+fn addr_after(text: &str, key: &str) -> u64 {
+    let v = text
+        .split(key)
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_hexdigit() && c != 'x').next())
+        .unwrap_or_else(|| panic!("no {key:?} in {text}"));
+    qemu_harness::hex(v)
+}
+
+/// #17 item 11: a kernel scribbled over the old pen's header between two loaders (its CPUs
+/// still spin in the pen's code). The next loader must not trust, write or drop that pen: one
+/// line names the region and the reason, every CPU the DT put there is reported lost for it,
+/// the region stays claimed (a write there is refused) and stays byte-for-byte as the scribbler
+/// left it, and the prompt comes back.
+#[test]
+fn scribbled_pen_between_loaders_is_left_alone() {
+    let (mut q, broke, banner) = bad_handoff("pen-scribbled", "scribble-pen");
+    let base = addr_after(&broke, "scribbled the pen header at ");
+    // What the header now is: magic, version 1, header size 128, then 0xa5.
+    let mut head = Vec::new();
+    head.extend_from_slice(b"PKBTPEN1");
+    head.extend_from_slice(&1u32.to_le_bytes());
+    head.extend_from_slice(&128u32.to_le_bytes());
+    head.resize(128, 0xa5);
+    let computed = qemu_harness::crc32(&head[..124]);
+    let why = format!("pen header checksum 0xa5a5a5a5 does not match {computed:#010x}");
+    let region =
+        format!("  note: reserved region {base:#x}+0x2000 is not a valid pen ({why}); left alone");
+    let cpus = q.cmd("cpus");
+    if !cpus.lines().any(|l| l == region) {
+        q.fail(&format!("no {region:?} in `cpus`:\n{cpus}"));
+    }
+    for cpu in 1..4 {
+        let want = format!(
+            "CPU {cpu:#x} (/cpus/cpu@{cpu}): lost: pen at {base:#x} does not validate: {why}"
+        );
+        if !banner.contains(&want) {
+            q.fail(&format!("no {want:?} in the banner:\n{banner}"));
+        }
+    }
+    assert!(
+        banner.contains("CPUs: 4 in DT, 0 in pen"),
+        "no CPU can be in the new pen:\n{banner}"
+    );
+    // Still claimed, unchanged.
+    let claims = q.claims();
+    let end = base + 0x2000;
+    assert!(
+        claims.contains(&format!("{base:#012x}..{end:#012x}  /memreserve/ #")),
+        "the old pen must stay claimed:\n{claims}"
+    );
+    assert_eq!(
+        q.crc(base, 128),
+        qemu_harness::crc32(&head),
+        "the header changed"
+    );
+    // No CPU of it was released: every secondary's release word is still 0 (the CPUs in it
+    // update their state records, so the pen as a whole keeps changing).
+    let release = r_release_words(&q.transcript());
+    assert_eq!(release.len(), 3, "{release:?}");
+    for &a in &release {
+        assert_eq!(
+            q.crc(a, 8),
+            qemu_harness::crc32(&[0; 8]),
+            "release word {a:#x}"
+        );
+    }
+    let out = q.cmd(&format!("mw {:x} 0", base + 0x100));
+    assert!(
+        out.starts_with(&format!("mw: refused: {:#x}..", base + 0x100))
+            && out.contains("/memreserve/ #0"),
+        "{out}"
+    );
+    assert_eq!(
+        q.crc(base, 128),
+        qemu_harness::crc32(&head),
+        "the header changed"
+    );
+}
+
+/// The secondaries' `cpu-release-addr`s as the (first) payload listed them.
+fn r_release_words(t: &str) -> Vec<u64> {
+    let line = t
+        .lines()
+        .find(|l| l.contains("PAYLOAD: ok cpu-release-addr"))
+        .unwrap_or("");
+    line.split_whitespace()
+        .filter(|w| w.starts_with("cpu@") && !w.starts_with("cpu@0="))
+        .filter_map(|w| w.split_once('=').map(|(_, v)| qemu_harness::hex(v)))
+        .collect()
+}
+
+/// #17 item 11: a DTB at entry whose `totalsize` is implausible (bigger than any DT the loader
+/// accepts) or too small for its own blocks: one line says so, the loader runs on its board's
+/// defaults, and the prompt comes back.
+#[test]
+fn dtb_at_entry_with_bogus_totalsize_is_one_line() {
+    for (how, why) in [
+        ("dtb-totalsize=0x7fff0000", "implausible totalsize 0x7fff0000".to_string()),
+        (
+            "dtb-totalsize=0x100",
+            "malformed device tree: FDT header has failed validation: strings offset out of bounds at offset 12".to_string(),
+        ),
+    ] {
+        let (q, broke, banner) = bad_handoff(&format!("dtb-totalsize-{how}"), how);
+        assert!(broke.contains("totalsize set to"), "{broke}");
+        let line = banner
+            .lines()
+            .find(|l| l.starts_with("error: no valid device tree at x0 ("))
+            .unwrap_or_else(|| q.fail(&format!("no DT error line in:\n{banner}")));
+        eprintln!("[{how}] {line}");
+        assert_eq!(
+            line,
+            format!("error: no valid device tree at x0 ({why}); using board qemu-virt defaults")
+        );
+    }
+}
+
+/// #17 item 11: x0 points into the next loader's own footprint (past loader.bin's file, where
+/// its .bss, stack and heap go): the loader refuses the blob unread with one line naming both,
+/// and comes up on its board's defaults.
+#[test]
+fn dtb_at_entry_inside_the_loader_is_refused() {
+    let (q, broke, banner) = bad_handoff("dtb-in-loader", "dtb-in-loader");
+    let at = addr_after(&broke, "footprint at ");
+    let base = addr_after(&banner, ") at ");
+    let kib = banner
+        .split(" KiB in place")
+        .next()
+        .and_then(|t| t.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| q.fail(&format!("no footprint in the banner:\n{banner}")));
+    let want = format!(
+        "error: no valid device tree at x0 (x0 {at:#x} is inside the loader's footprint {base:#x}..{:#x}); using board qemu-virt defaults",
+        base + kib * 1024
+    );
+    if !banner.lines().any(|l| l == want) {
+        q.fail(&format!("no {want:?} in:\n{banner}"));
+    }
+}

@@ -845,3 +845,32 @@ fn a_disk_that_does_not_answer_is_given_up_with_one_line() {
     );
     assert_eq!(q.cmd("version").lines().count(), 1);
 }
+
+/// Looking for a virtio-rng (booti's /chosen/rng-seed, `kaslrseed`) must not touch the disk:
+/// the scan used to drop the transports of the devices it passed over, and dropping a virtio
+/// transport resets the device, so every later read of the disk waited for ever (a booti that
+/// failed, e.g. on an Image.gz CRC, left a loader that hung on its next `load`).
+#[test]
+fn looking_for_entropy_leaves_the_disk_working() {
+    let dir = scratch("rng-scan");
+    let data = pattern(5000, 7);
+    let img = disk(
+        &dir,
+        "disk.img",
+        Table::Mbr,
+        32,
+        40,
+        vec![("/a.bin", data.clone())],
+    );
+    let mut q = Qemu::boot_to_prompt("rng-scan", &opts_with(vec![Qemu::mmio_disk(&img, "d0")]));
+    let addr = hex(&q.env("kernel_addr_r"));
+    // cortex-a57 has no RNDR and the machine no virtio-rng.
+    q.refused(
+        "kaslrseed",
+        "kaslrseed: no entropy source: the CPU has no RNDR (FEAT_RNG) and there is no virtio-rng device",
+        &[(addr, 0x2000)],
+    );
+    let out = q.cmd(&format!("load virtio 0 {addr:x} /a.bin"));
+    assert!(out.starts_with("5000 bytes read in "), "{out}");
+    assert_eq!(q.crc(addr, data.len() as u64), crc32(&data));
+}

@@ -334,7 +334,6 @@ pub fn ns_dt(dtb: &[u8], on: &[String], failed: &[String]) -> Result<Vec<u8>, St
 mod tests {
     use super::*;
     use crate::dt;
-    use alloc::vec;
 
     const SECURE_DT: &[u8] = include_bytes!("../../tests/fixtures/qemu-virt-secure-el3-smp4.dtb");
 
@@ -512,6 +511,6 @@ mod tests {
             "nothing grows from one stage to the next"
         );
         assert!(ns_dt(b"junk", &[], &[]).is_err());
-        assert!(ns_dt(SECURE_DT, &vec!["/cpus/cpu@9".to_string()], &[]).is_err());
+        assert!(ns_dt(SECURE_DT, &["/cpus/cpu@9".to_string()], &[]).is_err());
     }
 }

@@ -48,6 +48,23 @@ pub enum Next {
     Loader,
 }
 
+/// `payload.handoff=`: what the payload breaks just before it chains into the next loader
+/// (issue 17, item 11: bad input the next loader must refuse in one line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// Nothing: the DT and the pen as they are.
+    Plain,
+    /// `scribble-pen`: the old pen's header keeps its magic, version and size words; the
+    /// rest of it (bytes 16..128, checksum included) becomes 0xa5 — a kernel that wrote over
+    /// memory it should have left alone. Its CPUs still spin in the pen's code.
+    ScribblePen,
+    /// `dtb-totalsize=<hex>`: the DTB handed on claims this `totalsize`.
+    DtbTotalsize(u32),
+    /// `dtb-in-loader`: the DTB is copied to the next loader's footprint, past the end of
+    /// loader.bin's file (where its .bss, stack and heap go), and x0 points there.
+    DtbInLoader,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Args {
     pub next: Next,
@@ -83,6 +100,8 @@ pub struct Args {
     /// there; the last one has no cpu node, so it reaches the loader's pen as a stray. The
     /// first one follows the release 1.5 s late (after the loader stopped waiting).
     pub foreign: bool,
+    /// `payload.handoff=...` (with `payload.next=loader`): see [`Handoff`].
+    pub handoff: Handoff,
 }
 
 impl Default for Args {
@@ -97,6 +116,7 @@ impl Default for Args {
             inject_fault: false,
             el1_entry: false,
             foreign: false,
+            handoff: Handoff::Plain,
         }
     }
 }
@@ -169,6 +189,8 @@ pub fn parse_bootargs(bootargs: Option<&str>) -> Result<Args, String> {
                 "0" => false,
                 other => return Err(format!("bootargs: payload.el1={other}: expected 0 or 1")),
             };
+        } else if let Some(v) = w.strip_prefix("payload.handoff=") {
+            a.handoff = parse_handoff(v)?;
         } else if let Some(v) = w.strip_prefix("payload.foreign=") {
             a.foreign = match v {
                 "1" => true,
@@ -182,6 +204,24 @@ pub fn parse_bootargs(bootargs: Option<&str>) -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+fn parse_handoff(v: &str) -> Result<Handoff, String> {
+    let bad = || {
+        format!(
+            "bootargs: payload.handoff={v}: expected plain, scribble-pen, dtb-totalsize=<hex> or dtb-in-loader"
+        )
+    };
+    Ok(match v {
+        "plain" => Handoff::Plain,
+        "scribble-pen" => Handoff::ScribblePen,
+        "dtb-in-loader" => Handoff::DtbInLoader,
+        _ => {
+            let n = v.strip_prefix("dtb-totalsize=").ok_or_else(bad)?;
+            let n = n.strip_prefix("0x").unwrap_or(n);
+            Handoff::DtbTotalsize(u32::from_str_radix(n, 16).map_err(|_| bad())?)
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

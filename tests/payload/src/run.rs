@@ -12,7 +12,7 @@ use loader::pen::{PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
 use parkboot_payload::{
     check_dt, check_entry, check_entry_state, check_pen, choose_chain_dest, image_footprint,
     memreserve_text, parse_bootargs, round_state, timing_line, verdict_fail, verdict_pass, Args,
-    EntryRecord, GicBits, LatencyStats, Next, RoundState, SpinCpu, SpinTable, CHAIN_ALIGN,
+    EntryRecord, GicBits, Handoff, LatencyStats, Next, RoundState, SpinCpu, SpinTable, CHAIN_ALIGN,
     ROUND_TIMEOUT_US,
 };
 
@@ -339,7 +339,7 @@ extern "C" fn rust_entry(
             } else {
                 dtb
             };
-            chain(&ctx, &info, dtb, &st)
+            chain(&ctx, &info, dtb, &st, args.handoff)
         }
     }
 }
@@ -849,7 +849,7 @@ fn exercise(ctx: &Ctx, st: &SpinTable, img: &PenImage<'_>, boot: u64, el: u8, ar
 /// with `--dtb=/sys/firmware/fdt`: x0 = the DTB we were given (unchanged: it still carries the
 /// pen's /memreserve/ and the spin-table properties), x1..x3 = 0, MMU off, DAIF masked. The
 /// secondaries stay PARKED in the pen for the new loader to reclaim.
-fn chain(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable) -> ! {
+fn chain(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable, handoff: Handoff) -> ! {
     let ctx = &Ctx {
         next: Next::Stop,
         ..*ctx
@@ -914,8 +914,55 @@ fn chain(ctx: &Ctx, info: &DtInfo, dtb: u64, st: &SpinTable) -> ! {
     if let Err(e) = image_footprint(&copied) {
         fail(ctx, &format!("chain: copy at {dest:#x}: {e}"));
     }
+    let (dtb, extra) = break_handoff(handoff, info, dtb, st, dest, words * 8);
     println!("PAYLOAD: entering loader at {dest:#x} (x0={dtb:#x}, x1..x3=0, MMU off, DAIF masked)");
-    // SAFETY: `dest` holds a verified arm64 Image; the handoff cleans it to PoC, and nothing of
-    // ours is used after the branch.
-    unsafe { arch::handoff::handoff(dest, dtb, &[(dest, words * 8)], false) }
+    // SAFETY: `dest` holds a verified arm64 Image; the handoff cleans it (and a DTB copy) to
+    // PoC, and nothing of ours is used after the branch.
+    unsafe { arch::handoff::handoff(dest, dtb, &[(dest, words * 8), extra], false) }
+}
+
+/// `payload.handoff=...`: breaks what the next loader is handed (see [`Handoff`]); returns x0
+/// and a range to clean to PoC with the loader (empty if none).
+fn break_handoff(
+    handoff: Handoff,
+    info: &DtInfo,
+    dtb: u64,
+    st: &SpinTable,
+    dest: u64,
+    file_len: u64,
+) -> (u64, (u64, u64)) {
+    match handoff {
+        Handoff::Plain => (dtb, (dest, 0)),
+        Handoff::ScribblePen => {
+            let base = st.pen.base;
+            for off in (16..128).step_by(8) {
+                wr((base + off) as *mut u64, 0xa5a5_a5a5_a5a5_a5a5);
+            }
+            civac(base, 128);
+            println!("PAYLOAD: scribbled the pen header at {base:#x}: bytes 16..128 = 0xa5");
+            (dtb, (dest, 0))
+        }
+        Handoff::DtbTotalsize(total) => {
+            let w = rd(dtb as *const u64);
+            wr(
+                dtb as *mut u64,
+                (w & 0xffff_ffff) | (u64::from(total.to_be()) << 32),
+            );
+            civac(dtb, 8);
+            println!("PAYLOAD: DTB at {dtb:#x}: totalsize set to {total:#x}");
+            (dtb, (dest, 0))
+        }
+        Handoff::DtbInLoader => {
+            let len = (info.totalsize as u64).div_ceil(8) * 8;
+            let at = (dest + file_len).next_multiple_of(0x1_0000);
+            for i in 0..len / 8 {
+                wr((at + i * 8) as *mut u64, rd((dtb + i * 8) as *const u64));
+            }
+            println!(
+                "PAYLOAD: DTB copied into the next loader's footprint at {at:#x}..{:#x}",
+                at + len
+            );
+            (at, (at, len))
+        }
+    }
 }

@@ -222,6 +222,26 @@ fn bootargs() {
     assert!(parse_bootargs(Some("payload.el1=2")).is_err());
     assert!(parse_bootargs(Some("payload.foreign=1")).unwrap().foreign);
     assert!(parse_bootargs(Some("payload.foreign=x")).is_err());
+    assert_eq!(
+        parse_bootargs(Some("payload.handoff=scribble-pen"))
+            .unwrap()
+            .handoff,
+        Handoff::ScribblePen
+    );
+    assert_eq!(
+        parse_bootargs(Some("payload.handoff=dtb-totalsize=0x7fff0000"))
+            .unwrap()
+            .handoff,
+        Handoff::DtbTotalsize(0x7fff_0000)
+    );
+    assert_eq!(
+        parse_bootargs(Some("payload.handoff=dtb-in-loader"))
+            .unwrap()
+            .handoff,
+        Handoff::DtbInLoader
+    );
+    assert!(parse_bootargs(Some("payload.handoff=dtb-totalsize=zz")).is_err());
+    assert!(parse_bootargs(Some("payload.handoff=other")).is_err());
     assert!(parse_bootargs(Some("payload.keep=1")).unwrap().keep);
     assert!(!parse_bootargs(Some("payload.keep=0")).unwrap().keep);
     assert!(parse_bootargs(Some("payload.keep=yes")).is_err());
