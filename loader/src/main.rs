@@ -54,6 +54,8 @@ mod memory;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
+mod resident;
+#[cfg(target_os = "none")]
 mod sleep;
 #[cfg(target_os = "none")]
 mod smp;
