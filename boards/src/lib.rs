@@ -64,15 +64,30 @@ pub struct Board {
     pub el3: Option<El3>,
 }
 
-/// Environment shared by all boards. `bootcmd` is a placeholder the loader replaces with its own
-/// boot sequence once it knows the devices (it is only run when `bootdelay` expires).
+/// Environment shared by all boards. `bootcmd` runs U-Boot's distro boot (`distro_bootcmd`,
+/// the loader's `distroboot`: extlinux.conf and boot scripts on every disk) when `bootdelay`
+/// expires.
 const COMMON_ENV: &[(&str, &str)] = &[
     ("bootdelay", "2"),
     ("baudrate", "115200"),
     ("stdin", "serial"),
     ("stdout", "serial"),
     ("stderr", "serial"),
-    ("bootcmd", "bootscript"),
+    ("bootcmd", "run distro_bootcmd"),
+    ("distro_bootcmd", "distroboot"),
+];
+
+/// QEMU virt: the common env and `fdtfile`, the name distribution boot files use for the
+/// board's DT (extlinux `fdtdir`, flash-kernel's `dtbs/<version>/${fdtfile}`).
+const QEMU_VIRT_ENV: &[(&str, &str)] = &[
+    ("bootdelay", "2"),
+    ("baudrate", "115200"),
+    ("stdin", "serial"),
+    ("stdout", "serial"),
+    ("stderr", "serial"),
+    ("bootcmd", "run distro_bootcmd"),
+    ("distro_bootcmd", "distroboot"),
+    ("fdtfile", "qemu/virt.dtb"),
 ];
 
 /// QEMU `virt` (any version): PL011 at 0x0900_0000, RAM at 0x4000_0000. With `secure=on`
@@ -82,7 +97,7 @@ pub static QEMU_VIRT: Board = Board {
     name: "qemu-virt",
     compatible: &["linux,dummy-virt"],
     default_uart: Some(0x0900_0000),
-    default_env: COMMON_ENV,
+    default_env: QEMU_VIRT_ENV,
     quirks: Quirks {
         fallback_ram: Some((0x4000_0000, 0x800_0000)),
     },
@@ -158,6 +173,10 @@ mod tests {
         assert_eq!(b.env_default("baudrate"), Some("115200"));
         assert_eq!(b.env_default("stdout"), Some("serial"));
         assert!(b.env_default("bootcmd").is_some());
+        // Every board's env has everything the common env has.
+        for (k, _) in COMMON_ENV {
+            assert!(b.env_default(k).is_some(), "{} lacks {k}", b.name);
+        }
     }
 
     #[test]

@@ -238,3 +238,58 @@ fn odd_names_roundtrip() {
     );
     check_fsck(&d, 1, "names");
 }
+
+/// `overwrite` writes a same-size file's new contents into its own clusters:
+/// only the bytes of the file's extents change (no FAT, directory or FSInfo
+/// block), the fragmented big.bin included; another size is refused with
+/// the image unchanged.
+#[test]
+fn overwrite_in_place_touches_only_the_file_data() {
+    for (name, index, seed, big) in VOLUMES {
+        let mut d = fixture(name);
+        let start = part::open(&mut d, index).unwrap().start_lba() * 512;
+        for (path, len) in [("/big.bin", big), ("/HELLO.TXT", 0)] {
+            let len = if len == 0 {
+                fs::size(&mut part::open(&mut d, index).unwrap(), path).unwrap() as usize
+            } else {
+                len
+            };
+            let before = d.data().to_vec();
+            let extents = {
+                let mut p = part::open(&mut d, index).unwrap();
+                FatVolume::mount(&mut p).unwrap().extents(path).unwrap()
+            };
+            let new = pattern(seed + 50, len);
+            fs::overwrite(&mut part::open(&mut d, index).unwrap(), path, &new).unwrap();
+            assert_eq!(read_all(&mut part::open(&mut d, index).unwrap(), path), new);
+            let inside = |i: usize| {
+                extents.iter().any(|&(off, n)| {
+                    let o = (start + off) as usize;
+                    (o..o + n as usize).contains(&i)
+                })
+            };
+            let changed: Vec<usize> = (0..before.len())
+                .filter(|&i| before[i] != d.data()[i])
+                .collect();
+            assert!(!changed.is_empty(), "{name} {path}");
+            assert!(
+                changed.iter().all(|&i| inside(i)),
+                "{name} {path}: a byte outside the file's extents changed"
+            );
+            check_fsck(&d, index, &format!("{name}-overwrite-in-place"));
+        }
+        let before = d.data().to_vec();
+        let mut p = part::open(&mut d, index).unwrap();
+        let e = fs::overwrite(&mut p, "/HELLO.TXT", b"x").unwrap_err();
+        assert!(
+            e.to_string().starts_with("cannot overwrite a ")
+                && e.to_string().ends_with("-byte file in place with 1 bytes"),
+            "{e}"
+        );
+        assert_eq!(
+            fs::overwrite(&mut p, "/missing", b"x").unwrap_err(),
+            FsError::NotFound("/missing".into())
+        );
+        assert!(d.data() == &before[..], "{name}: refused overwrite wrote");
+    }
+}

@@ -24,6 +24,7 @@ use crate::firmware::Firmware;
 use crate::footprint::Footprint;
 use crate::machine::Machine;
 use crate::memory::{self, Memory};
+use crate::net::Net;
 use crate::platform::Sh;
 use crate::println;
 use crate::sleep::Sleep;
@@ -89,6 +90,8 @@ fn bring_up(x0: u64, entry_ticks: u64, el: u64, x1_x3: [u64; 3]) -> Machine {
         dt,
         mem,
         disks: Disks::new(),
+        rng: crate::rng::Rng::new(),
+        net: Net::new(),
         cpus: Cpus::new(),
         sleep: Sleep::new(),
         timing: Timing::new(entry_ticks),
@@ -173,8 +176,8 @@ fn run_shell(machine: Machine) -> ! {
     // variables, before /parkboot.env and the DT's /config/environment.
     sh.default_env = sh.env.clone();
     commands::register(&mut sh);
-    if let Some(msg) = cmd_storage::load_saved_env(&mut sh) {
-        sh.print(&format!("{msg}\n"));
+    for line in cmd_storage::load_saved_env(&mut sh) {
+        sh.print(&format!("{line}\n"));
     }
     if let Some(msg) = import_dt_env(&mut sh) {
         sh.print(&format!("{msg}\n"));

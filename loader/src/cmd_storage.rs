@@ -13,11 +13,10 @@ use alloc::vec::Vec;
 use drivers::block::BlockDevice;
 use drivers::{fs, part};
 use loader::devspec::{parse_dev_part, script_text, DevPart};
+use loader::envstore;
 use loader::plan::load::{self as loadplan, LoadArgs};
 use shell::{parse_hex, CmdError, CmdResult};
 
-/// File the env is saved to, on the boot partition of disk 0.
-pub const ENV_FILE: &str = "/parkboot.env";
 /// Where `bootscript` looks, in order.
 pub const SCRIPTS: &[&str] = &["/boot.cmd", "/boot/boot.cmd", "/boot.scr", "/boot/boot.scr"];
 
@@ -67,10 +66,65 @@ fn resolve(sh: &mut Sh, iface: &str, spec: &str) -> Result<(usize, u32), CmdErro
     let DevPart { dev, part: p } = parse_dev_part(spec).map_err(CmdError::Msg)?;
     let d = disk(sh, iface, dev)?;
     let p = match p {
+        // U-Boot: partition 1 of a disk without a table is the whole disk.
+        Some(1) if whole_disk_is_fat(d) => 0,
         Some(p) => p,
         None => default_part(d)?,
     };
     Ok((dev, p))
+}
+
+/// Reads all of a small file (at most `max` bytes) into the heap: configuration files,
+/// overlays.
+pub fn read_small(sh: &mut Sh, spec: &str, path: &str, max: u64) -> Result<Vec<u8>, String> {
+    let r = with_fs(sh, "virtio", spec, |d| {
+        let n = fs::size(d, path).map_err(|e| format!("{e}"))?;
+        if n > max {
+            return Err(format!("{path} is too large ({n} bytes, at most {max})"));
+        }
+        let mut buf = alloc::vec![0u8; n as usize];
+        fs::read(d, path, &mut buf, 0).map_err(|e| format!("{e}"))?;
+        Ok(buf)
+    });
+    r.map_err(|e| match e {
+        CmdError::Msg(m) => m,
+        _ => String::from("read failed"),
+    })
+}
+
+/// The partitions of disk `dev` as the distro scan needs them (a disk without a table: one,
+/// number 0); empty when the disk has neither.
+pub fn part_facts(sh: &mut Sh, dev: usize) -> Vec<loader::distro::PartFacts> {
+    ensure_scanned(sh);
+    let Some(d) = sh.platform.disks.get_mut(dev) else {
+        return Vec::new();
+    };
+    if whole_disk_is_fat(d) {
+        return alloc::vec![loader::distro::PartFacts {
+            index: 0,
+            bootable: false,
+            extended: false,
+        }];
+    }
+    part::read_table(d).map_or_else(
+        |_| Vec::new(),
+        |t| {
+            t.partitions
+                .iter()
+                .map(|p| loader::distro::PartFacts {
+                    index: p.index,
+                    bootable: p.bootable,
+                    extended: p.is_extended(),
+                })
+                .collect()
+        },
+    )
+}
+
+/// The partition table of `iface` disk `dev`.
+pub fn table(sh: &mut Sh, iface: &str, dev: usize) -> Result<part::PartitionTable, CmdError> {
+    let d = disk(sh, iface, dev)?;
+    part::read_table(d).map_err(|e| CmdError::Msg(format!("{e}")))
 }
 
 /// No partition given: the whole disk if it holds a FAT filesystem,
@@ -184,22 +238,6 @@ fn rate(bytes: u64, ticks: u64) -> String {
     format!("{bytes} bytes in {ms} ms, {r}")
 }
 
-pub fn cmd_part(sh: &mut Sh, args: &[String]) -> CmdResult {
-    let [_, sub, iface, dev] = args else {
-        return Err(CmdError::Usage);
-    };
-    if sub != "list" {
-        return Err(CmdError::Usage);
-    }
-    let n = usize::from_str_radix(dev.trim_start_matches("0x"), 16)
-        .map_err(|_| CmdError::Msg(format!("bad device number '{dev}'")))?;
-    let d = disk(sh, iface, n)?;
-    let t = part::read_table(d).map_err(|e| CmdError::Msg(format!("{e}")))?;
-    let s = part::format_table(&t, &format!("virtio device {n}"));
-    sh.print(&s);
-    Ok(())
-}
-
 pub fn cmd_ls(sh: &mut Sh, args: &[String]) -> CmdResult {
     let (iface, spec, path) = match args {
         [_, i, s] => (i, s, "/"),
@@ -253,6 +291,7 @@ pub fn cmd_load(sh: &mut Sh, args: &[String]) -> CmdResult {
     sh.print(&format!("{n} bytes read in {ms} ms ({rate})\n"));
     let _ = sh.env.set("filesize", &format!("{n:x}"));
     let _ = sh.env.set("fileaddr", &format!("{:x}", r.addr));
+    sh.platform.mem.record_load(r.addr, n as u64);
     Ok(())
 }
 
@@ -280,52 +319,44 @@ pub fn cmd_fatwrite(sh: &mut Sh, args: &[String]) -> CmdResult {
     Ok(())
 }
 
-/// The disk/partition holding the env file: disk 0's filesystem.
+/// `saveenv`: the next of the two env copies on disk 0's filesystem
+/// (`loader::envstore`: U-Boot's redundant environment, CRC-checked, the
+/// newest copy never touched).
 pub fn cmd_saveenv(sh: &mut Sh, args: &[String]) -> CmdResult {
     if args.len() != 1 {
         return Err(CmdError::Usage);
     }
-    let text = sh.env.to_text();
-    with_fs(sh, "virtio", "0", |d| {
-        fs::write(d, ENV_FILE, text.as_bytes()).map_err(|e| format!("{e}"))
+    let env = sh.env.clone();
+    let saved = with_fs(sh, "virtio", "0", |d| {
+        envstore::save(d, &env).map_err(|e| format!("saveenv: {e}"))
     })?;
     sh.print(&format!(
-        "Saving Environment to FAT... OK ({ENV_FILE} on virtio 0)\n"
+        "Saving Environment to FAT... OK ({} on virtio 0, save {})\n",
+        saved.path, saved.seq
     ));
     Ok(())
 }
 
-/// Reads the saved env, if disk 0 has one. Returns what happened, for the console.
-pub fn load_saved_env(sh: &mut Sh) -> Option<String> {
+/// Reads the saved env, if disk 0 has one: the newest usable copy's
+/// variables go into the env. Returns the lines to print (where it came
+/// from; every copy that was ignored, and why).
+pub fn load_saved_env(sh: &mut Sh) -> Vec<String> {
     ensure_scanned(sh);
     if sh.platform.disks.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let text = with_fs(sh, "virtio", "0", |d| {
-        let n = fs::size(d, ENV_FILE).map_err(|e| format!("{e}"))?;
-        if n > 64 * 1024 {
-            return Err(format!("{ENV_FILE} is too large ({n} bytes)"));
+    let loaded = match with_fs(sh, "virtio", "0", |d| Ok(envstore::load(d, "virtio 0"))) {
+        Ok(l) => l,
+        Err(CmdError::Msg(m)) if m.contains("no partition") => return Vec::new(),
+        Err(CmdError::Msg(m)) => return alloc::vec![format!("env: {m}")],
+        Err(_) => return Vec::new(),
+    };
+    if let Some(env) = &loaded.env {
+        for (k, v) in env.iter() {
+            let _ = sh.env.set(k, v);
         }
-        let mut buf = alloc::vec![0u8; n as usize];
-        fs::read(d, ENV_FILE, &mut buf, 0).map_err(|e| format!("{e}"))?;
-        String::from_utf8(buf).map_err(|_| format!("{ENV_FILE} is not text"))
-    });
-    match text {
-        Ok(t) => match shell::Env::from_text(&t) {
-            Ok(env) => {
-                let mut n = 0;
-                for (k, v) in env.iter() {
-                    let _ = sh.env.set(k, v);
-                    n += 1;
-                }
-                Some(format!("env: {n} variable(s) from {ENV_FILE} on virtio 0"))
-            }
-            Err(e) => Some(format!("env: {ENV_FILE} ignored: {e}")),
-        },
-        Err(CmdError::Msg(m)) if m.contains("not found") || m.contains("no partition") => None,
-        Err(CmdError::Msg(m)) => Some(format!("env: {m}")),
-        Err(_) => None,
     }
+    loaded.notes.iter().map(|n| format!("env: {n}")).collect()
 }
 
 pub fn cmd_source(sh: &mut Sh, args: &[String]) -> CmdResult {

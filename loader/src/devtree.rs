@@ -20,6 +20,8 @@ pub struct Dt {
     error: Option<String>,
     /// `fdt addr` target (None: the DT the loader was given).
     work: Option<u64>,
+    /// The blob `kaslrseed` wrote a seed into (booti keeps that seed).
+    seeded: Option<u64>,
 }
 
 impl Dt {
@@ -30,6 +32,7 @@ impl Dt {
             info: None,
             error: None,
             work: None,
+            seeded: None,
         };
         match probe(x0) {
             Ok((addr, total)) => {
@@ -81,6 +84,16 @@ impl Dt {
 
     pub fn set_working(&mut self, addr: u64) {
         self.work = Some(addr);
+    }
+
+    /// `kaslrseed` wrote /chosen/kaslr-seed into the blob at `addr`.
+    pub fn set_seeded(&mut self, addr: u64) {
+        self.seeded = Some(addr);
+    }
+
+    /// Did `kaslrseed` seed the blob at `addr`?
+    pub fn seeded(&self, addr: u64) -> bool {
+        self.seeded == Some(addr)
     }
 
     /// The properties of `/config/environment` (U-Boot's ENV_IMPORT_FDT).

@@ -24,6 +24,12 @@ pub struct ChosenFixups {
     /// [start, end) of the initrd; any existing linux,initrd-* are replaced
     /// (or removed when None).
     pub initrd: Option<(u64, u64)>,
+    /// Keep a non-zero /chosen/kaslr-seed: the `kaslrseed` command (or an extlinux
+    /// `kaslrseed` label) wrote it into this very tree.
+    pub keep_kaslr_seed: bool,
+    /// Entropy from a hardware RNG for /chosen/rng-seed, written only when the tree has
+    /// none (never made up: None when the machine has no RNG).
+    pub rng_seed: Option<Vec<u8>>,
 }
 
 /// Parses and validates `dtb`, returning the editable model.
@@ -75,9 +81,81 @@ pub fn apply_chosen(tree: &mut DeviceTree, fx: &ChosenFixups) {
     let nonzero_seed = c
         .property("kaslr-seed")
         .is_some_and(|p| p.value().iter().any(|&b| b != 0));
-    if nonzero_seed {
+    if nonzero_seed && !fx.keep_kaslr_seed {
         c.remove_property("kaslr-seed");
     }
+    if let Some(seed) = &fx.rng_seed {
+        if c.property("rng-seed").is_none() && !seed.is_empty() {
+            c.add_property(DeviceTreeProperty::new_unchecked("rng-seed", seed.clone()));
+        }
+    }
+}
+
+/// Writes `seed` as /chosen/kaslr-seed (the `kaslrseed` command).
+pub fn set_kaslr_seed(tree: &mut DeviceTree, seed: u64) {
+    let c = chosen(tree);
+    c.remove_property("kaslr-seed");
+    c.add_property(DeviceTreeProperty::new_unchecked("kaslr-seed", seed));
+}
+
+/// U-Boot's `fdt_fixup_memory_banks` for a DT the loader did not boot with (a
+/// distribution's `.dtb`): the first memory node (`device_type = "memory"`, or named
+/// `memory`/`memory@…`) gets `reg` = the RAM `banks` the loader knows, in the root's cell
+/// sizes; other memory nodes are removed; one is made when there is none.
+///
+/// # Errors
+/// A bank that does not fit the root's `#address-cells`/`#size-cells`.
+pub fn apply_memory(tree: &mut DeviceTree, banks: &[(u64, u64)]) -> Result<(), String> {
+    if banks.is_empty() {
+        return Ok(());
+    }
+    let cells = |name: &str, default: u32| {
+        tree.root
+            .property(name)
+            .and_then(|p| {
+                p.value()
+                    .get(..4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            })
+            .unwrap_or(default)
+    };
+    let (ac, sc) = (cells("#address-cells", 2), cells("#size-cells", 1));
+    let mut reg = Vec::new();
+    for &(base, size) in banks {
+        push_cells(&mut reg, base, ac)
+            .ok_or_else(|| format!("memory bank {base:#x} does not fit #address-cells = {ac}"))?;
+        push_cells(&mut reg, size, sc)
+            .ok_or_else(|| format!("memory size {size:#x} does not fit #size-cells = {sc}"))?;
+    }
+    let is_memory = |n: &DeviceTreeNode| {
+        n.name() == "memory"
+            || n.name().starts_with("memory@")
+            || n.property("device_type")
+                .is_some_and(|p| p.value() == b"memory\0")
+    };
+    let names: Vec<String> = tree
+        .root
+        .children()
+        .filter(|n| is_memory(n))
+        .map(|n| n.name().to_string())
+        .collect();
+    for n in &names {
+        tree.root.remove_child(n);
+    }
+    let mut node = DeviceTreeNode::new_unchecked(format!("memory@{:x}", banks[0].0));
+    node.add_property(DeviceTreeProperty::new_unchecked("device_type", "memory"));
+    node.add_property(DeviceTreeProperty::new_unchecked("reg", reg));
+    tree.root.add_child(node);
+    Ok(())
+}
+
+fn push_cells(out: &mut Vec<u8>, v: u64, cells: u32) -> Option<()> {
+    match cells {
+        1 => out.extend_from_slice(&u32::try_from(v).ok()?.to_be_bytes()),
+        2 => out.extend_from_slice(&v.to_be_bytes()),
+        _ => return None,
+    }
+    Some(())
 }
 
 /// The child of `node` that path component `comp` names: the child named
@@ -477,6 +555,7 @@ mod tests {
             &ChosenFixups {
                 bootargs: Some("console=ttyAMA0 quiet".into()),
                 initrd: Some((0x4800_0000, 0x4810_0000)),
+                ..ChosenFixups::default()
             },
         );
         let out = store(&t, 0).unwrap();
@@ -492,13 +571,7 @@ mod tests {
         assert!(info.chosen.stdout_path.is_some(), "stdout-path kept");
         // Replacing: no stale initrd survives.
         let (mut t2, _) = load(&out).unwrap();
-        apply_chosen(
-            &mut t2,
-            &ChosenFixups {
-                bootargs: None,
-                initrd: None,
-            },
-        );
+        apply_chosen(&mut t2, &ChosenFixups::default());
         let info2 = dt::parse(&store(&t2, 0).unwrap()).unwrap();
         assert!(info2.chosen.initrd.is_none());
         assert_eq!(
@@ -530,6 +603,65 @@ mod tests {
             .unwrap()
             .property("kaslr-seed")
             .is_some());
+    }
+
+    #[test]
+    fn kaslr_seed_kept_when_asked_and_rng_seed_added_only_when_missing() {
+        let (mut t, _) = load(VIRT).unwrap();
+        set_kaslr_seed(&mut t, 0x1122_3344_5566_7788);
+        remove(&mut t, "/chosen", Some("rng-seed")).ok();
+        apply_chosen(
+            &mut t,
+            &ChosenFixups {
+                keep_kaslr_seed: true,
+                rng_seed: Some(alloc::vec![7u8; 32]),
+                ..ChosenFixups::default()
+            },
+        );
+        let c = t.find_node("/chosen").unwrap();
+        assert_eq!(
+            c.property("kaslr-seed").unwrap().value(),
+            &0x1122_3344_5566_7788u64.to_be_bytes()
+        );
+        assert_eq!(c.property("rng-seed").unwrap().value(), &[7u8; 32]);
+        // An rng-seed already there stays as it is.
+        apply_chosen(
+            &mut t,
+            &ChosenFixups {
+                rng_seed: Some(alloc::vec![9u8; 32]),
+                ..ChosenFixups::default()
+            },
+        );
+        let c = t.find_node("/chosen").unwrap();
+        assert_eq!(c.property("rng-seed").unwrap().value(), &[7u8; 32]);
+        assert!(c.property("kaslr-seed").is_none(), "not kept unless asked");
+    }
+
+    #[test]
+    fn memory_banks_replace_the_dts_memory_nodes() {
+        let (mut t, _) = load(VIRT).unwrap();
+        apply_memory(
+            &mut t,
+            &[(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)],
+        )
+        .unwrap();
+        let info = dt::parse(&store(&t, 0).unwrap()).unwrap();
+        let m: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.base, r.size)).collect();
+        assert_eq!(
+            m,
+            alloc::vec![(0x4000_0000, 0x2000_0000), (0x1_0000_0000, 0x1000_0000)]
+        );
+        // A size that does not fit one cell is refused, the tree unchanged.
+        let mut small = DeviceTree::new();
+        small
+            .root
+            .add_property(DeviceTreeProperty::new_unchecked("#address-cells", 1u32));
+        small
+            .root
+            .add_property(DeviceTreeProperty::new_unchecked("#size-cells", 1u32));
+        let before = small.clone();
+        assert!(apply_memory(&mut small, &[(0x1_0000_0000, 1)]).is_err());
+        assert_eq!(small, before);
     }
 
     #[test]

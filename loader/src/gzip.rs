@@ -64,9 +64,8 @@ pub fn is_gzip(b: &[u8]) -> bool {
     b.len() >= 2 && b[0] == 0x1f && b[1] == 0x8b
 }
 
-/// Parses the header of a gzip member occupying exactly `b` (the trailer is
-/// the last 8 bytes).
-pub fn parse(b: &[u8]) -> Result<GzInfo, GzError> {
+/// The length of the gzip header at the start of `b` (where the deflate stream starts).
+pub fn header_len(b: &[u8]) -> Result<usize, GzError> {
     if !is_gzip(b) {
         return Err(GzError::NotGzip);
     }
@@ -111,6 +110,13 @@ pub fn parse(b: &[u8]) -> Result<GzInfo, GzError> {
         }
         off += 2;
     }
+    Ok(off)
+}
+
+/// Parses the header of a gzip member occupying exactly `b` (the trailer is
+/// the last 8 bytes).
+pub fn parse(b: &[u8]) -> Result<GzInfo, GzError> {
+    let off = header_len(b)?;
     if off.checked_add(8).is_none_or(|e| e > b.len()) {
         return Err(GzError::Truncated);
     }
@@ -179,6 +185,44 @@ pub fn inflate_into(b: &[u8], info: &GzInfo, out: &mut [u8]) -> Result<(), GzErr
     Ok(())
 }
 
+/// A gzip member at the start of `b` whose length is not known (`unzip`): inflated into
+/// `out` until the deflate stream ends itself, then checked against the trailer that follows
+/// it. Returns `(member length, bytes produced)`.
+pub fn inflate_stream(b: &[u8], out: &mut [u8]) -> Result<(usize, usize), GzError> {
+    let off = header_len(b)?;
+    let data = b.get(off..).ok_or(GzError::Truncated)?;
+    let mut r = DecompressorOxide::new();
+    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let (st, used, n) = decompress(&mut r, data, out, 0, flags);
+    match st {
+        TINFLStatus::Done => {}
+        TINFLStatus::HasMoreOutput => {
+            return Err(GzError::OutputTooSmall {
+                need: out.len() as u64 + 1,
+                have: out.len() as u64,
+            })
+        }
+        s => return Err(map_status(s)),
+    }
+    let t = data.get(used..used + 8).ok_or(GzError::Truncated)?;
+    let crc32 = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+    let isize = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+    if u64::from(isize) != (n as u64 & 0xffff_ffff) {
+        return Err(GzError::SizeMismatch {
+            expected: isize,
+            got: n as u64,
+        });
+    }
+    let c = crc32fast::hash(&out[..n]);
+    if c != crc32 {
+        return Err(GzError::Crc {
+            stored: crc32,
+            computed: c,
+        });
+    }
+    Ok((off + used + 8, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +238,33 @@ mod tests {
         gz.extend_from_slice(&crc32fast::hash(&plain).to_le_bytes());
         gz.extend_from_slice(&(plain.len() as u32).to_le_bytes());
         (gz, plain)
+    }
+
+    #[test]
+    fn a_member_of_unknown_length_ends_itself() {
+        let (mut gz, plain) = sample();
+        let member = gz.len();
+        gz.extend_from_slice(b"whatever follows in memory");
+        let mut out = vec![0u8; plain.len() + 100];
+        assert_eq!(inflate_stream(&gz, &mut out), Ok((member, plain.len())));
+        assert_eq!(&out[..plain.len()], &plain[..]);
+        // Too little room; a corrupt trailer; not gzip.
+        let mut small = vec![0u8; 10];
+        assert!(matches!(
+            inflate_stream(&gz, &mut small),
+            Err(GzError::OutputTooSmall { .. })
+        ));
+        let mut bad = gz.clone();
+        bad[member - 8] ^= 1;
+        assert!(matches!(
+            inflate_stream(&bad, &mut out),
+            Err(GzError::Crc { .. })
+        ));
+        assert_eq!(inflate_stream(b"nope", &mut out), Err(GzError::NotGzip));
+        assert_eq!(
+            inflate_stream(&gz[..member - 3], &mut out),
+            Err(GzError::Truncated)
+        );
     }
 
     #[test]

@@ -288,6 +288,36 @@ impl fmt::Display for ImageHeader {
     }
 }
 
+/// Most sections a PE/COFF file may have.
+const PE_MAX_SECTIONS: usize = 96;
+
+/// For an EFI-stub Image (`pe_offset` from its header): where the raw data
+/// of its last PE/COFF section ends, i.e. how long the Image file is — if
+/// `image` holds a well-formed PE header and section table there. A raw
+/// Image carries its file length nowhere else; this tells a truncated one
+/// (Linux's arm64 Image ends exactly with its `.data` section).
+#[must_use]
+pub fn pe_sections_end(image: &[u8], pe_offset: u32) -> Option<u64> {
+    let pe = usize::try_from(pe_offset).ok()?;
+    let at = |o: usize, n: usize| image.get(pe.checked_add(o)?..pe.checked_add(o)?.checked_add(n)?);
+    if at(0, 4)? != b"PE\0\0" {
+        return None;
+    }
+    let u16_at = |o: usize| at(o, 2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    let u32_at = |o: usize| at(o, 4).map(|b| u64::from(le32(b, 0)));
+    let sections = u16_at(6)?;
+    if sections == 0 || sections > PE_MAX_SECTIONS {
+        return None;
+    }
+    let table = 24usize.checked_add(u16_at(20)?)?;
+    (0..sections)
+        .map(|i| {
+            let s = table.checked_add(i * 40)?;
+            Some(u32_at(s + 20)? + u32_at(s + 16)?)
+        })
+        .try_fold(0u64, |end, e| Some(end.max(e?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The machine as the loader knows it: owned parts, each with its own
-//! methods (console, firmware, DT, memory, disks, CPUs, sleep, timing), and
+//! methods (console, firmware, DT, memory, disks, network, CPUs, sleep, timing), and
 //! the few operations that need several parts at once. The shell reaches it
 //! through the thin adapter in `platform.rs`.
 
@@ -8,6 +8,8 @@ use crate::devtree::Dt;
 use crate::firmware::Firmware;
 use crate::footprint::Footprint;
 use crate::memory::Memory;
+use crate::rng::Rng;
+use crate::net::Net;
 use crate::sleep::Sleep;
 use crate::smp::{self, Cpus, Smp};
 use crate::stages::Timing;
@@ -16,6 +18,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use boards::Board;
+use drivers::{fs, part};
 
 pub struct Machine {
     pub board: &'static Board,
@@ -25,6 +28,8 @@ pub struct Machine {
     pub dt: Dt,
     pub mem: Memory,
     pub disks: Disks,
+    pub rng: Rng,
+    pub net: Net,
     pub cpus: Cpus,
     pub sleep: Sleep,
     pub timing: Timing,
@@ -52,6 +57,46 @@ impl Machine {
     /// Scans for disks again; returns the problems met.
     pub fn rescan_disks(&mut self) -> Vec<String> {
         self.disks.rescan(self.dt.info())
+    }
+
+    /// `test -e <iface> <dev[:part]> <path>`: does the file exist on that filesystem? Without
+    /// a partition: the whole disk's filesystem, else the table's default partition; partition
+    /// 1 of a disk without a table is the whole disk (U-Boot's rule).
+    pub fn file_exists(&mut self, iface: &str, spec: &str, path: &str) -> Result<bool, String> {
+        if iface != "virtio" {
+            return Err(format!("** Bad device specification {iface} {spec} **"));
+        }
+        let dp = loader::devspec::parse_dev_part(spec)?;
+        self.ensure_disks();
+        let n = self.disks.len();
+        let d = self.disks.get_mut(dp.dev).ok_or_else(|| {
+            format!(
+                "** Bad device specification {iface} {} ** ({n} found)",
+                dp.dev
+            )
+        })?;
+        let table = part::read_table(d).map_err(|e| format!("{e}"))?;
+        let index = match dp.part {
+            Some(1) if table.scheme == part::Scheme::WholeDisk => 0,
+            Some(p) => p,
+            None => table
+                .default_partition()
+                .map(|p| p.index)
+                .ok_or("no partition with a filesystem")?,
+        };
+        let mut view = part::open(d, index).map_err(|e| format!("{e}"))?;
+        fs::exists(&mut view, path).map_err(|e| format!("{e}"))
+    }
+
+    /// Fills `buf` from a hardware entropy source (the CPU's RNDR, else a virtio-rng
+    /// device); the source's name, or why there is none.
+    pub fn entropy(&mut self, buf: &mut [u8]) -> Result<&'static str, String> {
+        self.rng.fill(self.dt.info(), buf)
+    }
+
+    /// Finds the network interfaces unless that was done; returns the problems met.
+    pub fn ensure_net(&mut self) -> Vec<String> {
+        self.net.scan(self.dt.info())
     }
 
     /// Sets up how waiting CPUs sleep (wake period `period_us`).

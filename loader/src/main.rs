@@ -29,10 +29,16 @@ mod boot;
 mod cmd_boot;
 #[cfg(target_os = "none")]
 mod cmd_cpus;
+#[cfg(target_os = "none")]
+mod cmd_distro;
 #[cfg(all(target_os = "none", feature = "cmd-exception"))]
 mod cmd_exception;
 #[cfg(target_os = "none")]
+mod cmd_fdt;
+#[cfg(target_os = "none")]
 mod cmd_info;
+#[cfg(target_os = "none")]
+mod cmd_net;
 #[cfg(target_os = "none")]
 mod cmd_storage;
 #[cfg(target_os = "none")]
@@ -52,9 +58,13 @@ mod machine;
 #[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
+mod net;
+#[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
 mod resident;
+#[cfg(target_os = "none")]
+mod rng;
 #[cfg(target_os = "none")]
 mod sleep;
 #[cfg(target_os = "none")]

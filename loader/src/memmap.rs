@@ -984,18 +984,7 @@ mod tests {
 
     // ---- property-style test ----
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use testkit::Rng;
 
     fn assert_no_overlaps(m: &MemMap) {
         let cs: Vec<&Claim> = m.claims().collect();

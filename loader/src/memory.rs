@@ -13,8 +13,14 @@ use boards::Board;
 use loader::dt::Region;
 use loader::memmap::{LoadAddrs, MemMap, Owner};
 
+/// How many recent loads [`Memory`] remembers.
+const LOAD_RECORDS: usize = 16;
+
 pub struct Memory {
     map: MemMap,
+    /// `(addr, len)` of recent file loads, newest last: a gzip'd kernel loaded before its
+    /// initrd still has a known length when `booti` runs (U-Boot's order).
+    loads: Vec<(u64, u64)>,
     load: Option<LoadAddrs>,
     /// Regions the MMU could not map.
     map_errors: usize,
@@ -82,6 +88,7 @@ impl Memory {
         (
             Self {
                 map,
+                loads: Vec::new(),
                 load,
                 map_errors,
             },
@@ -115,6 +122,27 @@ impl Memory {
             v.push(("loadaddr", format!("{:#x}", l.kernel_addr_r)));
         }
         v
+    }
+
+    /// Records that a load put `len` bytes at `addr`; older records it overlaps are dropped.
+    pub fn record_load(&mut self, addr: u64, len: u64) {
+        let end = addr.saturating_add(len);
+        self.loads
+            .retain(|&(a, n)| a.saturating_add(n) <= addr || end <= a);
+        if self.loads.len() == LOAD_RECORDS {
+            self.loads.remove(0);
+        }
+        self.loads.push((addr, len));
+    }
+
+    /// The length of the file the last load at exactly `addr` put there, if nothing loaded
+    /// over it since.
+    pub fn loaded_at(&self, addr: u64) -> Option<u64> {
+        self.loads
+            .iter()
+            .rev()
+            .find(|&&(a, _)| a == addr)
+            .map(|&(_, n)| n)
     }
 
     /// May `len` bytes at `addr` be read (or, with `write`, written) by a command? Reads need

@@ -55,4 +55,8 @@ impl Platform for Machine {
     fn version(&self) -> String {
         firmware::version()
     }
+
+    fn file_exists(&mut self, iface: &str, dev_part: &str, path: &str) -> Result<bool, String> {
+        Machine::file_exists(self, iface, dev_part, path)
+    }
 }

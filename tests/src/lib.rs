@@ -222,10 +222,20 @@ impl Qemu {
         }
     }
 
-    /// Fails if `pat` appears in the output between the cursor and now.
+    /// Fails if `pat` appears in the output between the cursor and now
+    /// (text before the cursor is not looked at: for "must not appear at
+    /// all", use [`Qemu::refute_anywhere`]).
     pub fn refute_seen(&self, pat: &str) {
         if self.serial.seen(pat) {
             self.fail(&format!("unexpected {pat:?} in output"));
+        }
+    }
+
+    /// Fails if `pat` appears anywhere in the transcript so far, before or
+    /// after the cursor.
+    pub fn refute_anywhere(&self, pat: &str) {
+        if self.serial.seen_anywhere(pat) {
+            self.fail(&format!("unexpected {pat:?} in the transcript"));
         }
     }
 
@@ -322,6 +332,67 @@ impl Qemu {
             .collect()
     }
 
+    /// The claim list of the memory map (`bdinfo`'s `memory map (claims):`
+    /// lines).
+    pub fn claims(&mut self) -> String {
+        let bd = self.cmd("bdinfo");
+        let claims: Vec<&str> = bd
+            .lines()
+            .skip_while(|l| !l.starts_with("memory map (claims):"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  0x"))
+            .collect();
+        if claims.is_empty() {
+            self.fail(&format!("no claims in bdinfo: {bd}"));
+        }
+        claims.join("\n")
+    }
+
+    /// The claim's range (`start..end`) whose owner is `owner` (bdinfo).
+    pub fn claim(&mut self, owner: &str) -> (u64, u64) {
+        let claims = self.claims();
+        let found = claims.lines().find_map(|l| {
+            let (range, who) = l.trim().split_once("  ")?;
+            let (a, b) = range.split_once("..")?;
+            (who.trim() == owner).then(|| (hex(a), hex(b)))
+        });
+        found.unwrap_or_else(|| self.fail(&format!("no {owner:?} claim in {claims}")))
+    }
+
+    /// CRC-32 of `len` bytes at `addr`, as the loader's `crc32` computes it.
+    pub fn crc(&mut self, addr: u64, len: u64) -> u32 {
+        let out = self.cmd(&format!("crc32 {addr:x} {len:x}"));
+        match out.rsplit_once("==> ") {
+            Some((_, v)) => hex(v) as u32,
+            None => self.fail(&format!("crc32 {addr:x} {len:x}: {out}")),
+        }
+    }
+
+    /// A command that must be refused: it answers with exactly `want` (one
+    /// line) and the prompt, and nothing changed — the claim list, the
+    /// environment, and the CRC of each of `ranges` (`(addr, len)`: every
+    /// range it could have written).
+    pub fn refused(&mut self, line: &str, want: &str, ranges: &[(u64, u64)]) {
+        let claims = self.claims();
+        let env = self.cmd("printenv");
+        let crcs: Vec<u32> = ranges.iter().map(|&(a, n)| self.crc(a, n)).collect();
+        let out = self.cmd(line);
+        if out != want {
+            self.fail(&format!("{line:?}: want {want:?}, got {out:?}"));
+        }
+        if self.claims() != claims {
+            self.fail(&format!("{line:?} changed the claim list"));
+        }
+        if self.cmd("printenv") != env {
+            self.fail(&format!("{line:?} changed the environment"));
+        }
+        for (&(a, n), crc) in ranges.iter().zip(crcs) {
+            if self.crc(a, n) != crc {
+                self.fail(&format!("{line:?} changed memory in {a:#x}+{n:#x}"));
+            }
+        }
+    }
+
     /// The value of env variable `name` (via printenv).
     pub fn env(&mut self, name: &str) -> String {
         let out = self.cmd(&format!("printenv {name}"));
@@ -347,5 +418,52 @@ impl Qemu {
         self.cmd("load virtio 0 ${kernel_addr_r} /Image");
         self.send("booti ${kernel_addr_r} ${ramdisk_addr_r}:${rdsize}");
         self.expect_within("Starting kernel", timeout);
+    }
+}
+
+/// The command sequence LAVA 2023.01 (Debian bookworm's lava-dispatcher) types at a U-Boot
+/// prompt for its `u-boot` boot method with `commands: ramdisk`, after the deploy put the
+/// kernel, the mkimage-wrapped ramdisk and the DTB on its TFTP server: base-uboot.jinja2's
+/// `uboot_common_cmds` + `setenv bootargs …` + `{BOOTX}`, with the placeholders as
+/// `BootloaderCommandOverlay` substitutes them — `{SERVER_IP}` the dispatcher's address,
+/// `{KERNEL}` etc. the files' TFTP paths, the TEE line dropped (no TEE), and `{BOOTX}` =
+/// `booti <kernel> <ramdisk> <dtb>` (a u-boot header carries the ramdisk's size, so no
+/// `:size`). `tests/tests/lava.rs` renders tools/lava's device type against LAVA's own templates
+/// and checks that it gives exactly this.
+pub struct LavaRamdisk<'a> {
+    pub server_ip: &'a str,
+    pub kernel_addr: &'a str,
+    pub ramdisk_addr: &'a str,
+    pub dtb_addr: &'a str,
+    pub kernel: &'a str,
+    pub ramdisk: &'a str,
+    pub dtb: &'a str,
+    /// The device's `console_device` and `baud_rate` as LAVA joins them (`ttyAMA0,115200n8`).
+    pub console: &'a str,
+    /// `extra_kernel_args` (empty by default).
+    pub kernel_args: &'a str,
+}
+
+impl LavaRamdisk<'_> {
+    pub fn commands(&self) -> Vec<String> {
+        vec![
+            "setenv autoload no".into(),
+            "setenv initrd_high 0xffffffff".into(),
+            "setenv fdt_high 0xffffffff".into(),
+            "dhcp".into(),
+            format!("setenv serverip {}", self.server_ip),
+            format!("tftp {} {}", self.kernel_addr, self.kernel),
+            format!("tftp {} {}", self.ramdisk_addr, self.ramdisk),
+            "setenv initrd_size ${filesize}".into(),
+            format!("tftp {} {}", self.dtb_addr, self.dtb),
+            format!(
+                "setenv bootargs 'console={} root=/dev/ram0 {} ip=dhcp'",
+                self.console, self.kernel_args
+            ),
+            format!(
+                "booti {} {} {}",
+                self.kernel_addr, self.ramdisk_addr, self.dtb_addr
+            ),
+        ]
     }
 }

@@ -195,26 +195,54 @@ fn bad_input_gets_one_line_and_prompt() {
             ..Opts::default()
         },
     );
-    let cases: Vec<(String, &str)> = vec![
-        ("nosuchcmd".into(), "Unknown command"),
-        ("md".into(), "Usage"),
-        ("mw.l".into(), "Usage"),
-        ("md 0x7ffffffff000 10".into(), ""),
-        ("md ffffffffffffffff 10".into(), ""),
-        ("crc32 0 ffffffffffffffff".into(), ""),
-        ("mw.l zzz 1".into(), ""),
-        ("run nosuchvar".into(), ""),
-        ("setenv 'bad name' x".into(), ""),
-        ("sleep xyz".into(), ""),
-        ("\x01\x02\x7f\u{1b}[A garbage".into(), ""),
+    // Each answers with its own one line, and nothing changed: claims,
+    // environment, and the memory each could have touched.
+    let k = hex(&q.env("kernel_addr_r"));
+    q.cmd(&format!("mw.l {k:x} 5a5aa5a5 4000"));
+    let around = [(k, 0x1_0000)];
+    let cases: Vec<(String, String)> = vec![
+        (
+            "nosuchcmd".into(),
+            "Unknown command 'nosuchcmd' - try 'help'".into(),
+        ),
+        ("md".into(), "Usage: md[.b|.w|.l|.q] addr [count]".into()),
+        (
+            "mw.l".into(),
+            "Usage: mw[.b|.w|.l|.q] addr value [count]".into(),
+        ),
+        (
+            "md 0x7ffffffff000 10".into(),
+            "md: 0x7ffffffff000..0x7ffffffff040 is not RAM or a device named in the DT".into(),
+        ),
+        (
+            "md ffffffffffffffff 10".into(),
+            "md: range 0xffffffffffffffff + 0x40 wraps around".into(),
+        ),
+        (
+            "crc32 0 ffffffffffffffff".into(),
+            "crc32: 0x0..0xffffffffffffffff is not RAM or a device named in the DT".into(),
+        ),
+        ("mw.l zzz 1".into(), "mw: invalid number 'zzz'".into()),
+        (
+            format!("mw.l {k:x} 1 ffffffffffffffff"),
+            "mw: count too large".into(),
+        ),
+        (
+            "run nosuchvar".into(),
+            "## Error: \"nosuchvar\" not defined".into(),
+        ),
+        (
+            "setenv 'bad name' x".into(),
+            "## Error: illegal character ' ' in variable name \"bad name\"".into(),
+        ),
+        ("sleep xyz".into(), "sleep: invalid time 'xyz'".into()),
+        (
+            "\x01\x02\x7f\u{1b}[A garbage".into(),
+            "Unknown command 'garbage' - try 'help'".into(),
+        ),
     ];
     for (line, want) in cases {
-        let out = q.cmd(&line);
-        assert!(
-            out.lines().count() <= 1,
-            "{line:?} must answer with one line, got {out:?}"
-        );
-        assert!(out.contains(want), "{line:?}: expected {want:?} in {out:?}");
+        q.refused(&line, &want, &around);
     }
     // An unfinished command continues on the next line with U-Boot's "> "
     // prompt; ctrl-C there drops it.
@@ -225,19 +253,25 @@ fn bad_input_gets_one_line_and_prompt() {
         q.expect("<INTERRUPT>");
         q.expect("=> ");
     }
-    // The loader's own image is claimed: mw onto it is refused.
-    let loader = q.loader_addr();
-    let before = q.cmd(&format!("crc32 {loader:x} 1000"));
-    let out = q.cmd(&format!("mw.l {loader:x} 0"));
-    assert!(
-        out.contains("loader"),
-        "mw onto the loader must be refused naming it: {out}"
+    // The loader's own image is claimed: mw onto it is refused, naming it.
+    let (lo, hi) = q.claim("loader image");
+    q.refused(
+        &format!("mw.l {lo:x} 0"),
+        &format!(
+            "mw: refused: {lo:#x}..{:#x} (write) overlaps {lo:#x}..{hi:#x} (loader image)",
+            lo + 4
+        ),
+        &[(lo, 0x1000)],
     );
-    assert_eq!(before, q.cmd(&format!("crc32 {loader:x} 1000")));
     // An overlong line is refused and the next line still works.
     let long = "echo ".to_string() + &"x".repeat(5000);
     let out = q.cmd(&long);
-    assert!(out.contains("too long"), "{}", &out[..out.len().min(200)]);
+    assert_eq!(out.lines().count(), 1, "{}", &out[..out.len().min(200)]);
+    assert!(
+        out.ends_with("line too long (max 1024)"),
+        "{}",
+        &out[..out.len().min(200)]
+    );
     assert_eq!(q.cmd("echo still-here"), "still-here");
 }
 

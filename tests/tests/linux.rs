@@ -63,7 +63,7 @@ fn run_kernel(name: &str, gz: bool, opts: Opts, want_cpus: u32) -> HashMap<Strin
     let mut opts = opts;
     opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
     let mut q = Qemu::start(name, &opts);
-    let start = q.expect("Found /boot.cmd");
+    let start = q.expect("Found U-Boot script /boot.cmd");
     if want_cpus > 1 {
         // The secondaries sleep in the pen (docs/protocol.md §3.3) while the loader works.
         let gic = if opts.gic == Some(3) {
@@ -201,10 +201,28 @@ fn image_el2_smp8() {
     assert_eq!(r["enable-method"], "spin-table");
 }
 
+/// A disk with /Image, /Image.gz, the initramfs and `boot_cmd`.
+fn both_kernels_disk(name: &str, boot_cmd: &str) -> PathBuf {
+    let img = kernel_disk(name, true, boot_cmd);
+    let a = xtask::kernel::artifacts();
+    let dir = scratch(&format!("{name}-image"));
+    let raw = dir.join("Image");
+    std::fs::copy(&a.image, &raw).unwrap();
+    let st = std::process::Command::new("mcopy")
+        .arg("-i")
+        .arg(format!("{}@@{}", img.display(), 2048 * 512))
+        .arg(&raw)
+        .arg("::/Image")
+        .status()
+        .expect("mcopy (apt-get install mtools)");
+    assert!(st.success());
+    img
+}
+
 #[test]
 fn booti_bad_input_then_good_boot() {
     let args = "console=ttyAMA0 parkboot.poweroff=1";
-    let img = kernel_disk("linux-bad-input", true, "echo no autoboot here\n");
+    let img = both_kernels_disk("linux-bad-input", "echo no autoboot here\n");
     let mut opts = Opts {
         smp: 2,
         ..Opts::default()
@@ -214,7 +232,16 @@ fn booti_bad_input_then_good_boot() {
     let k = hex(&q.env("kernel_addr_r"));
     let rd = hex(&q.env("ramdisk_addr_r"));
     let fdt = hex(&q.env("fdt_addr_r"));
-    let loader = q.loader_addr();
+    let (lo, hi) = q.claim("loader image");
+    // Every refusal answers with its own line and changes nothing: claims,
+    // env, and the memory booti would place, inflate or copy into.
+    let ranges = [(k, 0x600_0000), (rd, 0x200_0000), (lo, 0x1_0000)];
+    let image_len = std::fs::metadata(xtask::kernel::artifacts().image)
+        .unwrap()
+        .len();
+    let gz_len = std::fs::metadata(xtask::kernel::artifacts().image_gz)
+        .unwrap()
+        .len();
     // Random data where a kernel should be.
     for (i, w) in pattern(256, 7).chunks(4).enumerate() {
         q.cmd(&format!(
@@ -223,35 +250,81 @@ fn booti_bad_input_then_good_boot() {
             u32::from_le_bytes(w.try_into().unwrap())
         ));
     }
-    let mut cases: Vec<(String, &str)> = vec![
-        (format!("booti {k:x}"), "not an arm64 Image"),
-        (format!("booti {k:x} - {:x}", k + 8), ""),
-        ("booti".into(), "Usage"),
-        ("booti zz".into(), "bad kernel address"),
-        (format!("booti {loader:x}"), ""),
-        ("booti ffffffffffff0000".into(), ""),
+    let magic = u32::from_le_bytes(pattern(256, 7)[56..60].try_into().unwrap());
+    // booti of the loader itself: its own header's footprint.
+    let loader_image_size = {
+        let l = std::fs::read(qemu_harness::loader_bin()).unwrap();
+        u64::from_le_bytes(l[16..24].try_into().unwrap())
+    };
+    let cases: Vec<(String, String)> = vec![
+        (
+            format!("booti {k:x}"),
+            format!("booti: not an arm64 Image: magic {magic:#010x} at offset 56, expected 0x644d5241"),
+        ),
+        (
+            format!("booti {k:x} - {:x}", k + 8),
+            format!("booti: not an arm64 Image: magic {magic:#010x} at offset 56, expected 0x644d5241"),
+        ),
+        (
+            "booti".into(),
+            "Usage: booti <kernel_addr> [<initrd_addr>:<size> | -] [<fdt_addr>]".into(),
+        ),
+        ("booti zz".into(), "bad kernel address 'zz'".into()),
+        (
+            format!("booti {lo:x}"),
+            format!(
+                "booti: {lo:#x}..{:#x} (load: kernel file) overlaps {lo:#x}..{hi:#x} (loader image)",
+                lo + loader_image_size
+            ),
+        ),
+        (
+            "booti ffffffffffff0000".into(),
+            "booti: 0xffffffffffff0000..0xffffffffffff0040 is not RAM or a device named in the DT"
+                .into(),
+        ),
     ];
-    for (line, want) in cases.drain(..) {
-        let out = q.cmd(&line);
-        assert_eq!(out.lines().count(), 1, "{line}: {out}");
-        assert!(out.contains(want), "{line}: want {want:?}: {out}");
+    for (line, want) in &cases {
+        q.refused(line, want, &ranges);
     }
-    // A truncated Image.gz: load only part of it (filesize says so).
+    // A truncated Image.gz: only part of it loaded (filesize says so).
     q.cmd(&format!("load virtio 0 {k:x} /Image.gz 100000"));
-    let out = q.cmd(&format!("booti {k:x}"));
-    assert!(
-        out.contains("Image.gz") && out.lines().count() == 1,
-        "{out}"
+    let isize = {
+        let gz = std::fs::read(xtask::kernel::artifacts().image_gz).unwrap();
+        u32::from_le_bytes(gz[0xffffc..0x100000].try_into().unwrap())
+    };
+    q.refused(
+        &format!("booti {k:x}"),
+        &format!("booti: Image.gz: its gzip trailer says it inflates to {isize:#x} bytes, more than the Image header's image_size 0x1ab0000 (truncated or damaged?)"),
+        &ranges,
     );
     // The whole Image.gz, but corrupt in the middle: the CRC/deflate check refuses it.
     let out = q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
-    assert!(out.contains("bytes read"), "{out}");
-    let size = hex(&q.env("filesize"));
-    q.cmd(&format!("mw.l {:x} deadbeef 40", k + size / 2));
-    let out = q.cmd(&format!("booti {k:x}"));
     assert!(
-        out.contains("Image.gz") && out.lines().count() == 1,
+        out.starts_with(&format!("{gz_len} bytes read in ")),
         "{out}"
+    );
+    q.cmd(&format!("mw.l {:x} deadbeef 40", k + gz_len / 2));
+    q.refused(
+        &format!("booti {k:x}"),
+        &format!(
+            "booti: Image.gz: gzip trailer says {image_len} bytes, stream inflates to 27302214"
+        ),
+        &ranges,
+    );
+    // A truncated uncompressed Image: its PE/COFF sections say how long it is.
+    q.cmd(&format!("load virtio 0 {k:x} /Image 100000"));
+    q.refused(
+        &format!("booti {k:x}"),
+        &format!("booti: the Image is truncated: 0x100000 bytes loaded, its PE/COFF sections end at {image_len:#x}"),
+        &ranges,
+    );
+    // An Image whose header's image_size is smaller than the file.
+    q.cmd(&format!("load virtio 0 {k:x} /Image"));
+    q.cmd(&format!("mw.l {:x} 00100000; mw.l {:x} 0", k + 16, k + 20));
+    q.refused(
+        &format!("booti {k:x}"),
+        &format!("booti: Image header image_size 0x100000 is smaller than the Image ({image_len:#x} bytes)"),
+        &ranges,
     );
     // A DTB that does not parse.
     q.cmd(&format!(
@@ -260,19 +333,33 @@ fn booti_bad_input_then_good_boot() {
         fdt + 8
     ));
     q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
-    let out = q.cmd(&format!("booti {k:x} - {fdt:x}"));
-    assert!(out.contains("fdt") && out.lines().count() == 1, "{out}");
+    q.refused(
+        &format!("booti {k:x} - {fdt:x}"),
+        "booti: fdt: malformed device tree: FDT version 2018915346 is not supported at offset 20",
+        &ranges,
+    );
     // An initrd over the kernel, and an absurd initrd.
     q.cmd(&format!("load virtio 0 {rd:x} /initramfs.cpio.gz"));
     q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
-    let out = q.cmd(&format!("booti {k:x} {:x}:1000000", k - 0x10000));
-    assert!(
-        out.contains("overlaps") && out.lines().count() == 1,
-        "{out}"
+    q.refused(
+        &format!("booti {k:x} {:x}:1000000", k - 0x10000),
+        &format!(
+            "booti: {:#x}..{:#x} (initrd) overlaps {k:#x}..{:#x} (load: Image.gz)",
+            k - 0x10000,
+            k - 0x10000 + 0x100_0000,
+            k + gz_len
+        ),
+        &ranges,
     );
     q.cmd(&format!("load virtio 0 {k:x} /Image.gz"));
-    let out = q.cmd(&format!("booti {k:x} {rd:x}:ffffffffffff"));
-    assert_eq!(out.lines().count(), 1, "{out}");
+    q.refused(
+        &format!("booti {k:x} {rd:x}:ffffffffffff"),
+        &format!(
+            "booti: initrd: {rd:#x}..{:#x} is not RAM or a device named in the DT",
+            rd + 0xffff_ffff_ffff
+        ),
+        &ranges,
+    );
     // The claims of refused attempts were released: a good boot still works.
     q.cmd(&format!("setenv bootargs '{args}'"));
     q.cmd(&format!("load virtio 0 {rd:x} /initramfs.cpio.gz"));

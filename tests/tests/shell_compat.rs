@@ -11,32 +11,17 @@ use std::time::Duration;
 const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
 fn uboot(name: &str) -> Qemu {
+    uboot_with(name, &[])
+}
+
+fn uboot_with(name: &str, extra: &[String]) -> Qemu {
     assert!(
         std::path::Path::new(UBOOT_BIN).exists(),
         "{UBOOT_BIN} missing: apt-get install u-boot-qemu"
     );
-    let args: Vec<String> = [
-        "-M",
-        "virt",
-        "-cpu",
-        "cortex-a57",
-        "-smp",
-        "1",
-        "-m",
-        "1G",
-        "-bios",
-        UBOOT_BIN,
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = xtask::qemu::board_args("virt", "cortex-a57", 1, "1G");
+    args.extend(["-bios".to_string(), UBOOT_BIN.to_string()]);
+    args.extend(extra.iter().cloned());
     let mut q = Qemu::start_args(name, &args);
     q.expect_within("Hit any key to stop autoboot", Duration::from_secs(60));
     q.send_raw(b" ");
@@ -419,4 +404,120 @@ fn same_output_as_u_boot_2023_01() {
         "shell_compat: {} if-test lines and {same} cases byte-identical to U-Boot 2023.01; {differ} documented differences",
         IF_TESTS.len()
     );
+}
+
+/// A disk both boards read: MBR (disk signature 1234abcd) with a bootable FAT partition holding
+/// `fdt-get.dtb` (loader/tests/fixtures) and a second, non-bootable one. One copy per board.
+fn two_partition_disks(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::process::Command;
+    let img = dir.join("parts.img");
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(64 << 20).unwrap();
+    drop(f);
+    let run = |c: &mut Command, input: Option<&str>| {
+        use std::io::Write;
+        let mut child = c
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        if let Some(i) = input {
+            child.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{c:?}: {out:?}");
+    };
+    run(
+        Command::new("sfdisk").args(["--quiet", "--no-reread", "--no-tell-kernel"]).arg(&img),
+        Some("label: dos\nlabel-id: 0x1234abcd\nstart=2048, size=40960, type=c, bootable\nstart=43008, type=c\n"),
+    );
+    run(
+        Command::new("mkfs.fat")
+            .args(["-F", "16", "--invariant", "--offset=2048", "-h", "2048"])
+            .arg(&img)
+            .arg("20480"),
+        None,
+    );
+    let dtb = qemu_harness::root().join("loader/tests/fixtures/fdt-get.dtb");
+    run(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(format!("{}@@1M", img.display()))
+            .arg(&dtb)
+            .arg("::/t.dtb"),
+        None,
+    );
+    let copy = dir.join("parts-uboot.img");
+    std::fs::copy(&img, &copy).unwrap();
+    (img, copy)
+}
+
+/// Typed on both boards after `load virtio 0:1 50000000 /t.dtb` (the same blob): the commands
+/// whose output scripts read — fdt addr/header/get, part uuid/list — byte for byte.
+const FDT_PART_COMPARE: &[(&[&str], Want)] = &[
+    (&["fdt addr 50000000"], Same),
+    (&["fdt addr"], Same),
+    (&["fdt header"], Same),
+    (&["fdt get value v /node c; printenv v"], Same),
+    (&["fdt get value v /node c 1; printenv v"], Same),
+    (&["fdt get value v /node c 2; echo $?; printenv v"], Same),
+    (&["fdt get value v /node d; printenv v"], Same),
+    (&["fdt get value v /node e; printenv v"], Same),
+    (&["fdt get value v /node f; printenv v"], Same),
+    (&["fdt get value v / model; printenv v"], Same),
+    (&["fdt get value v /node a; echo $?"], Same),
+    (&["fdt get value v /node b; echo $?"], Same),
+    (&["fdt get size v /node a; printenv v"], Same),
+    (&["fdt get size v /node; printenv v"], Same),
+    (&["fdt get size v /node/sub1; printenv v"], Same),
+    (&["fdt get name v /node 1; printenv v"], Same),
+    (&["fdt get value v /nope a; echo $?"], Same),
+    (&["fdt get value v node a; echo $?"], Same),
+    (&["fdt get value v /node zz; echo $?"], Same),
+    (&["fdt get name v /node 7; echo $?"], Same),
+    (&["fdt print /node"], Same),
+    (&["fdt resize 1000; fdt header"], Same),
+    (&["fdt get size v /node c; printenv v"], Same),
+    (&["part uuid virtio 0:1"], Same),
+    (&["part uuid virtio 0:2 u; printenv u"], Same),
+    (&["part uuid virtio 0:3; echo $?"], Same),
+    (&["part list virtio 0 -bootable v; printenv v"], Same),
+    (&["part list virtio 0 v; printenv v"], Same),
+    (&["part list virtio 0"], Same),
+];
+
+#[test]
+fn fdt_and_part_output_same_as_u_boot_2023_01() {
+    let dir = qemu_harness::scratch("shell-compat-fdt-part");
+    let (pimg, uimg) = two_partition_disks(&dir);
+    let mut u = uboot_with("shell-compat-fdt-uboot", &Qemu::mmio_disk(&uimg, "d0"));
+    let mut opts = Opts::default();
+    opts.extra.extend(Qemu::mmio_disk(&pimg, "d0"));
+    let mut p = Qemu::boot_to_prompt("shell-compat-fdt-parkboot", &opts);
+    for q in [&mut u, &mut p] {
+        let out = type_case(q, &["load virtio 0:1 50000000 /t.dtb"]);
+        assert!(out.contains("333 bytes read"), "{out}");
+    }
+    let mut same = 0;
+    for (lines, want) in FDT_PART_COMPARE {
+        let a = type_case(&mut u, lines);
+        let b = type_case(&mut p, lines);
+        match want {
+            Same => {
+                if a != b {
+                    p.fail(&format!(
+                        "{lines:?}: parkboot differs from U-Boot 2023.01\n  U-Boot:   {a:?}\n  parkboot: {b:?}"
+                    ));
+                }
+                same += 1;
+            }
+            Differs(ua, pb) => {
+                assert_eq!(a, *ua, "U-Boot's side: {lines:?}");
+                assert_eq!(b, *pb, "parkboot's side: {lines:?}");
+            }
+        }
+    }
+    eprintln!("shell_compat: {same} fdt/part cases byte-identical to U-Boot 2023.01");
 }

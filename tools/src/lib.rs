@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod disk;
 pub mod elf;
 pub mod kernel;
+pub mod lava;
 pub mod qemu;
 pub mod setup;
 pub mod virt_dt;

@@ -5,6 +5,7 @@
 //!                                target/loader-exception.bin (never shipped)
 //!   cargo xtask run [-- QEMU…]   build, make the demo disk, boot QEMU into the loader
 //!   cargo xtask test             everything CI runs: host tests, QEMU tests
+//!   cargo xtask lava             a real LAVA job (lava-run) on QEMU running parkboot
 //!   cargo xtask bench|kernel|disk|payload|fuzz   see their modules
 //!   cargo xtask setup [COMMAND]  only install what COMMAND (default: test) needs
 //!
@@ -18,7 +19,7 @@ use std::path::Path;
 use std::process::{exit, Command};
 
 use xtask::setup::{self, Purpose};
-use xtask::{build, cmd, disk, kernel};
+use xtask::{build, cmd, disk, kernel, lava};
 
 fn qemu_cmd(loader: &Path, extra: &[String]) -> Command {
     let mut c = Command::new("qemu-system-aarch64");
@@ -40,7 +41,7 @@ fn qemu_cmd(loader: &Path, extra: &[String]) -> Command {
 }
 
 const USAGE: &str =
-    "usage: cargo xtask <build|run|test|bench|kernel|disk|payload|fuzz|setup [COMMAND]>";
+    "usage: cargo xtask <build|run|test|bench|lava|kernel|disk|payload|fuzz|setup [COMMAND]>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -83,6 +84,10 @@ fn dispatch(cmd: &str, rest: &[String]) -> Result<(), String> {
         "disk" => disk::cli(rest),
         "fuzz" => fuzz::cli(rest),
         "bench" => bench::cli(rest),
+        "lava" => build::loader().and_then(|l| {
+            kernel::ensure_kernel()?;
+            lava::run(&l)
+        }),
         _ => {
             eprintln!("{USAGE}");
             exit(2);
@@ -96,8 +101,10 @@ fn test(rest: &[String]) -> Result<(), String> {
     let exception_loader = build::loader_exception()?;
     let loader = build::loader()?;
     build::payload()?;
-    // The kernel tests boot Debian's stock arm64 kernel: fetch it first.
+    // The kernel tests boot Debian's stock arm64 kernel: fetch it first; the LAVA test renders
+    // the device type with LAVA's own templates.
     kernel::ensure_kernel()?;
+    lava::ensure_templates()?;
     let mut c = cmd::cargo();
     c.args(["test", "--workspace", "--release"])
         .env("PARKBOOT_LOADER", &loader)

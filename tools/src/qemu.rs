@@ -248,6 +248,12 @@ impl Serial {
         find(&b.bytes[self.cursor..], pat.as_bytes()).is_some()
     }
 
+    /// Whether `pat` appeared anywhere in the output so far (cursor or not).
+    pub fn seen_anywhere(&self, pat: &str) -> bool {
+        let b = self.shared.buf.lock().unwrap();
+        find(&b.bytes, pat.as_bytes()).is_some()
+    }
+
     /// Types `bytes` into the console; returns when they were written.
     pub fn send(&mut self, bytes: &[u8]) -> Result<Instant, String> {
         let t = Instant::now();
@@ -403,6 +409,9 @@ mod tests {
         assert_eq!((f.which, f.text.as_str()), (1, "one two"));
         assert!(s.seen("three"));
         assert!(!s.seen("one"));
+        // Before the cursor: only the whole-transcript search finds it.
+        assert!(s.seen_anywhere("one"));
+        assert!(!s.seen_anywhere("four"));
         let e = s.wait("one", Duration::from_millis(300)).unwrap_err();
         assert_eq!(e.to_string(), "timed out after 300ms waiting for \"one\"");
         assert!(s.timed_log(Instant::now()).contains("\"one two three\\n\""));

@@ -15,7 +15,7 @@
 //! Everything that touches the machine goes through [`Host`], so the logic is tested with a fake
 //! machine (the unit tests below) and the real commands with fake programs on `PATH`
 //! (tools/tests/setup.rs); nothing in the tests changes the real toolchain.
-//! `cargo xtask setup [build|run|test|bench|kernel|disk]` runs it alone.
+//! `cargo xtask setup [build|run|test|bench|lava|kernel|disk]` runs it alone.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -36,6 +36,8 @@ pub enum Purpose {
     Test,
     /// `cargo xtask bench`: both loaders on QEMU.
     Bench,
+    /// `cargo xtask lava`: a real LAVA job (Debian's lava-dispatcher) on QEMU running parkboot.
+    Lava,
 }
 
 impl Purpose {
@@ -47,6 +49,7 @@ impl Purpose {
             "run" => Purpose::Run,
             "test" => Purpose::Test,
             "bench" => Purpose::Bench,
+            "lava" => Purpose::Lava,
             _ => return None,
         })
     }
@@ -55,7 +58,7 @@ impl Purpose {
     fn fetches_kernel(self) -> bool {
         matches!(
             self,
-            Purpose::Kernel | Purpose::Run | Purpose::Test | Purpose::Bench
+            Purpose::Kernel | Purpose::Run | Purpose::Test | Purpose::Bench | Purpose::Lava
         )
     }
 }
@@ -70,7 +73,7 @@ pub struct AptNeed {
     pub for_: &'static [Purpose],
 }
 
-use Purpose::{Bench, Disk, Kernel, Run, Test};
+use Purpose::{Bench, Disk, Kernel, Lava, Run, Test};
 
 /// Every Debian package a `cargo xtask` command needs (beyond Debian's essential set: dpkg,
 /// apt, tar).
@@ -79,7 +82,7 @@ pub const APT_NEEDS: &[AptNeed] = &[
         package: "qemu-system-arm",
         provides: "qemu-system-aarch64",
         why: "the board (QEMU virt)",
-        for_: &[Run, Test, Bench],
+        for_: &[Run, Test, Bench, Lava],
     },
     AptNeed {
         package: "u-boot-qemu",
@@ -90,14 +93,14 @@ pub const APT_NEEDS: &[AptNeed] = &[
     AptNeed {
         package: "u-boot-tools",
         provides: "mkimage",
-        why: "mkimage (boot.scr images), mkenvimage (bench)",
-        for_: &[Test, Bench],
+        why: "mkimage (boot.scr images, LAVA's ramdisk header), mkenvimage (bench)",
+        for_: &[Test, Bench, Lava],
     },
     AptNeed {
         package: "device-tree-compiler",
         provides: "dtc",
-        why: "dtc (edited DTBs: extra CPUs, spin-table, memreserve)",
-        for_: &[Test, Bench],
+        why: "dtc (edited DTBs: extra CPUs, spin-table, memreserve; QEMU's DTB for LAVA)",
+        for_: &[Test, Bench, Lava],
     },
     AptNeed {
         package: "dosfstools",
@@ -121,7 +124,32 @@ pub const APT_NEEDS: &[AptNeed] = &[
         package: "gzip",
         provides: "gzip",
         why: "Image.gz and the test initramfs",
-        for_: &[Kernel, Run, Test, Bench],
+        for_: &[Kernel, Run, Test, Bench, Lava],
+    },
+    AptNeed {
+        package: "python3-jinja2",
+        provides: "/usr/lib/python3/dist-packages/jinja2",
+        why: "rendering the LAVA device type with LAVA's templates (tools/lava/render.py)",
+        for_: &[Test, Lava],
+    },
+    AptNeed {
+        package: "python3-yaml",
+        provides: "/usr/lib/python3/dist-packages/yaml",
+        why: "reading the rendered LAVA device configuration (tools/lava/render.py)",
+        for_: &[Test, Lava],
+    },
+    AptNeed {
+        package: "lava-dispatcher",
+        provides: "lava-run",
+        why: "lava-run: LAVA's dispatcher running a job on the QEMU board",
+        for_: &[Lava],
+    },
+    AptNeed {
+        package: "tftpd-hpa",
+        provides: "in.tftpd",
+        why:
+            "LAVA's tftp deploy checks for it and reads its TFTP_DIRECTORY (QEMU serves the files)",
+        for_: &[Lava],
     },
 ];
 
@@ -601,7 +629,13 @@ mod tests {
 
     #[test]
     fn nothing_to_do_on_a_ready_machine() {
-        for p in [Purpose::Build, Purpose::Run, Purpose::Test, Purpose::Bench] {
+        for p in [
+            Purpose::Build,
+            Purpose::Run,
+            Purpose::Test,
+            Purpose::Bench,
+            Purpose::Lava,
+        ] {
             assert_eq!(plan(p, &tc(), &ready()), Plan::default(), "{p:?}");
         }
     }
@@ -653,7 +687,13 @@ mod tests {
         );
         assert_eq!(
             pkgs(Purpose::Test),
-            "qemu-system-arm u-boot-qemu u-boot-tools device-tree-compiler dosfstools mtools fdisk gzip"
+            "qemu-system-arm u-boot-qemu u-boot-tools device-tree-compiler dosfstools mtools fdisk gzip \
+             python3-jinja2 python3-yaml"
+        );
+        assert_eq!(
+            pkgs(Purpose::Lava),
+            "qemu-system-arm u-boot-tools device-tree-compiler gzip python3-jinja2 python3-yaml \
+             lava-dispatcher tftpd-hpa"
         );
     }
 

@@ -127,7 +127,7 @@ fn a_fresh_machine_as_root_is_set_up_and_then_left_alone() {
     want.push("apt-get update -q".into());
     want.push(
         "apt-get install -y -q qemu-system-arm u-boot-qemu u-boot-tools device-tree-compiler \
-         dosfstools mtools fdisk"
+         dosfstools mtools fdisk python3-jinja2 python3-yaml"
             .into(),
     );
     assert_eq!(m.take_log(), want, "{err}");

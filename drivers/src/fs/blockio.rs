@@ -7,6 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::order::{self, Change, FatArea};
 use super::FsError;
 use crate::block::{BlockDevice, BlockError};
 
@@ -78,8 +79,13 @@ impl CacheLine {
 /// go straight to the device: they only fill clusters the pending FAT
 /// changes allocate. Clean blocks are cached too (at most 16, least recently
 /// used evicted); blocks with pending changes are kept until commit.
+///
+/// Told where the FAT is ([`BlockIo::with_fat`], what the write path does),
+/// the commit writes the blocks in an order that a power cut cannot turn
+/// into a broken chain (see `order.rs`); otherwise in block order.
 pub struct BlockIo<'d, D: BlockDevice + ?Sized> {
     dev: &'d mut D,
+    fat: Option<FatArea>,
     bs: usize,
     size: u64,
     pos: u64,
@@ -97,6 +103,7 @@ impl<'d, D: BlockDevice + ?Sized> BlockIo<'d, D> {
         let size = dev.num_blocks().saturating_mul(bs as u64);
         Self {
             dev,
+            fat: None,
             bs,
             size,
             pos: 0,
@@ -105,28 +112,32 @@ impl<'d, D: BlockDevice + ?Sized> BlockIo<'d, D> {
         }
     }
 
-    /// Write the pending blocks to the device, in block order (the FAT
-    /// before the directory entries that point into it). If a write fails,
-    /// the blocks already written get their old content back: the error is
-    /// then [`FsError::Io`] and the device holds what it held before the
+    /// The same adapter, told where the FAT is (for the commit order).
+    pub(super) fn with_fat(dev: &'d mut D, fat: FatArea) -> Self {
+        let mut io = Self::new(dev);
+        io.fat = Some(fat);
+        io
+    }
+
+    /// Write the pending blocks to the device: with the FAT known, in the
+    /// power-cut-safe order of `order.rs` (a FAT block may be written up to
+    /// three times), else in block order. If a write fails, the blocks
+    /// already written get their old content back: the error is then
+    /// [`FsError::Io`] and the device holds what it held before the
     /// transaction; if putting one of them back fails too,
     /// [`FsError::IoPartial`]. (The block whose write failed is rewritten
     /// with its old content as well, in case the device applied part of it,
     /// but a device that reported the write as failed is taken not to have
     /// applied it.)
     pub fn commit(&mut self) -> Result<(), FsError> {
-        let pending: Vec<u64> = self
-            .lines
-            .iter()
-            .filter(|(_, l)| l.pending())
-            .map(|(&lba, _)| lba)
-            .collect();
-        for (k, &lba) in pending.iter().enumerate() {
-            if let Err(e) = self.dev.write_blocks(lba, &self.lines[&lba].data) {
-                let _ = self.restore(lba);
+        let writes = self.plan()?;
+        let mut written: Vec<u64> = Vec::new();
+        for (lba, data) in &writes {
+            if let Err(e) = self.dev.write_blocks(*lba, data) {
+                let _ = self.restore(*lba);
                 // Every block is tried, whatever happened to the others.
                 let mut restored = true;
-                for &l in pending[..k].iter().rev() {
+                for &l in written.iter().rev() {
                     restored &= self.restore(l).is_ok();
                 }
                 return Err(if restored {
@@ -135,11 +146,48 @@ impl<'d, D: BlockDevice + ?Sized> BlockIo<'d, D> {
                     FsError::IoPartial(e)
                 });
             }
+            if !written.contains(lba) {
+                written.push(*lba);
+            }
         }
         for l in self.lines.values_mut() {
             l.orig = None;
         }
         Ok(())
+    }
+
+    /// The commit's writes, in order.
+    fn plan(&mut self) -> Result<Vec<(u64, Vec<u8>)>, FsError> {
+        let pending: Vec<u64> = self
+            .lines
+            .iter()
+            .filter(|(_, l)| l.pending())
+            .map(|(&lba, _)| lba)
+            .collect();
+        let mut extra: Vec<(u64, Vec<u8>)> = Vec::new();
+        if let Some(a) = &self.fat {
+            for lba in order::neighbours(a, self.bs, &pending) {
+                let data = match self.lines.get(&lba) {
+                    Some(l) => l.data.clone(),
+                    None => {
+                        let mut d = vec![0; self.bs];
+                        self.dev.read_blocks(lba, &mut d)?;
+                        d
+                    }
+                };
+                extra.push((lba, data));
+            }
+        }
+        let mut blocks: BTreeMap<u64, Change<'_>> = BTreeMap::new();
+        for &lba in &pending {
+            let l = &self.lines[&lba];
+            let old = l.orig.as_deref().unwrap_or(&l.data);
+            blocks.insert(lba, Change { old, new: &l.data });
+        }
+        for (lba, d) in &extra {
+            blocks.insert(*lba, Change { old: d, new: d });
+        }
+        Ok(order::plan(self.fat.as_ref(), self.bs, &blocks, &pending))
     }
 
     /// Put the content from before the transaction back into block `lba`.

@@ -30,6 +30,7 @@ mod blockio;
 mod dir;
 mod free;
 mod geometry;
+mod order;
 mod read;
 mod volume;
 mod write;
@@ -37,7 +38,7 @@ mod write;
 pub use blockio::{BlockIo, IoError};
 pub use geometry::probe;
 pub use volume::FatVolume;
-pub use write::{mkdir, write};
+pub use write::{mkdir, overwrite, write};
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -100,6 +101,13 @@ pub enum FsError {
     /// being written, and so did putting the old ones back: the volume may
     /// hold part of the change.
     IoPartial(BlockError),
+    /// An in-place overwrite must keep the file's size.
+    SizeMismatch {
+        /// The file's size.
+        size: u64,
+        /// The length of the new contents.
+        len: u64,
+    },
     /// The volume is valid but this operation is not supported on it.
     Unsupported(&'static str),
     /// An error reported by the `fatfs` write path.
@@ -159,6 +167,10 @@ impl fmt::Display for FsError {
             FsError::IoPartial(e) => write!(
                 f,
                 "I/O error: {e}; the volume may be inconsistent: check it with fsck.fat"
+            ),
+            FsError::SizeMismatch { size, len } => write!(
+                f,
+                "cannot overwrite a {size}-byte file in place with {len} bytes"
             ),
             FsError::Unsupported(why) => write!(f, "unsupported: {why}"),
             FsError::Fatfs(why) => write!(f, "FAT write failed: {why}"),

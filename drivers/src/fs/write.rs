@@ -5,6 +5,7 @@ use alloc::string::String;
 
 use super::blockio::{BlockIo, IoError, IoRef};
 use super::dir::{split_path, DirLoc};
+use super::order::FatArea;
 use super::volume::FatVolume;
 use super::{le32, FatType, FsError, MAX_DIR_BYTES, MAX_NAME_LEN};
 use crate::block::{read_bytes, write_bytes, BlockDevice};
@@ -204,14 +205,16 @@ pub(super) enum Op<'a> {
 }
 
 /// Run `op` through `fatfs` as one transaction: its FAT and directory
-/// updates reach the device only if the whole operation succeeded, and a
+/// updates reach the device only if the whole operation succeeded, in an
+/// order a power cut cannot turn into a broken chain (`order.rs`), and a
 /// failed commit puts the old blocks back (see [`BlockIo`]).
 pub(super) fn with_fatfs<D: BlockDevice + ?Sized>(
     dev: &mut D,
     path: &str,
     op: Op<'_>,
 ) -> Result<(), FsError> {
-    let mut io = BlockIo::new(dev);
+    let area = FatArea::of(&FatVolume::mount(dev)?.g);
+    let mut io = BlockIo::with_fat(dev, area);
     match run_fatfs(&mut io, op) {
         Ok(()) => io.commit(),
         Err(e) => {
@@ -250,6 +253,37 @@ pub fn write<D: BlockDevice + ?Sized>(dev: &mut D, path: &str, data: &[u8]) -> R
     prepare_write(dev, path, &comps, false, data.len() as u64)?;
     let joined = comps.join("/");
     with_fatfs(dev, path, Op::Write(&joined, data))
+}
+
+/// Replace the contents of the existing file at `path` with `data`, which
+/// must be exactly as long as the file, by writing into the file's own
+/// clusters in file order: no FAT, directory or FSInfo block changes, so an
+/// interrupted overwrite can only leave this file's data part old and part
+/// new (the saved environment's copies detect that with their CRC). A file
+/// of another size is `SizeMismatch` and nothing is written.
+pub fn overwrite<D: BlockDevice + ?Sized>(
+    dev: &mut D,
+    path: &str,
+    data: &[u8],
+) -> Result<(), FsError> {
+    let extents = {
+        let mut vol = FatVolume::mount(dev)?;
+        let size = vol.size(path)?;
+        if size != data.len() as u64 {
+            return Err(FsError::SizeMismatch {
+                size,
+                len: data.len() as u64,
+            });
+        }
+        vol.extents(path)?
+    };
+    let mut done = 0usize;
+    for (off, len) in extents {
+        let end = done.saturating_add(len as usize).min(data.len());
+        write_bytes(dev, off, &data[done..end])?;
+        done = end;
+    }
+    Ok(())
 }
 
 /// Create the directory `path` (its parent must exist; succeeds if it exists).

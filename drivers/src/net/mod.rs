@@ -13,6 +13,7 @@
 //! `http::ResponseReader`) that are driven by packets and time only, so the
 //! host tests and the fuzz targets run them without a network.
 
+pub mod csum;
 pub mod dhcp;
 pub mod http;
 pub mod ping;

@@ -6,12 +6,13 @@
 //! [`NetStack::configure`] with the environment's settings before each
 //! command, as U-Boot re-reads `ipaddr` & co. every time.
 
+use super::csum::{self, Verdict};
 use super::{IpConfig, Mac, NetDevice, MAX_FRAME};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
@@ -26,6 +27,9 @@ pub struct Stats {
     pub rx_errors: u64,
     /// Send errors the device reported.
     pub tx_errors: u64,
+    /// Frames dropped for a wrong UDP/TCP checksum, or as fragments that
+    /// cannot be verified (`csum::check_frame`).
+    pub rx_dropped: u64,
 }
 
 /// One network interface with its IPv4 stack.
@@ -35,19 +39,58 @@ pub struct NetStack<D: NetDevice> {
     mac: Mac,
     iface: Interface,
     pub(crate) sockets: SocketSet<'static>,
-    rx: Vec<u8>,
+    rx: RxBuf,
     tx: Vec<u8>,
     cfg: IpConfig,
     stats: Stats,
     seed: u64,
+    /// UDP datagrams larger than a frame are expected (smoltcp verifies UDP).
+    udp_fragments: bool,
 }
 
 /// smoltcp's view of the device for one poll.
+/// Where a received frame starts in the receive buffer: 6 bytes past an
+/// 8-byte boundary, so the IPv4 payload (after 14 + 20 header bytes) starts
+/// on one. UDP and TCP checksums then run on aligned words, and smoltcp's
+/// copy of a UDP payload into its socket buffer is an aligned copy (the
+/// target is built for strict alignment: `memcpy` between addresses that
+/// differ modulo 8 goes a byte at a time). A device that places frames at
+/// the same offset ([`super::virtio`]) copies them here aligned too.
+pub const RX_FRAME_OFFSET: usize = 6;
+
+/// The receive buffer: 8-byte-aligned storage for one frame at
+/// [`RX_FRAME_OFFSET`].
+struct RxBuf(Vec<u64>);
+
+impl RxBuf {
+    fn new() -> RxBuf {
+        RxBuf(vec![0u64; (RX_FRAME_OFFSET + MAX_FRAME).div_ceil(8)])
+    }
+
+    /// The frame area.
+    fn frame(&self) -> &[u8] {
+        // SAFETY: the u64 storage viewed as bytes: same memory, u8 has no alignment or
+        // validity requirement, the length is the storage's size in bytes.
+        let all =
+            unsafe { core::slice::from_raw_parts(self.0.as_ptr() as *const u8, self.0.len() * 8) };
+        &all[RX_FRAME_OFFSET..]
+    }
+
+    fn frame_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `frame`, with the storage borrowed mutably.
+        let all = unsafe {
+            core::slice::from_raw_parts_mut(self.0.as_mut_ptr() as *mut u8, self.0.len() * 8)
+        };
+        &mut all[RX_FRAME_OFFSET..]
+    }
+}
+
 struct Phy<'a, D: NetDevice> {
     dev: &'a mut D,
-    rx: &'a mut Vec<u8>,
+    rx: &'a mut RxBuf,
     tx: &'a mut Vec<u8>,
     stats: &'a mut Stats,
+    udp_fragments: bool,
 }
 
 struct RxTok<'a>(&'a [u8]);
@@ -89,22 +132,29 @@ impl<D: NetDevice> phy::Device for Phy<'_, D> {
         Self: 'b;
 
     fn receive(&mut self, _t: Instant) -> Option<(RxTok<'_>, TxTok<'_, D>)> {
-        match self.dev.receive(self.rx) {
-            Ok(Some(n)) if n <= self.rx.len() => {
-                self.stats.rx_frames += 1;
-                Some((
-                    RxTok(&self.rx[..n]),
-                    TxTok {
-                        dev: self.dev,
-                        buf: self.tx,
-                        stats: self.stats,
-                    },
-                ))
-            }
-            Ok(_) => None,
-            Err(_) => {
-                self.stats.rx_errors += 1;
-                None
+        loop {
+            match self.dev.receive(self.rx.frame_mut()) {
+                Ok(Some(n)) if n <= self.rx.frame().len() => {
+                    self.stats.rx_frames += 1;
+                    let frame = &self.rx.frame()[..n];
+                    if csum::check_frame(frame, self.udp_fragments) == Verdict::Drop {
+                        self.stats.rx_dropped += 1;
+                        continue;
+                    }
+                    return Some((
+                        RxTok(&self.rx.frame()[..n]),
+                        TxTok {
+                            dev: self.dev,
+                            buf: self.tx,
+                            stats: self.stats,
+                        },
+                    ));
+                }
+                Ok(_) => return None,
+                Err(_) => {
+                    self.stats.rx_errors += 1;
+                    return None;
+                }
             }
         }
     }
@@ -121,6 +171,11 @@ impl<D: NetDevice> phy::Device for Phy<'_, D> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
+        // `csum::check_frame` verifies what smoltcp does not (see there).
+        caps.checksum.tcp = Checksum::Tx;
+        if !self.udp_fragments {
+            caps.checksum.udp = Checksum::Tx;
+        }
         caps
     }
 }
@@ -147,7 +202,7 @@ impl<D: NetDevice> NetStack<D> {
             now_us ^ u64::from_be_bytes([0, 0, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]]);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         config.random_seed = seed;
-        let mut rx = vec![0u8; MAX_FRAME];
+        let mut rx = RxBuf::new();
         let mut tx = vec![0u8; MAX_FRAME];
         let mut stats = Stats::default();
         let mut iface = {
@@ -156,6 +211,7 @@ impl<D: NetDevice> NetStack<D> {
                 rx: &mut rx,
                 tx: &mut tx,
                 stats: &mut stats,
+                udp_fragments: false,
             };
             Interface::new(config, &mut phy, instant(now_us))
         };
@@ -173,7 +229,16 @@ impl<D: NetDevice> NetStack<D> {
             cfg: IpConfig::default(),
             stats,
             seed,
+            udp_fragments: false,
         }
+    }
+
+    /// Whether UDP datagrams larger than a frame are expected (a TFTP
+    /// `blksize` above [`super::tftp::FRAME_BLKSIZE`]): then UDP fragments are
+    /// reassembled and smoltcp verifies their checksum; otherwise they are
+    /// dropped and unfragmented UDP is verified by `csum::check_frame`.
+    pub fn expect_udp_fragments(&mut self, on: bool) {
+        self.udp_fragments = on;
     }
 
     /// The name used in messages.
@@ -245,6 +310,7 @@ impl<D: NetDevice> NetStack<D> {
             rx: &mut self.rx,
             tx: &mut self.tx,
             stats: &mut self.stats,
+            udp_fragments: self.udp_fragments,
         };
         self.iface
             .poll(instant(now_us), &mut phy, &mut self.sockets);

@@ -45,6 +45,9 @@ pub const MAX_BLKSIZE: u16 = 65464;
 /// Largest block this client asks for: what one reassembled IPv4 datagram
 /// (16 KiB buffer in the stack) can hold after IP, UDP and TFTP headers.
 pub const BLKSIZE_CAP: u16 = 16384 - 20 - 8 - 4;
+/// Largest block that fits one Ethernet frame (1500 - IP, UDP, TFTP
+/// headers): larger ones arrive as IP fragments.
+pub const FRAME_BLKSIZE: u16 = 1500 - 20 - 8 - 4;
 /// Longest file name sent (U-Boot: 128; the packet must fit one frame).
 pub const MAX_FILENAME: usize = 512;
 /// Bytes the client's UDP socket buffers; a window must fit.
@@ -856,8 +859,10 @@ pub fn tftp_get<D: NetDevice>(
     let t0 = ctx.now_us();
     let local = stack.ephemeral_port(t0);
     let sock = udp_socket(stack, local)?;
+    stack.expect_udp_fragments(req.opts.blksize > FRAME_BLKSIZE);
     let first = client.start(t0 / 1000);
     let r = run(stack, ctx, sock, req.server, &mut client, first, &mut dl);
+    stack.expect_udp_fragments(false);
     stack.remove(sock);
     let elapsed_us = ctx.now_us().saturating_sub(t0);
     match r {
@@ -891,6 +896,10 @@ fn udp_socket<D: NetDevice>(
     Ok(stack.add(s))
 }
 
+/// The transfer's loop: every turn looks for ctrl-C, moves frames, feeds
+/// each datagram from the server to the client where it lies in the socket
+/// buffer (no copy), and sends what the client answers in the same turn —
+/// on a lock-step server the time from a block to its ACK is the rate.
 fn run<D: NetDevice>(
     stack: &mut NetStack<D>,
     ctx: &mut dyn Ctx,
@@ -902,9 +911,8 @@ fn run<D: NetDevice>(
 ) -> Result<u64, NetError> {
     let mut out = Output::default();
     out.send.push((PORT, first));
-    let mut buf = vec![0u8; BLKSIZE_CAP as usize + 64];
+    flush(stack, sock, server, &mut out, ctx);
     loop {
-        flush(stack, sock, server, &mut out, ctx);
         if ctx.interrupted() {
             if let Some((port, pkt)) = client.abort_packet() {
                 out.send.push((port, pkt));
@@ -915,38 +923,27 @@ fn run<D: NetDevice>(
         }
         let now = ctx.now_us();
         stack.poll(now);
-        loop {
-            let got = {
-                let s = stack.sockets.get_mut::<udp::Socket>(sock);
-                // Copied out (a datagram longer than any block is cut and
-                // then refused by the client, never left in the queue).
-                match s.recv() {
-                    Ok((data, meta)) => {
-                        let n = data.len().min(buf.len());
-                        buf[..n].copy_from_slice(&data[..n]);
-                        Some((n, meta.endpoint))
-                    }
-                    Err(_) => None,
+        let mut status = Status::Running;
+        {
+            let s = stack.sockets.get_mut::<udp::Socket>(sock);
+            while let Ok((data, meta)) = s.recv() {
+                if meta.endpoint.addr != IpAddress::Ipv4(server) {
+                    continue;
                 }
-            };
-            let Some((n, from)) = got else { break };
-            if from.addr != IpAddress::Ipv4(server) {
-                continue;
-            }
-            match client.on_datagram(from.port, &buf[..n], now / 1000, dl, &mut out) {
-                Status::Running => {}
-                Status::Done(bytes) => {
-                    flush(stack, sock, server, &mut out, ctx);
-                    stack.poll(ctx.now_us());
-                    return Ok(bytes);
-                }
-                Status::Failed(e) => {
-                    flush(stack, sock, server, &mut out, ctx);
-                    stack.poll(ctx.now_us());
-                    return Err(e.into());
+                status = client.on_datagram(meta.endpoint.port, data, now / 1000, dl, &mut out);
+                if status != Status::Running {
+                    break;
                 }
             }
+        }
+        if !out.send.is_empty() || !out.print.is_empty() {
             flush(stack, sock, server, &mut out, ctx);
+            stack.poll(ctx.now_us());
+        }
+        match status {
+            Status::Running => {}
+            Status::Done(bytes) => return Ok(bytes),
+            Status::Failed(e) => return Err(e.into()),
         }
         if let Status::Failed(e) = client.on_tick(now / 1000, &mut out) {
             return Err(e.into());

@@ -17,6 +17,31 @@ pub fn mpidr() -> u64 {
     MPIDR_EL1.get() & MPIDR_AFFINITY_MASK
 }
 
+/// FEAT_RNG: 64 random bits from RNDR, or None when the CPU has no RNDR
+/// (ID_AA64ISAR0_EL1.RNDR = 0) or RNDR reports that it has none now (PSTATE.Z set).
+pub fn rndr() -> Option<u64> {
+    let isar0: u64;
+    // SAFETY: reading an ID register has no side effects (not in aarch64-cpu).
+    unsafe { asm!("mrs {}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack)) };
+    if (isar0 >> 60) & 0xf == 0 {
+        return None;
+    }
+    let v: u64;
+    let ok: u64;
+    // SAFETY: RNDR exists (checked above); it only writes the register and the flags, which
+    // the block does not declare preserved.
+    unsafe {
+        asm!(
+            "mrs {v}, s3_3_c2_c4_0",
+            "cset {ok}, ne",
+            v = out(reg) v,
+            ok = out(reg) ok,
+            options(nomem, nostack)
+        )
+    };
+    (ok != 0).then_some(v)
+}
+
 fn dcache_line() -> usize {
     let ctr: u64;
     // SAFETY: reading CTR_EL0 has no side effects (not in aarch64-cpu).

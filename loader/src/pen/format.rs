@@ -271,18 +271,41 @@ pub struct SlotState {
 
 impl SlotState {
     pub(super) fn from_bytes(b: &[u8]) -> Option<Self> {
-        Some(Self {
-            wakes: rd_u32(b, state::WAKES)?,
-            wait: WaitMethod::from_raw(rd_u32(b, state::WAIT)? & 0xff),
-            gic_target: (rd_u32(b, state::WAIT)? >> 8) as u8,
-            status: SlotStatus::from_raw(rd_u64(b, state::STATUS)?),
-            mpidr_seen: rd_u64(b, state::MPIDR_SEEN)?,
-            entries: rd_u64(b, state::ENTRIES)?,
-            parks: rd_u64(b, state::PARKS)?,
-            releases: rd_u64(b, state::RELEASES)?,
-            last_entry: rd_u64(b, state::LAST_ENTRY)?,
-            el: rd_u64(b, state::EL)?,
-        })
+        let mut words = [0u64; 8];
+        for (k, w) in words.iter_mut().enumerate() {
+            *w = rd_u64(b, k * 8)?;
+        }
+        Some(Self::from_words(words))
+    }
+
+    /// Decodes a state record from its eight little-endian words (word `k` at `8 * k`).
+    #[must_use]
+    pub fn from_words(words: [u64; 8]) -> Self {
+        let [status, mpidr_seen, entries, parks, releases, last_entry, el, wake] = words;
+        Self {
+            wakes: wake as u32,
+            wait: WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
+            gic_target: (wake >> 40) as u8,
+            status: SlotStatus::from_raw(status),
+            mpidr_seen,
+            entries,
+            parks,
+            releases,
+            last_entry,
+            el,
+        }
+    }
+
+    /// Reads a live state record through `load(word index)`, in the order the protocol asks
+    /// (docs/protocol.md §5.2 step 4): the counters first, `status` last — the pen counts an
+    /// arrival first and publishes the status last, so a status read after the counters never
+    /// belongs to an older arrival than they do.
+    pub fn read_live<E>(mut load: impl FnMut(usize) -> Result<u64, E>) -> Result<Self, E> {
+        let mut words = [0u64; 8];
+        for k in (1..8).chain(0..1) {
+            words[k] = load(k)?;
+        }
+        Ok(Self::from_words(words))
     }
 }
 

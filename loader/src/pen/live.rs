@@ -4,8 +4,6 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{compiler_fence, Ordering};
 
-use crate::wake::WaitMethod;
-
 use super::*;
 
 /// Cache maintenance the loader side needs around every shared word. Addresses are physical
@@ -123,26 +121,10 @@ impl<'a> Pen<'a> {
         let addr = self.header.state_addr(i).unwrap_or(0);
         ops.clean_invalidate(addr, u64::from(STATE_SIZE));
         compiler_fence(Ordering::SeqCst);
-        // Counters first, `status` last (docs/protocol.md §5.2 step 4): the pen counts an
-        // arrival before it publishes the new status.
-        let mut words = [0u64; 8];
-        for k in (1..8).chain(0..1) {
+        let mem = &*self.mem;
+        SlotState::read_live(|k| {
             compiler_fence(Ordering::SeqCst);
-            words[k] = vload(self.mem, off.saturating_add(k.saturating_mul(8)))
-                .ok_or(PenError::Unaligned)?;
-        }
-        let [status, mpidr_seen, entries, parks, releases, last_entry, el, wake] = words;
-        Ok(SlotState {
-            wakes: wake as u32,
-            wait: WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
-            gic_target: (wake >> 40) as u8,
-            status: SlotStatus::from_raw(status),
-            mpidr_seen,
-            entries,
-            parks,
-            releases,
-            last_entry,
-            el,
+            vload(mem, off.saturating_add(k.saturating_mul(8))).ok_or(PenError::Unaligned)
         })
     }
 

@@ -23,6 +23,7 @@ use crate::gzip::{self, GzError, GzInfo};
 use crate::image::{ImageError, ImageHeader, PlacementPolicy, IMAGE_ALIGN, IMAGE_HEADER_LEN};
 use crate::memmap::{MemError, MemMap, Owner, Prefer};
 use crate::pen;
+use crate::uimage;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -34,13 +35,59 @@ const GIB: u64 = 1 << 30;
 /// booting.rst: the kernel and the initrd lie in one 1 GiB-aligned 32 GiB window.
 const WINDOW: u64 = 32 * GIB;
 
-/// `booti <kernel_addr> [<initrd_addr>:<size> | -] [<fdt_addr>]`, parsed.
+/// `booti <kernel_addr> [<initrd_addr>[:<size>] | -] [<fdt_addr>]`, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootiArgs {
     pub kernel: u64,
-    /// `(addr, size)`, size non-zero.
-    pub initrd: Option<(u64, u64)>,
+    pub initrd: Option<InitrdArg>,
     pub fdt: Option<u64>,
+}
+
+/// The initrd argument: an address, with a (non-zero) size for a raw initrd; without one it
+/// must be a legacy mkimage ramdisk (`uInitrd`), whose header gives the size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitrdArg {
+    pub addr: u64,
+    pub size: Option<u64>,
+}
+
+/// Resolves the initrd argument to the bytes handed to the kernel: a legacy ramdisk
+/// (`uInitrd`, with or without `:size`) is checked — header CRC, type ramdisk, arm64, data
+/// CRC over `data(addr + 64, size)` — and its data (after the 64-byte header) is the initrd;
+/// anything else is taken raw and needs its size.
+///
+/// # Errors
+/// A bad legacy header or data, or a raw initrd without a size.
+pub fn resolve_initrd<'a>(
+    arg: InitrdArg,
+    head: &[u8],
+    data: impl FnOnce(u64, u64) -> Result<&'a [u8], String>,
+) -> Result<(u64, u64), Refusal> {
+    let bad = |e: uimage::UImageError| Refusal::Initrd(format!("at {:#x}: {e}", arg.addr));
+    if !uimage::is_legacy(head) {
+        return arg
+            .size
+            .map(|n| (arg.addr, n))
+            .ok_or(Refusal::Initrd(format!(
+                "at {:#x} has no legacy (mkimage) header: give its size as <addr>:<size>",
+                arg.addr
+            )));
+    }
+    let h = uimage::Header::parse(head).map_err(bad)?;
+    h.expect_ramdisk().map_err(bad)?;
+    let (start, len) = h.data_range(arg.addr);
+    if let Some(given) = arg.size {
+        if given < uimage::HEADER_LEN + len {
+            return Err(bad(uimage::UImageError::Truncated {
+                size: h.size,
+                have: given.saturating_sub(uimage::HEADER_LEN),
+            }));
+        }
+    }
+    let bytes =
+        data(start, len).map_err(|e| Refusal::Initrd(format!("at {:#x}: {e}", arg.addr)))?;
+    h.check_data(bytes).map_err(bad)?;
+    Ok((start, len))
 }
 
 impl BootiArgs {
@@ -58,15 +105,23 @@ impl BootiArgs {
         let initrd = match args.get(2).map(String::as_str) {
             None | Some("-") => None,
             Some(s) => {
-                let (a, l) = s
-                    .split_once(':')
-                    .ok_or_else(|| bad("booti: initrd must be given as <addr>:<size>".into()))?;
-                let a = parse_hex(a).ok_or_else(|| bad(format!("bad initrd address '{a}'")))?;
-                let l = parse_hex(l).ok_or_else(|| bad(format!("bad initrd size '{l}'")))?;
-                if l == 0 {
-                    return Err(bad("booti: initrd size is 0".into()));
-                }
-                Some((a, l))
+                let (a, l) = match s.split_once(':') {
+                    Some((a, l)) => (a, Some(l)),
+                    None => (s, None),
+                };
+                let addr = parse_hex(a).ok_or_else(|| bad(format!("bad initrd address '{a}'")))?;
+                let size = match l {
+                    Some(l) => {
+                        let n =
+                            parse_hex(l).ok_or_else(|| bad(format!("bad initrd size '{l}'")))?;
+                        if n == 0 {
+                            return Err(bad("booti: initrd size is 0".into()));
+                        }
+                        Some(n)
+                    }
+                    None => None,
+                };
+                Some(InitrdArg { addr, size })
             }
         };
         let fdt = match args.get(3) {
@@ -100,6 +155,11 @@ pub enum Refusal {
         image_size: u64,
         file_len: u64,
     },
+    /// An EFI-stub Image whose PE/COFF sections end past what was loaded.
+    Truncated {
+        loaded: u64,
+        end: u64,
+    },
     /// `text_offset + image_size`, or the kernel's end, overflows.
     Footprint {
         text_offset: u64,
@@ -109,6 +169,8 @@ pub enum Refusal {
         addr: u64,
         size: u64,
     },
+    /// The initrd argument does not name a usable initrd (legacy header, size).
+    Initrd(String),
     /// The DT to hand on does not parse.
     Fdt(String),
     NoFdtAddr,
@@ -140,13 +202,24 @@ impl fmt::Display for Refusal {
             Self::GzipHeader(e) => write!(f, "Image.gz: {e}"),
             Self::Header(e) => write!(f, "{e}"),
             Self::ImageSizeTooSmall {
-                gzip,
+                gzip: true,
                 image_size,
                 file_len,
             } => write!(
                 f,
-                "{}Image header image_size {image_size:#x} is smaller than the Image ({file_len:#x} bytes)",
-                if *gzip { "Image.gz: " } else { "" },
+                "Image.gz: its gzip trailer says it inflates to {file_len:#x} bytes, more than the Image header's image_size {image_size:#x} (truncated or damaged?)"
+            ),
+            Self::ImageSizeTooSmall {
+                gzip: false,
+                image_size,
+                file_len,
+            } => write!(
+                f,
+                "Image header image_size {image_size:#x} is smaller than the Image ({file_len:#x} bytes)"
+            ),
+            Self::Truncated { loaded, end } => write!(
+                f,
+                "the Image is truncated: {loaded:#x} bytes loaded, its PE/COFF sections end at {end:#x}"
             ),
             Self::Footprint {
                 text_offset,
@@ -159,6 +232,7 @@ impl fmt::Display for Refusal {
                 f,
                 "initrd: range {addr:#x} + {size:#x} overflows the address space"
             ),
+            Self::Initrd(e) => write!(f, "initrd {e}"),
             Self::Fdt(e) => write!(f, "fdt: {e}"),
             Self::NoFdtAddr => f.write_str("${fdt_addr_r} is not set"),
             Self::FdtAddrAlign(a) => write!(f, "fdt_addr_r {a:#x} is not 8-byte aligned"),
@@ -235,9 +309,21 @@ impl Kernel {
             }
         } else {
             let hdr = ImageHeader::parse(head).map_err(Refusal::Header)?;
-            let file_len = loaded_len
-                .unwrap_or(hdr.image_size)
-                .min(hdr.image_size.max(IMAGE_HEADER_LEN as u64));
+            // A legacy header (no image_size) has an assumed footprint: cap the
+            // file at it. Otherwise the whole loaded file must fit the footprint.
+            let file_len = match loaded_len {
+                Some(n) if hdr.legacy => n.min(hdr.image_size),
+                Some(n) => n,
+                None => hdr.image_size,
+            };
+            if let Some(n) = loaded_len.filter(|_| hdr.pe_offset != 0) {
+                let end = member(n)
+                    .ok()
+                    .and_then(|v| crate::image::pe_sections_end(v, hdr.pe_offset));
+                if let Some(end) = end.filter(|&e| n < e) {
+                    return Err(Refusal::Truncated { loaded: n, end });
+                }
+            }
             Self {
                 addr,
                 hdr,
@@ -296,6 +382,20 @@ pub struct Request<'a> {
     pub cpu_method: Option<&'a str>,
     pub fdt_addr_r: Option<&'a str>,
     pub kernel_addr_r: Option<&'a str>,
+    /// What else the DT handed on gets (seeds, memory).
+    pub dt_extras: DtExtras,
+}
+
+/// The DT fixups beyond bootargs and the initrd, from facts the bin gathers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DtExtras {
+    /// The RAM banks the loader knows, written as the DT's memory: for a DT other than the
+    /// loader's own (a distribution's `.dtb`), as U-Boot's `fdt_fixup_memory_banks` does.
+    pub memory: Option<Vec<(u64, u64)>>,
+    /// Entropy from a hardware RNG for /chosen/rng-seed (added when the DT has none).
+    pub rng_seed: Option<Vec<u8>>,
+    /// The `kaslrseed` command seeded this DT: keep its /chosen/kaslr-seed.
+    pub keep_kaslr_seed: bool,
 }
 
 /// A request whose inputs all passed: the DT parsed with /chosen fixed up.
@@ -331,8 +431,13 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, Refusal> {
         &ChosenFixups {
             bootargs: req.bootargs.map(String::from),
             initrd: initrd.map(|r| (r.base, r.end())),
+            keep_kaslr_seed: req.dt_extras.keep_kaslr_seed,
+            rng_seed: req.dt_extras.rng_seed.clone(),
         },
     );
+    if let Some(banks) = &req.dt_extras.memory {
+        dtfix::apply_memory(&mut tree, banks).map_err(Refusal::DtFixup)?;
+    }
     let method = CpuMethod::parse(req.cpu_method)?;
     let fdt = req
         .fdt_addr_r
@@ -726,6 +831,38 @@ fn fix_cpus(
     let reserve: Vec<(u64, u64)> = reserve.iter().map(|r| (r.base, r.size)).collect();
     dtfix::apply_cpus(tree, &paths, &m, &failed, &reserve).map_err(Refusal::DtFixup)?;
     Ok(handoff)
+}
+
+/// The pen as a DT other than the loader's own must describe it: the pen knows its CPUs by
+/// the loader's DT node paths (`own`); a distribution's `.dtb` (`target`) may name the same
+/// CPUs differently, so each slot follows its CPU by MPIDR. A CPU the target lists that has no
+/// slot (not in the loader's DT, or it did not arrive) is unusable: `status = "fail"` in the DT
+/// handed on, so the kernel does not wait for a CPU that will never come.
+#[must_use]
+pub fn retarget_pen(pen: &PenFacts, own: &DtInfo, target: &DtInfo) -> PenFacts {
+    let mpidr_of = |path: &str| own.cpus.iter().find(|c| c.path == path).map(|c| c.mpidr);
+    let slot_of = |mpidr: u64| {
+        pen.release
+            .iter()
+            .find(|(p, _)| mpidr_of(p) == Some(mpidr))
+            .map(|&(_, a)| a)
+    };
+    let mut release = Vec::new();
+    let mut unusable = Vec::new();
+    for c in &target.cpus {
+        match slot_of(c.mpidr) {
+            Some(a) => release.push((c.path.clone(), a)),
+            None => unusable.push(c.path.clone()),
+        }
+    }
+    PenFacts {
+        region: pen.region,
+        park: pen.park,
+        release,
+        unusable,
+        dropped: pen.dropped.clone(),
+        occupied: pen.occupied,
+    }
 }
 
 /// [`prepare`] then [`Prepared::plan`], for callers whose CPUs need no move in between.

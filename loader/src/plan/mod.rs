@@ -11,6 +11,7 @@ use alloc::string::String;
 pub mod booti;
 pub mod fdt;
 pub mod load;
+pub mod net;
 
 /// Why a command line was refused before any fact was gathered.
 #[derive(Debug, Clone, PartialEq, Eq)]

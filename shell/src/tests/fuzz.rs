@@ -8,21 +8,7 @@ use alloc::vec::Vec;
 use super::{feed, shell};
 use crate::LineMode;
 
-/// xorshift64*: small, deterministic, good enough to shake the parser.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use testkit::Rng;
 
 /// Tokens biased towards the shell's syntax and commands. (`sleep` is left
 /// out so that random durations cannot make the test slow.)
@@ -147,17 +133,17 @@ const TOKENS: &[&str] = &[
 
 fn random_line(rng: &mut Rng) -> String {
     let mut s = String::new();
-    for _ in 0..rng.below(12) {
-        match rng.below(10) {
+    for _ in 0..rng.index(12) {
+        match rng.index(10) {
             0 => {
                 // A random printable or control character.
-                let c = char::from(rng.below(128) as u8);
+                let c = char::from(rng.index(128) as u8);
                 s.push(c);
             }
             1 => s.push(char::from_u32(rng.next() as u32 % 0x3000).unwrap_or('?')),
-            _ => s.push_str(TOKENS[rng.below(TOKENS.len())]),
+            _ => s.push_str(TOKENS[rng.index(TOKENS.len())]),
         }
-        if rng.below(3) != 0 {
+        if rng.index(3) != 0 {
             s.push(' ');
         }
     }
@@ -190,7 +176,7 @@ fn random_multiline_scripts_do_not_panic() {
     for _ in 0..2_000 {
         let mut sh = shell();
         let mut script = String::new();
-        for _ in 0..rng.below(8) {
+        for _ in 0..rng.index(8) {
             script.push_str(&random_line(&mut rng));
             script.push('\n');
         }
@@ -200,13 +186,13 @@ fn random_multiline_scripts_do_not_panic() {
 
 fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
     (0..n)
-        .map(|_| match rng.below(6) {
+        .map(|_| match rng.index(6) {
             0 => rng.next() as u8,
-            1 => [0x1b, b'[', b';', b'R', b'\r', b'\n', 0x7f, 0x08, 0x03][rng.below(9)],
-            2 => b"0123456789"[rng.below(10)],
+            1 => [0x1b, b'[', b';', b'R', b'\r', b'\n', 0x7f, 0x08, 0x03][rng.index(9)],
+            2 => b"0123456789"[rng.index(10)],
             _ => {
                 let t = b"echo setenv a 1;$?'\" && || if then fi test md 40000000";
-                t[rng.below(t.len())]
+                t[rng.index(t.len())]
             }
         })
         .collect()
@@ -249,7 +235,7 @@ fn random_bytes_through_the_probe() {
     for _ in 0..200 {
         let mut sh = shell();
         sh.platform.idle_budget = 50;
-        if rng.below(2) == 0 {
+        if rng.index(2) == 0 {
             sh.platform.cpr_reply = Some(random_bytes(&mut rng, 8));
         }
         let bytes = random_bytes(&mut rng, 300);
@@ -313,10 +299,10 @@ fn random_editing_on_small_terminals() {
         sh.set_line_mode(LineMode::Edit);
         let mut input = Vec::new();
         for _ in 0..400 {
-            match rng.below(20) {
+            match rng.index(20) {
                 0 => input.push(b'\r'),
-                1 => input.extend(core::iter::repeat_n(b'x', rng.below(300))),
-                _ => input.extend_from_slice(KEYS[rng.below(KEYS.len())]),
+                1 => input.extend(core::iter::repeat_n(b'x', rng.index(300))),
+                _ => input.extend_from_slice(KEYS[rng.index(KEYS.len())]),
             }
         }
         input.push(b'\r');

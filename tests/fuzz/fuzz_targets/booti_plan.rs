@@ -168,6 +168,7 @@ fuzz_target!(|data: &[u8]| {
         cpu_method: [None, Some("spin-table"), Some("psci"), Some("smp")][usize::from(flags >> 4 & 3)],
         fdt_addr_r: (flags & 0x40 == 0).then_some(fdt_addr_r.as_str()),
         kernel_addr_r: (flags & 0x80 == 0).then_some(kernel_addr_r.as_str()),
+        dt_extras: Default::default(),
     };
     let before = claims(&map);
     match booti::plan(&req, &cpus, &map) {

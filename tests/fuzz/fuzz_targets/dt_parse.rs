@@ -164,6 +164,7 @@ fuzz_target!(|data: &[u8]| {
     let fx = dtfix::ChosenFixups {
         bootargs: Some("console=ttyAMA0 root=/dev/vda2 rw".into()),
         initrd: Some((0x4800_0000, 0x4900_0000)),
+        ..dtfix::ChosenFixups::default()
     };
     dtfix::apply_chosen(&mut tree, &fx);
     if let Ok(out) = dtfix::store(&tree, info.boot_cpuid_phys) {

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use arch::psci::{self, Conduit};
 use arch::{cpu, timer, uart};
 use loader::dt::{DtInfo, Region};
-use loader::pen::{state, PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
+use loader::pen::{PenImage, SlotState, SlotStatus, MAX_PEN_SIZE, MPIDR_MASK};
 use parkboot_payload::{
     check_dt, check_entry, check_entry_state, check_pen, choose_chain_dest, image_footprint,
     memreserve_text, parse_bootargs, round_state, timing_line, verdict_fail, verdict_pass, Args,
@@ -101,27 +101,17 @@ fn snapshot(addr: u64, len: u64) -> Vec<u8> {
 /// with the new count (a CPU that sleeps between wake-ups makes that window wide).
 fn read_state(addr: u64) -> SlotState {
     civac(addr, 64);
-    let w = |off: usize| rd((addr + off as u64) as *const u64);
-    let (mpidr_seen, entries, parks, releases) = (
-        w(state::MPIDR_SEEN),
-        w(state::ENTRIES),
-        w(state::PARKS),
-        w(state::RELEASES),
-    );
-    let (last_entry, el, wake) = (w(state::LAST_ENTRY), w(state::EL), w(state::WAKES));
-    cpu::dsb();
-    civac(addr, 64);
-    SlotState {
-        status: SlotStatus::from_raw(w(state::STATUS)),
-        mpidr_seen,
-        entries,
-        parks,
-        releases,
-        last_entry,
-        el,
-        wakes: wake as u32,
-        wait: loader::wake::WaitMethod::from_raw(((wake >> 32) & 0xff) as u32),
-        gic_target: (wake >> 40) as u8,
+    let r: Result<SlotState, core::convert::Infallible> = SlotState::read_live(|k| {
+        if k == 0 {
+            // status, after the counters: make sure it is read fresh, after them
+            cpu::dsb();
+            civac(addr, 8);
+        }
+        Ok(rd((addr + 8 * k as u64) as *const u64))
+    });
+    match r {
+        Ok(s) => s,
+        Err(e) => match e {},
     }
 }
 

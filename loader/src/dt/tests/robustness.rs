@@ -2,19 +2,7 @@
 
 use super::*;
 
-/// xorshift64*: deterministic pseudo-random numbers.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use testkit::Rng;
 
 fn exercise(bytes: &[u8]) {
     if let Ok(info) = parse(bytes) {
@@ -32,9 +20,9 @@ fn fuzz_bit_flips() {
     for base in [VIRT_SPIN, VIRT_EL2, VIRT_EL1] {
         for _ in 0..1500 {
             let mut v = base.to_vec();
-            for _ in 0..1 + rng.below(8) {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
+            for _ in 0..1 + rng.index(8) {
+                let i = rng.index(v.len());
+                v[i] ^= 1 << rng.index(8);
             }
             exercise(&v);
         }
@@ -63,10 +51,10 @@ fn fuzz_structure_words() {
     let mut rng = Rng(0xdead_beef_cafe_f00d);
     for _ in 0..4000 {
         let mut v = VIRT_SPIN.to_vec();
-        for _ in 0..1 + rng.below(4) {
-            let w = rng.below(v.len() / 4) * 4;
-            let val = if rng.below(2) == 0 {
-                interesting[rng.below(interesting.len())]
+        for _ in 0..1 + rng.index(4) {
+            let w = rng.index(v.len() / 4) * 4;
+            let val = if rng.index(2) == 0 {
+                interesting[rng.index(interesting.len())]
             } else {
                 rng.next() as u32
             };
@@ -95,9 +83,9 @@ fn fuzz_truncation_with_patched_totalsize() {
 fn fuzz_random_bytes() {
     let mut rng = Rng(42);
     for _ in 0..3000 {
-        let len = rng.below(512);
+        let len = rng.index(512);
         let mut v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        if len >= 40 && rng.below(4) != 0 {
+        if len >= 40 && rng.index(4) != 0 {
             // plausible header so validation goes further
             v[0..4].copy_from_slice(&FDT_MAGIC.to_be_bytes());
             v[4..8].copy_from_slice(&(len as u32).to_be_bytes());
@@ -105,7 +93,7 @@ fn fuzz_random_bytes() {
             v[24..28].copy_from_slice(&16u32.to_be_bytes());
             let off_rsv = 40u32;
             v[16..20].copy_from_slice(&off_rsv.to_be_bytes());
-            let off_struct = 56 + (rng.below(len.saturating_sub(56).max(1)) as u32 & !3);
+            let off_struct = 56 + (rng.index(len.saturating_sub(56).max(1)) as u32 & !3);
             v[8..12].copy_from_slice(&off_struct.to_be_bytes());
             if len >= 56 {
                 v[40..56].fill(0);
@@ -124,8 +112,8 @@ fn fuzz_built_tree_mutations() {
     assert!(base > 0);
     for _ in 0..1500 {
         let rand_bytes = |rng: &mut Rng| -> Vec<u8> {
-            (0..rng.below(24))
-                .map(|_| [0u8, 1, 0xff, b'a', b'/', b':'][rng.below(6)])
+            (0..rng.index(24))
+                .map(|_| [0u8, 1, 0xff, b'a', b'/', b':'][rng.index(6)])
                 .collect()
         };
         let names = [
@@ -145,8 +133,8 @@ fn fuzz_built_tree_mutations() {
             "linux,initrd-start",
         ];
         let props = |rng: &mut Rng| -> Vec<DeviceTreeProperty> {
-            (0..rng.below(6))
-                .map(|_| pb(names[rng.below(names.len())], &rand_bytes(rng)))
+            (0..rng.index(6))
+                .map(|_| pb(names[rng.index(names.len())], &rand_bytes(rng)))
                 .collect()
         };
         let t = tree(vec![

@@ -3,18 +3,7 @@
 use super::reclaim::{cpu, dt_with, old_pen, Phys};
 use super::*;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use testkit::Rng;
 
 /// Whatever parse accepts is internally consistent.
 fn check_accepted(h: &PenHeader, at: u64) {
@@ -51,21 +40,21 @@ fn fuzz_header_mutations() {
     let mut accepted = 0;
     for round in 0..20_000 {
         let mut w = v[..128].to_vec();
-        for _ in 0..1 + rng.below(4) {
-            match rng.below(3) {
+        for _ in 0..1 + rng.index(4) {
+            match rng.index(3) {
                 0 => {
-                    let i = rng.below(128);
-                    w[i] ^= 1 << rng.below(8);
+                    let i = rng.index(128);
+                    w[i] ^= 1 << rng.index(8);
                 }
                 1 => {
-                    let i = rng.below(32) * 4;
-                    let val = interesting[rng.below(interesting.len())] as u32;
+                    let i = rng.index(32) * 4;
+                    let val = interesting[rng.index(interesting.len())] as u32;
                     w[i..i + 4].copy_from_slice(&val.to_le_bytes());
                 }
                 _ => {
-                    let i = rng.below(16) * 8;
-                    let val = if rng.below(2) == 0 {
-                        interesting[rng.below(interesting.len())]
+                    let i = rng.index(16) * 8;
+                    let val = if rng.index(2) == 0 {
+                        interesting[rng.index(interesting.len())]
                     } else {
                         rng.next()
                     };
@@ -81,7 +70,7 @@ fn fuzz_header_mutations() {
             let crc = header_crc(&w);
             w[124..].copy_from_slice(&crc.to_le_bytes());
         }
-        let at = if rng.below(8) == 0 {
+        let at = if rng.index(8) == 0 {
             rng.next()
         } else {
             rd_u64(&w, hdr::PHYS_BASE).unwrap()
@@ -115,17 +104,17 @@ fn fuzz_plan_reclaim() {
     for _ in 0..3000 {
         let mut img = base_img.clone();
         // mutate a few words anywhere in the pen (header mutations mostly invalidate it)
-        for _ in 0..rng.below(6) {
-            let i = rng.below(img.len() / 8) * 8;
-            let val = match rng.below(4) {
+        for _ in 0..rng.index(6) {
+            let i = rng.index(img.len() / 8) * 8;
+            let val = match rng.index(4) {
                 0 => rng.next(),
-                1 => rng.below(7) as u64,
-                2 => rng.below(4) as u64,
-                _ => h.slot_release_addr(rng.below(4)).unwrap(),
+                1 => rng.index(7) as u64,
+                2 => rng.index(4) as u64,
+                _ => h.slot_release_addr(rng.index(4)).unwrap(),
             };
             img[i..i + 8].copy_from_slice(&val.to_le_bytes());
         }
-        if rng.below(2) == 0 {
+        if rng.index(2) == 0 {
             let crc = header_crc(&img);
             img[124..128].copy_from_slice(&crc.to_le_bytes());
         }
@@ -133,10 +122,10 @@ fn fuzz_plan_reclaim() {
             h.slot_release_addr(0).unwrap(),
             h.slot_release_addr(1).unwrap(),
             h.slot_release_addr(2).unwrap(),
-            BASE + rng.below(0x1000) as u64,
+            BASE + rng.index(0x1000) as u64,
             rng.next(),
             0,
-            u64::MAX - rng.below(16) as u64,
+            u64::MAX - rng.index(16) as u64,
         ];
         let methods = [
             Some(EnableMethod::SpinTable),
@@ -144,23 +133,23 @@ fn fuzz_plan_reclaim() {
             None,
             Some(EnableMethod::Other("x".into())),
         ];
-        let cpus = (0..rng.below(6))
+        let cpus = (0..rng.index(6))
             .map(|i| {
-                let rel = match rng.below(4) {
+                let rel = match rng.index(4) {
                     0 => Prop64::Absent,
                     1 => Prop64::OneCell(7),
-                    _ => Prop64::Value(addrs[rng.below(addrs.len())]),
+                    _ => Prop64::Value(addrs[rng.index(addrs.len())]),
                 };
                 let mut c = cpu(
-                    if rng.below(5) == 0 {
+                    if rng.index(5) == 0 {
                         rng.next() & MPIDR_MASK
                     } else {
                         i as u64
                     },
-                    methods[rng.below(4)].clone(),
+                    methods[rng.index(4)].clone(),
                     rel,
                 );
-                if rng.below(6) == 0 {
+                if rng.index(6) == 0 {
                     c.status = Status::Fail;
                 }
                 c
@@ -168,19 +157,19 @@ fn fuzz_plan_reclaim() {
             .collect();
         let regions = [
             h.region(),
-            Region::new(BASE, rng.below(0x2000) as u64),
-            Region::new(rng.next(), rng.next() >> rng.below(64)),
+            Region::new(BASE, rng.index(0x2000) as u64),
+            Region::new(rng.next(), rng.next() >> rng.index(64)),
             Region::new(u64::MAX - 0x10, 0x10),
         ];
-        let memreserve = (0..rng.below(4))
-            .map(|_| regions[rng.below(regions.len())])
+        let memreserve = (0..rng.index(4))
+            .map(|_| regions[rng.index(regions.len())])
             .collect();
         let dt = dt_with(cpus, memreserve);
         let mem = Phys(vec![(BASE, img)]);
         let e = ReclaimEnv {
-            current_mpidr: rng.below(4) as u64,
-            current_el: 1 + rng.below(2) as u8,
-            psci: rng.below(2) == 0,
+            current_mpidr: rng.index(4) as u64,
+            current_el: 1 + rng.index(2) as u8,
+            psci: rng.index(2) == 0,
             our_code: None,
         };
         let plan = plan_reclaim(&dt, &e, |a, l| mem.read(a, l));

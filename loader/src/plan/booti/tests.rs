@@ -77,6 +77,7 @@ fn request(kernel: Kernel) -> Request<'static> {
         cpu_method: None,
         fdt_addr_r: Some(FDT_ADDR),
         kernel_addr_r: Some(KERNEL_ADDR_R),
+        dt_extras: DtExtras::default(),
     }
 }
 
@@ -173,7 +174,10 @@ fn parses_booti_arguments() {
         BootiArgs::parse(&args("booti 40000000 50000000:1000 48000000")),
         Ok(BootiArgs {
             kernel: 0x4000_0000,
-            initrd: Some((0x5000_0000, 0x1000)),
+            initrd: Some(InitrdArg {
+                addr: 0x5000_0000,
+                size: Some(0x1000)
+            }),
             fdt: Some(0x4800_0000)
         })
     );
@@ -190,12 +194,16 @@ fn parses_booti_arguments() {
         BootiArgs::parse(&args("booti 1 2 3 4")),
         Err(ArgError::Usage)
     );
+    // Without a size: a legacy ramdisk (uInitrd) whose header says it.
+    assert_eq!(
+        BootiArgs::parse(&args("booti 1 5000")).map(|a| a.initrd),
+        Ok(Some(InitrdArg {
+            addr: 0x5000,
+            size: None
+        }))
+    );
     for (line, want) in [
         ("booti zz", "bad kernel address 'zz'"),
-        (
-            "booti 1 5000",
-            "booti: initrd must be given as <addr>:<size>",
-        ),
         ("booti 1 q:10", "bad initrd address 'q'"),
         ("booti 1 10:q", "bad initrd size 'q'"),
         ("booti 1 10:0", "booti: initrd size is 0"),
@@ -479,7 +487,7 @@ fn refuses_bad_kernels() {
     );
     assert_eq!(
         r.to_string(),
-        "booti: Image.gz: Image header image_size 0x100 is smaller than the Image (0x200 bytes)"
+        "booti: Image.gz: its gzip trailer says it inflates to 0x200 bytes, more than the Image header's image_size 0x100 (truncated or damaged?)"
     );
     // A raw Image whose header's footprint is under 64 bytes, loaded whole.
     let r = inspect_err(&header(0, 0x20, ANYWHERE), Some(0x40), &[]);
@@ -487,6 +495,54 @@ fn refuses_bad_kernels() {
         r.to_string(),
         "booti: Image header image_size 0x20 is smaller than the Image (0x40 bytes)"
     );
+}
+
+/// An EFI-stub-style Image: the header, a PE/COFF header at 64 with one
+/// section whose raw data is `0x200..0x1200`; `len` bytes of it.
+fn pe_image(image_size: u64, len: usize) -> Vec<u8> {
+    let mut v = header(0, image_size, ANYWHERE).to_vec();
+    v[60..64].copy_from_slice(&64u32.to_le_bytes());
+    v.extend_from_slice(b"PE\0\0");
+    v.extend_from_slice(&0xaa64u16.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes()); // sections
+    v.resize(64 + 24, 0); // no optional header
+    let mut sect = [0u8; 40];
+    sect[..5].copy_from_slice(b".text");
+    sect[16..20].copy_from_slice(&0x1000u32.to_le_bytes());
+    sect[20..24].copy_from_slice(&0x200u32.to_le_bytes());
+    v.extend_from_slice(&sect);
+    v.resize(0x1200, 0xaa);
+    v.truncate(len);
+    v
+}
+
+#[test]
+fn refuses_a_truncated_image_and_one_larger_than_its_footprint() {
+    // The whole file: accepted.
+    let img = pe_image(0x2000, 0x1200);
+    let k = Kernel::inspect(KADDR, &img[..64], Some(0x1200), |n| Ok(&img[..n as usize])).unwrap();
+    assert_eq!(k.file_len, 0x1200);
+    assert_eq!(crate::image::pe_sections_end(&img, 64), Some(0x1200));
+    // Cut off: the PE/COFF sections say how long it should be.
+    let cut = pe_image(0x2000, 0x1000);
+    let r = inspect_err(&cut[..64], Some(0x1000), &cut);
+    assert_eq!(
+        r.to_string(),
+        "booti: the Image is truncated: 0x1000 bytes loaded, its PE/COFF sections end at 0x1200"
+    );
+    // A header whose image_size is smaller than the loaded file.
+    let small = pe_image(0x800, 0x1200);
+    let r = inspect_err(&small[..64], Some(0x1200), &small);
+    assert_eq!(
+        r.to_string(),
+        "booti: Image header image_size 0x800 is smaller than the Image (0x1200 bytes)"
+    );
+    // No PE header, or a broken one: nothing to compare with.
+    assert_eq!(crate::image::pe_sections_end(&img, 65), None);
+    let mut bad = img.clone();
+    bad[64 + 6] = 0; // no sections
+    assert_eq!(crate::image::pe_sections_end(&bad, 64), None);
+    assert_eq!(crate::image::pe_sections_end(&img[..100], 64), None);
 }
 
 #[test]
@@ -634,19 +690,7 @@ fn refuses_an_initrd_outside_the_32gib_window() {
 // ---------------------------------------------------------------------------------------------
 // Property: random maps, kernels, initrds and env values never give a plan that overlaps a claim.
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use testkit::Rng;
 
 /// A root node with its cell sizes: enough for the planner, and fast to parse.
 fn tiny_dtb() -> Vec<u8> {
@@ -712,4 +756,116 @@ fn random_plans_never_overlap_a_claim() {
         assert_eq!(claims(&m), before);
     }
     assert!(accepted > 300, "only {accepted} plans accepted");
+}
+
+#[test]
+fn legacy_ramdisk_with_or_without_size() {
+    let data = b"070701 an initramfs".to_vec();
+    let img = crate::uimage::build(3, 0, 0, 0, "uInitrd", &data);
+    let at = 0x4800_0000;
+    let view = |a: u64, n: u64| -> Result<&[u8], String> {
+        let off = (a - at) as usize;
+        img.get(off..off + n as usize)
+            .ok_or_else(|| "not readable".to_string())
+    };
+    let arg = |size| InitrdArg { addr: at, size };
+    assert_eq!(
+        resolve_initrd(arg(None), &img[..64], view),
+        Ok((at + 64, data.len() as u64))
+    );
+    assert_eq!(
+        resolve_initrd(arg(Some(img.len() as u64)), &img[..64], view),
+        Ok((at + 64, data.len() as u64))
+    );
+    // `:size` shorter than header + data.
+    let e = resolve_initrd(arg(Some(70)), &img[..64], view).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "booti: initrd at 0x48000000: legacy image data is 19 bytes but only 6 follow the header"
+    );
+    // A corrupt byte: the data CRC refuses it.
+    let mut bad = img.clone();
+    bad[80] ^= 0x20;
+    let bview = |a: u64, n: u64| -> Result<&[u8], String> {
+        let off = (a - at) as usize;
+        Ok(&bad[off..off + n as usize])
+    };
+    let e = resolve_initrd(arg(None), &bad[..64], bview)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("booti: initrd at 0x48000000: legacy image: bad data checksum"),
+        "{e}"
+    );
+    // A kernel image is not a ramdisk.
+    let k = crate::uimage::build(2, 0, 0, 0, "k", &data);
+    let e = resolve_initrd(arg(None), &k[..64], view)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "booti: initrd at 0x48000000: legacy image is a kernel, not a ramdisk"
+    );
+    // Raw data needs a size.
+    let raw = [0u8; 64];
+    assert_eq!(
+        resolve_initrd(arg(Some(0x100)), &raw, view),
+        Ok((at, 0x100))
+    );
+    assert_eq!(
+        resolve_initrd(arg(None), &raw, view).unwrap_err().to_string(),
+        "booti: initrd at 0x48000000 has no legacy (mkimage) header: give its size as <addr>:<size>"
+    );
+}
+
+#[test]
+fn a_foreign_dt_gets_memory_seed_and_keeps_a_kaslr_seed() {
+    let k = raw(KADDR, 0, 0x200_0000, ANYWHERE, Some(0x180_0000));
+    let mut req = request(k);
+    req.dt_extras = DtExtras {
+        memory: Some(alloc::vec![(0x4000_0000, 0x2000_0000)]),
+        rng_seed: Some(alloc::vec![5u8; 64]),
+        keep_kaslr_seed: false,
+    };
+    let p = plan(&req, &no_pen(), &map()).unwrap();
+    let info = crate::dt::parse(&p.dt).unwrap();
+    let m: Vec<(u64, u64)> = info.memory.iter().map(|r| (r.base, r.size)).collect();
+    assert_eq!(m, alloc::vec![(0x4000_0000, 0x2000_0000)]);
+    let (t, _) = crate::dtfix::load(&p.dt).unwrap();
+    use dtoolkit::Node;
+    let c = t.find_node("/chosen").unwrap();
+    // QEMU's DT brings its own rng-seed: it stays.
+    assert!(c.property("rng-seed").is_some());
+}
+
+#[test]
+fn a_foreign_dt_names_its_cpus_its_own_way() {
+    let own = crate::dt::parse(VIRT).unwrap();
+    // The same four CPUs under other node names, plus one the machine lacks.
+    let mut target = own.clone();
+    for c in &mut target.cpus {
+        c.path = alloc::format!("/cpus/core{}", c.mpidr);
+    }
+    let mut extra = target.cpus[0].clone();
+    extra.path = "/cpus/core99".into();
+    extra.mpidr = 0x99;
+    target.cpus.push(extra);
+    let mut pen = pen_facts();
+    pen.unusable = vec!["/cpus/cpu@3".into()];
+    pen.release.retain(|(p, _)| p != "/cpus/cpu@3");
+    let r = retarget_pen(&pen, &own, &target);
+    assert_eq!(
+        r.release,
+        vec![
+            ("/cpus/core0".to_string(), PEN.base + 0x800),
+            ("/cpus/core1".to_string(), PEN.base + 0x808),
+            ("/cpus/core2".to_string(), PEN.base + 0x810),
+        ]
+    );
+    assert_eq!(r.unusable, vec!["/cpus/core3".to_string(), "/cpus/core99".to_string()]);
+    assert_eq!((r.region, r.park), (pen.region, pen.park));
+    // The loader's own DT maps to itself.
+    let same = retarget_pen(&pen_facts(), &own, &own);
+    assert_eq!(same.release, pen_facts().release);
+    assert!(same.unusable.is_empty());
 }
