@@ -18,8 +18,8 @@ use loader::plan::booti::{
 };
 use loader::plan::fdt as fdtplan;
 use loader::plan::load as loadplan;
-use loader::uimage;
 use loader::plan::net as netplan;
+use loader::uimage;
 use shell::{CmdError, CmdResult};
 
 fn msg(s: impl Into<String>) -> CmdError {

@@ -72,7 +72,9 @@ fn platform_dt(addr: u64) -> Result<&'static [u8], String> {
     let head = unsafe { core::slice::from_raw_parts(addr as usize as *const u8, 40) };
     let total = dt::fdt_totalsize(head).map_err(|e| format!("DT at {addr:#x}: {e}"))?;
     if total > 2 << 20 {
-        return Err(format!("DT at {addr:#x}: totalsize {total:#x} is over 2 MiB"));
+        return Err(format!(
+            "DT at {addr:#x}: totalsize {total:#x} is over 2 MiB"
+        ));
     }
     // SAFETY: `total` bytes of DT (checked above).
     Ok(unsafe { core::slice::from_raw_parts(addr as usize as *const u8, total) })
@@ -110,7 +112,8 @@ pub fn main(entry_ticks: u64) -> ! {
         halt(&format!("the boot CPU {boot_mpidr:#x} has no cpu node"))
     };
     let (code, entry_off, park_off) = smp::code(&WakeConfig::wfe_only());
-    let pl = PenLayout::new(cpus.len(), code.len(), 3).unwrap_or_else(|e| halt(&format!("pen: {e}")));
+    let pl =
+        PenLayout::new(cpus.len(), code.len(), 3).unwrap_or_else(|e| halt(&format!("pen: {e}")));
     let ram: Vec<Region> = info.memory.clone();
     let layout = Layout::plan(
         &b,
@@ -128,7 +131,10 @@ pub fn main(entry_ticks: u64) -> ! {
     let mpidrs: Vec<u64> = cpus.iter().map(|c| c.0).collect();
     // SAFETY: the pen's place in secure RAM (checked by the layout), used by nothing else.
     let region = unsafe {
-        core::slice::from_raw_parts_mut(layout.pen.base as usize as *mut u8, layout.pen.size as usize)
+        core::slice::from_raw_parts_mut(
+            layout.pen.base as usize as *mut u8,
+            layout.pen.size as usize,
+        )
     };
     let header = pl
         .build(
@@ -330,7 +336,10 @@ impl CpuTable for PenCpus<'_, '_> {
         self.r.nr
     }
     fn index_of(&self, mpidr: u64) -> Option<usize> {
-        self.pen.borrow().slot_index(mpidr).filter(|&i| i < self.r.nr)
+        self.pen
+            .borrow()
+            .slot_index(mpidr)
+            .filter(|&i| i < self.r.nr)
     }
     fn state(&self, i: usize) -> CpuState {
         let m = el3::cpu(i).mpidr;

@@ -28,7 +28,6 @@ extern "C" {
 
 pub struct ArchCache;
 
-
 impl CacheOps for ArchCache {
     fn clean(&mut self, addr: u64, len: u64) {
         cpu::clean_dcache_range(addr as usize, len as usize);

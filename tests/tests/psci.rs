@@ -68,14 +68,23 @@ fn hotplug(q: &mut Qemu, smp: u32, rounds: usize) {
     let all = format!("0-{}", smp - 1);
     for round in 0..rounds {
         for c in 1..smp {
-            sh(q, &format!("echo 0 > /sys/devices/system/cpu/cpu{c}/online"));
+            sh(
+                q,
+                &format!("echo 0 > /sys/devices/system/cpu/cpu{c}/online"),
+            );
         }
         let out = sh(q, "cat /sys/devices/system/cpu/online");
         if !out.lines().any(|l| l.trim() == "0") {
-            q.fail(&format!("round {round}: CPUs 1-{} not offline: {out}", smp - 1));
+            q.fail(&format!(
+                "round {round}: CPUs 1-{} not offline: {out}",
+                smp - 1
+            ));
         }
         for c in 1..smp {
-            sh(q, &format!("echo 1 > /sys/devices/system/cpu/cpu{c}/online"));
+            sh(
+                q,
+                &format!("echo 1 > /sys/devices/system/cpu/cpu{c}/online"),
+            );
         }
         let out = sh(q, "cat /sys/devices/system/cpu/online");
         if !out.lines().any(|l| l.trim() == all) {
@@ -104,7 +113,9 @@ fn el3_psci_linux_hotplug_kvm_kexec_chain_poweroff() {
             q.fail(&format!("kernel {n}: the loader must run at EL2"));
         }
         if !banner.contains("CPUs: 4 in DT, 3 in pen") {
-            q.fail(&format!("kernel {n}: the loader must gather 3 CPUs through PSCI CPU_ON"));
+            q.fail(&format!(
+                "kernel {n}: the loader must gather 3 CPUs through PSCI CPU_ON"
+            ));
         }
         // typed_linux_boot waits for the countdown again: it was just seen, so press a key.
         q.send_raw(b" ");

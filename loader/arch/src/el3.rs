@@ -283,7 +283,11 @@ pub fn gic_secure_init_v3(gicd: u64, gicr: &[(u64, u64)]) {
             if typer & (1 << 4) != 0 {
                 break; // Last
             }
-            rd += if typer & (1 << 1) != 0 { 2 * GICR_FRAME } else { GICR_FRAME };
+            rd += if typer & (1 << 1) != 0 {
+                2 * GICR_FRAME
+            } else {
+                GICR_FRAME
+            };
         }
     }
     mmio_wr(gicd + GICD_CTLR as u64, ARE_S | ARE_NS | 0x7);

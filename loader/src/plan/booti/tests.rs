@@ -862,7 +862,10 @@ fn a_foreign_dt_names_its_cpus_its_own_way() {
             ("/cpus/core2".to_string(), PEN.base + 0x810),
         ]
     );
-    assert_eq!(r.unusable, vec!["/cpus/core3".to_string(), "/cpus/core99".to_string()]);
+    assert_eq!(
+        r.unusable,
+        vec!["/cpus/core3".to_string(), "/cpus/core99".to_string()]
+    );
     assert_eq!((r.region, r.park), (pen.region, pen.park));
     // The loader's own DT maps to itself.
     let same = retarget_pen(&pen_facts(), &own, &own);
