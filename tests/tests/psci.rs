@@ -175,3 +175,78 @@ fn el3_psci_smp8_gicv3_spin_table() {
         q.fail("poweroff did not end QEMU");
     }
 }
+
+/// Bad PSCI calls from the test payload (tests/payload/src/probe.rs), booted by the loader
+/// with `cpu_method=psci` (every secondary handed back to the resident part): CPU_ON of an
+/// unknown MPIDR, of the caller (already on), with an entry point in secure RAM, outside RAM
+/// and in the secure flash, CPU_OFF of the last CPU, unknown function IDs — each gets the
+/// spec's error; then every secondary is turned on (at EL2) and off twice, and SYSTEM_OFF ends
+/// QEMU: the resident part kept working.
+fn bad_calls(name: &str, smp: u32, gic: Option<u32>) {
+    let dir = scratch(name);
+    let img = dir.join("disk.img");
+    make_fat_disk(
+        &img,
+        &DiskSpec {
+            table: Table::Mbr,
+            fat: 32,
+            size_mib: 40,
+            files: vec![(
+                "/payload.bin".to_string(),
+                Source::Host(qemu_harness::payload_bin()),
+            )],
+            label: None,
+        },
+    )
+    .unwrap();
+    let mut opts = Opts {
+        bios: true,
+        smp,
+        gic,
+        ..Opts::default()
+    };
+    opts.extra.extend(Qemu::mmio_disk(&img, "d0"));
+    let mut q = Qemu::start(name, &opts);
+    expect_resident(&mut q, smp);
+    q.expect_within("autoboot", T);
+    q.send_raw(b" ");
+    q.expect_within("=> ", T);
+    q.cmd("setenv cpu_method psci");
+    q.cmd("setenv bootargs 'payload.psci=probe payload.next=poweroff'");
+    q.cmd("load virtio 0 ${kernel_addr_r} /payload.bin");
+    q.send("booti ${kernel_addr_r}");
+    let out = q.expect_within("PAYLOAD: poweroff", T);
+    if out.contains("PAYLOAD: FAIL") || !out.contains("PAYLOAD: PASS psci probe") {
+        q.fail("the PSCI probe failed");
+    }
+    let n = smp - 1;
+    for want in [
+        "ok psci PSCI_VERSION: 0x10001".to_string(),
+        "ok psci unknown function 0x8400001f: NOT_SUPPORTED".into(),
+        "ok psci unknown function 0x82000000: NOT_SUPPORTED".into(),
+        "ok psci CPU_ON unknown MPIDR 0xff: INVALID_PARAMETERS".into(),
+        "ok psci CPU_ON 0x0 (the caller, already on): ALREADY_ON".into(),
+        "ok psci CPU_ON 0x1 entry 0xe001000 (secure RAM): INVALID_ADDRESS".into(),
+        "ok psci CPU_ON 0x1 entry 0x80000000 (outside RAM): INVALID_ADDRESS".into(),
+        "ok psci CPU_OFF of the last CPU: DENIED".into(),
+        format!("ok psci round 1: {n} CPUs on at EL2 and off again"),
+        format!("PASS psci probe ({} CPU_ON/CPU_OFF cycles)", 2 * n),
+    ] {
+        if !out.contains(&want) {
+            q.fail(&format!("no {want:?}"));
+        }
+    }
+    if !q.wait_exit(T) {
+        q.fail("SYSTEM_OFF did not end QEMU");
+    }
+}
+
+#[test]
+fn el3_psci_bad_calls_smp4() {
+    bad_calls("el3-psci-bad-calls", 4, None);
+}
+
+#[test]
+fn el3_psci_bad_calls_smp8_gicv3() {
+    bad_calls("el3-psci-bad-calls-gicv3", 8, Some(3));
+}
