@@ -18,8 +18,10 @@ use loader::psci::resident::{self, Layout, PowerGpio, SecureInfo};
 use loader::psci::{self, Action, Call, Caller, CpuState, CpuTable};
 use loader::wake::WakeConfig;
 
-/// How long a secondary may take from reset to the resident pen.
-const ARRIVAL_TIMEOUT_US: u64 = 1_000_000;
+/// How long a secondary may take from reset to the resident pen. Generous: on QEMU (TCG)
+/// every CPU still in the reset hold spins (WFE does not sleep there), so with 8 CPUs on a
+/// busy 2-core host the last one can take seconds; the wait ends as soon as all are in.
+const ARRIVAL_TIMEOUT_US: u64 = 10_000_000;
 /// Most RAM banks and secure regions kept for the SMC handler's checks.
 const MAX_REGIONS: usize = 16;
 
@@ -278,7 +280,7 @@ fn gic_secure_init(info: &dt::DtInfo) {
 
 /// Brings the secondaries from the reset hold into the resident pen: each hold word that
 /// says HOLD gets the pen's entry (again whenever it says HOLD again: a CPU may arrive after
-/// the first write); returns the indices of the CPUs seen WAITING in the pen within 1 s.
+/// the first write); returns the indices of the CPUs seen WAITING in the pen within [`ARRIVAL_TIMEOUT_US`].
 fn gather(layout: &Layout, cpus: &[(u64, String)], boot: usize, entry: u64) -> Vec<usize> {
     let mut ops = El3Ops;
     let start = timer::now_us();

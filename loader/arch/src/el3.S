@@ -239,6 +239,15 @@ el3_enter_ns:
 el3_cpu_controls:
     mov     x20, #(1 << 0)              /* NS */
     orr     x20, x20, #(3 << 4)         /* RES1 */
+    /*
+     * FIQ: group 0 interrupts are EL3's (as Trusted Firmware-A routes them; none
+     * is ever enabled, every interrupt is non-secure group 1). It matters on a
+     * GICv3 with two security states: only with SCR_EL3.FIQ set does the
+     * non-secure world see ICC_PMR_EL1 in its shifted view, the same view its
+     * priority writes get; without it a non-secure PMR of 0x80 masks every
+     * non-secure priority (0x80 | prio >> 1) and nothing reaches the OS.
+     */
+    orr     x20, x20, #(1 << 2)         /* FIQ */
     orr     x20, x20, #(1 << 9)         /* SIF: no secure fetches from non-secure memory */
     orr     x20, x20, #(1 << 10)        /* RW: the lower ELs are AArch64 */
     mrs     x1, id_aa64pfr0_el1
@@ -329,7 +338,7 @@ el3_cpu_controls:
 /*
  * The GIC's security set-up that is banked per CPU (the distributor and the
  * redistributors are done once, by the primary): GICv3: ICC_SRE_EL3 = SRE |
- * DFB | DIB | Enable (booting.rst); GICv2: GICD_IGROUPR0 = all group 1
+ * DFB | DIB | Enable (booting.rst) and ICC_PMR_EL1 = 0xff (see el3_cpu_controls); GICv2: GICD_IGROUPR0 = all group 1
  * (non-secure), so the non-secure world gets its SGIs and PPIs, and the
  * secure GICC_PMR = 0xff — a GICv2 ignores non-secure writes to the priority
  * mask while its secure value is in the lower half (0 at reset), so without
@@ -358,6 +367,9 @@ el3_cpu_gic:
     mov     x0, #0xf
     msr     s3_6_c12_c12_5, x0          /* ICC_SRE_EL3 */
     isb
+    mov     x0, #0xff                   /* ICC_PMR_EL1 out of the secure range: with */
+    msr     s3_0_c4_c6_0, x0            /* SCR_EL3.FIQ the non-secure world may only */
+    isb                                 /* change a PMR whose bit 7 is set */
 9:  ret
 
 /*
