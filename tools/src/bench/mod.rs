@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot]
-//!                   [--cpu-method spin-table|psci]
+//!                   [--cpu-method spin-table|psci] [--only SESSION]
 //!   --runs N      rounds (default 5); each round runs every session once per loader,
 //!                 interleaved: U-Boot, parkboot, U-Boot, parkboot, ...
 //!   --no-build    use the existing target/loader.bin instead of building it first
@@ -15,6 +15,8 @@
 //!                 until booti, so under TCG they do not spin while the loader works
 //!   --cpu-method  parkboot's `cpu_method` for those sessions (default `spin-table`); `psci`
 //!                 hands the secondaries back to firmware at booti, as U-Boot leaves them
+//!   --only        run only one per-loader session kind (typed, autoboot, firmware, raw,
+//!                 raw-smp1, autoboot-smp1); no idle, chain or in-memory chain sessions
 //! ```
 //!
 //! Both loaders run on `-M virt,virtualization=on -cpu cortex-a57 -smp 4 -m 1G` (TCG, `-nic none`,
@@ -34,6 +36,9 @@
 //! * raw: `virtio read` of the Image's blocks into fresh RAM (cold), again (warm), then a FAT
 //!   load of /Image over the same, now warm, RAM; for parkboot also a loader → loader hop
 //!   (`booti` of /loader.bin);
+//! * firmware: each loader as the machine's firmware from reset (`-bios`; parkboot on
+//!   `secure=on`, starting at EL3 with its resident PSCI part, docs/psci.md; U-Boot on the
+//!   non-secure machine), autoboot as above: reset → autoboot line and reset → kernel line;
 //! * raw and autoboot again with `-smp 1` (diagnostic: no secondary CPUs, so no pen);
 //! * idle: each loader at its prompt for 10 s with nothing typed, the QEMU process's CPU time
 //!   from /proc (-smp 4, -smp 8, and -smp 4 with gic-version=3);
@@ -62,7 +67,7 @@ use prepare::{make_uboot_env, prepare, probe_parkboot};
 use report::{host_state, render};
 use results::Results;
 use results::IDLE_MACHINES;
-use runs::{run_auto, run_chain, run_idle, run_memchain, run_raw, run_typed, Extra};
+use runs::{run_auto, run_chain, run_firmware, run_idle, run_memchain, run_raw, run_typed, Extra};
 
 pub(super) const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
@@ -125,17 +130,25 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
         host_after: String::new(),
     };
     for run in 1..=runs {
-        for mode in ["typed", "autoboot", "raw", "raw-smp1", "autoboot-smp1"] {
+        let only = ctx.opts.only.clone();
+        for mode in options::SESSIONS
+            .into_iter()
+            .filter(|m| only.as_deref().is_none_or(|o| o == *m))
+        {
             for l in [Loader::UBoot, Loader::Parkboot] {
                 eprintln!("xtask: bench: round {run}/{runs}: {mode} {}", l.name());
                 match mode {
                     "typed" => run_typed(&ctx, l, run, &mut r, &mut x)?,
                     "autoboot" => run_auto(&ctx, l, run, &mut r, 4)?,
+                    "firmware" => run_firmware(&ctx, l, run, &mut r)?,
                     "autoboot-smp1" => run_auto(&ctx, l, run, &mut r, 1)?,
                     "raw" => run_raw(&ctx, l, run, &mut r, 4)?,
                     _ => run_raw(&ctx, l, run, &mut r, 1)?,
                 }
             }
+        }
+        if only.is_some() {
+            continue;
         }
         for m in IDLE_MACHINES {
             for l in [Loader::UBoot, Loader::Parkboot] {

@@ -9,17 +9,30 @@ pub(super) struct Opts {
     pub(super) pen_gather: Option<String>,
     /// `cpu_method` written to parkboot's /parkboot.env (None: the loader's default).
     pub(super) cpu_method: Option<String>,
+    /// `--only <session>`: run only this per-loader session kind (e.g. `firmware`).
+    pub(super) only: Option<String>,
 }
+
+/// The per-loader session kinds of a round, in order (`--only` takes one of them).
+pub(super) const SESSIONS: [&str; 6] = [
+    "typed",
+    "autoboot",
+    "firmware",
+    "raw",
+    "raw-smp1",
+    "autoboot-smp1",
+];
 
 pub(super) fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let usage =
-        "usage: cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot] [--cpu-method spin-table|psci]";
+        "usage: cargo xtask bench [--runs N] [--no-build] [--no-prealloc] [--pen-gather start|boot] [--cpu-method spin-table|psci] [--only typed|autoboot|firmware|raw|raw-smp1|autoboot-smp1]";
     let mut o = Opts {
         runs: 5,
         build: true,
         prealloc: true,
         pen_gather: None,
         cpu_method: None,
+        only: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -53,6 +66,15 @@ pub(super) fn parse_opts(args: &[String]) -> Result<Opts, String> {
                     ));
                 }
                 o.cpu_method = Some(v.clone());
+            }
+            "--only" => {
+                let v = it
+                    .next()
+                    .ok_or(format!("--only needs a session; {usage}"))?;
+                if !SESSIONS.contains(&v.as_str()) {
+                    return Err(format!("--only {v:?}: not a session; {usage}"));
+                }
+                o.only = Some(v.clone());
             }
             "-h" | "--help" => return Err(usage.into()),
             _ => return Err(format!("unknown argument {a:?}; {usage}")),
@@ -92,8 +114,13 @@ mod tests {
                 .as_deref(),
             Some("psci")
         );
+        assert_eq!(
+            parse(&["--only", "firmware"]).unwrap().only.as_deref(),
+            Some("firmware")
+        );
         for bad in [
-            &["--runs", "0"][..],
+            &["--only", "kexec"][..],
+            &["--runs", "0"],
             &["--runs"],
             &["--pen-gather", "later"],
             &["-x"],
