@@ -76,6 +76,9 @@ pub struct Opts {
     /// image in flash at the reset vector, every CPU at EL3; docs/psci.md) instead of
     /// `-kernel`.
     pub bios: bool,
+    /// Let a guest reset restart the machine (QEMU's default) instead of ending QEMU
+    /// (`-no-reboot`, which every other test relies on).
+    pub reboot: bool,
 }
 
 impl Default for Opts {
@@ -91,6 +94,7 @@ impl Default for Opts {
             extra: Vec::new(),
             terminal: false,
             bios: false,
+            reboot: false,
         }
     }
 }
@@ -112,7 +116,11 @@ impl Opts {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new("qemu-system-aarch64");
-        c.args(board_args(&self.machine(), &self.cpu, self.smp, &self.mem));
+        let args = board_args(&self.machine(), &self.cpu, self.smp, &self.mem);
+        c.args(
+            args.iter()
+                .filter(|a| !(self.reboot && a.as_str() == "-no-reboot")),
+        );
         let k = self.kernel.clone().unwrap_or_else(loader_bin);
         c.arg(if self.bios { "-bios" } else { "-kernel" }).arg(k);
         if let Some(d) = &self.dtb {

@@ -250,3 +250,37 @@ fn el3_psci_bad_calls_smp4() {
 fn el3_psci_bad_calls_smp8_gicv3() {
     bad_calls("el3-psci-bad-calls-gicv3", 8, Some(3));
 }
+
+/// `reset` at the prompt is PSCI SYSTEM_RESET: the resident part drives the secure
+/// `gpio-restart` line, QEMU resets every CPU into flash at EL3 again (RAM, with the previous
+/// boot's hold words and pen, survives), and the whole start-up repeats: every CPU reaches
+/// the new resident pen, the loader reaches its prompt at EL2 with every secondary; twice.
+#[test]
+fn el3_psci_system_reset_starts_again() {
+    let name = "el3-psci-reset";
+    let opts = Opts {
+        bios: true,
+        smp: 4,
+        reboot: true,
+        ..Opts::default()
+    };
+    let mut q = Qemu::start(name, &opts);
+    for boot in 0..3 {
+        expect_resident(&mut q, 4);
+        let banner = q.expect_within("autoboot", T);
+        if !banner.contains("parkboot 0.1.0 (EL2)") || !banner.contains("CPUs: 4 in DT, 3 in pen") {
+            q.fail(&format!(
+                "boot {boot}: no EL2 loader with 3 CPUs in its pen"
+            ));
+        }
+        q.send_raw(b" ");
+        q.expect_within("=> ", T);
+        if boot < 2 {
+            q.send("reset");
+        }
+    }
+    q.send("poweroff");
+    if !q.wait_exit(T) {
+        q.fail("poweroff did not end QEMU");
+    }
+}
