@@ -399,12 +399,14 @@ pub unsafe extern "C" fn parkboot_smc(frame: *mut [u64; 22], _spsr: u64) {
         x[0] = i64::from(psci::INTERNAL_FAILURE) as u64;
         return;
     };
-    let view = PenCpus {
-        r,
-        pen: core::cell::RefCell::new(&mut pen),
+    // The view borrows the pen only for the decision; the action below uses it again.
+    let action = {
+        let view = PenCpus {
+            r,
+            pen: core::cell::RefCell::new(&mut pen),
+        };
+        psci::handle(call, &caller, &view)
     };
-    let action = psci::handle(call, &caller, &view);
-    drop(view);
     let result = match action {
         Action::TurnOn {
             index,

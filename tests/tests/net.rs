@@ -188,9 +188,11 @@ fn pxe_get_and_boot_over_virtio_pci() {
         ),
     )
     .unwrap();
-    let mut opts = Opts::default();
     // bootfile's directory is where pxelinux.cfg/ is looked for.
-    opts.extra = net_args(PCI, &tftp, "boot/pxelinux.0", None);
+    let opts = Opts {
+        extra: net_args(PCI, &tftp, "boot/pxelinux.0", None),
+        ..Opts::default()
+    };
     let mut q = Qemu::boot_to_prompt("net-pxe", &opts);
     q.cmd("setenv autoload no");
     let out = q.cmd("dhcp");

@@ -47,6 +47,10 @@ pub enum CpuState {
 pub trait CpuTable {
     /// Number of CPUs (= slots of the resident pen).
     fn len(&self) -> usize;
+    /// No CPUs at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The index of the CPU whose MPIDR affinity is `mpidr`.
     fn index_of(&self, mpidr: u64) -> Option<usize>;
     /// Its state.

@@ -334,7 +334,6 @@ pub fn ns_dt(dtb: &[u8], on: &[String], failed: &[String]) -> Result<Vec<u8>, St
 mod tests {
     use super::*;
     use crate::dt;
-    use alloc::vec;
 
     const SECURE_DT: &[u8] = include_bytes!("../../tests/fixtures/qemu-virt-secure-el3-smp4.dtb");
 
@@ -351,7 +350,13 @@ mod tests {
                 .lines()
                 .find(|l| l.trim_start().starts_with(&format!(".equ {name},")))
                 .unwrap_or_else(|| panic!("no .equ {name}"));
-            let v = line.split(',').nth(1).unwrap().split_whitespace().next().unwrap();
+            let v = line
+                .split(',')
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
             match v.strip_prefix("0x") {
                 Some(h) => u64::from_str_radix(h, 16).unwrap(),
                 None => v.parse().unwrap(),
@@ -362,7 +367,10 @@ mod tests {
         assert_eq!(equ("EL3_HOLD_BASE"), b.hold);
         assert_eq!(equ("EL3_HOLD_AFF0_LIMIT"), 16);
         assert_eq!(equ("EL3_HOLD_AFF1_LIMIT"), 32);
-        assert_eq!(equ("EL3_HOLD_AFF0_LIMIT") * equ("EL3_HOLD_AFF1_LIMIT"), HOLD_SLOTS as u64);
+        assert_eq!(
+            equ("EL3_HOLD_AFF0_LIMIT") * equ("EL3_HOLD_AFF1_LIMIT"),
+            HOLD_SLOTS as u64
+        );
         assert_eq!(equ("EL3_CPU_SIZE"), 64);
     }
 
@@ -536,6 +544,6 @@ mod tests {
             "nothing grows from one stage to the next"
         );
         assert!(ns_dt(b"junk", &[], &[]).is_err());
-        assert!(ns_dt(SECURE_DT, &vec!["/cpus/cpu@9".to_string()], &[]).is_err());
+        assert!(ns_dt(SECURE_DT, &["/cpus/cpu@9".to_string()], &[]).is_err());
     }
 }
