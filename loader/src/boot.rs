@@ -40,6 +40,11 @@ use shell::Shell;
 
 #[no_mangle]
 extern "C" fn rust_entry(x0: u64, entry_ticks: u64, el: u64, x1: u64, x2: u64, x3: u64) -> ! {
+    if el == 3 {
+        // From reset at EL3 (-bios): the resident PSCI part, which then enters the normal
+        // loader in the non-secure world (docs/psci.md).
+        crate::resident::main(entry_ticks)
+    }
     let machine = bring_up(x0, entry_ticks, el, [x1, x2, x3]);
     run_shell(machine)
 }

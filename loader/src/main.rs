@@ -62,6 +62,8 @@ mod net;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
+mod resident;
+#[cfg(target_os = "none")]
 mod rng;
 #[cfg(target_os = "none")]
 mod sleep;

@@ -108,7 +108,7 @@ fn wake_block_offset() -> u64 {
 /// and `pen_park` in it. The hold period is 0 in it — as a loader leaves a pen for the next
 /// stage, so this is also the form an adoptable pen's code is compared with; [`Smp::hold`] sets
 /// it once the CPUs are in.
-fn code(wake: &WakeConfig) -> (Vec<u8>, u32, u32) {
+pub fn code(wake: &WakeConfig) -> (Vec<u8>, u32, u32) {
     let mut wake = wake.clone();
     wake.hold_ticks = 0;
     let wake = &wake;

@@ -72,6 +72,13 @@ pub struct Opts {
     pub extra: Vec<String>,
     /// Answer `ESC[6n` cursor queries like a real terminal would.
     pub terminal: bool,
+    /// Start loader.bin as the machine's firmware: `-M virt,secure=on` and `-bios` (the
+    /// image in flash at the reset vector, every CPU at EL3; docs/psci.md) instead of
+    /// `-kernel`.
+    pub bios: bool,
+    /// Let a guest reset restart the machine (QEMU's default) instead of ending QEMU
+    /// (`-no-reboot`, which every other test relies on).
+    pub reboot: bool,
 }
 
 impl Default for Opts {
@@ -86,6 +93,8 @@ impl Default for Opts {
             dtb: None,
             extra: Vec::new(),
             terminal: false,
+            bios: false,
+            reboot: false,
         }
     }
 }
@@ -93,6 +102,9 @@ impl Default for Opts {
 impl Opts {
     pub fn machine(&self) -> String {
         let mut m = String::from("virt");
+        if self.bios {
+            m.push_str(",secure=on");
+        }
         if self.el2 {
             m.push_str(",virtualization=on");
         }
@@ -104,9 +116,13 @@ impl Opts {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new("qemu-system-aarch64");
-        c.args(board_args(&self.machine(), &self.cpu, self.smp, &self.mem));
+        let args = board_args(&self.machine(), &self.cpu, self.smp, &self.mem);
+        c.args(
+            args.iter()
+                .filter(|a| !(self.reboot && a.as_str() == "-no-reboot")),
+        );
         let k = self.kernel.clone().unwrap_or_else(loader_bin);
-        c.arg("-kernel").arg(k);
+        c.arg(if self.bios { "-bios" } else { "-kernel" }).arg(k);
         if let Some(d) = &self.dtb {
             c.arg("-dtb").arg(d);
         }

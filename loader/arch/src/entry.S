@@ -59,7 +59,9 @@ primary_entry:
     b.eq    1f
     cmp     x9, #1
     b.eq    2f
-    /* EL3 or EL0: not a supported entry state; park forever. */
+    cmp     x9, #3
+    b.eq    el3_entry                   /* from reset at EL3: el3.S (docs/psci.md) */
+    /* EL0: not a supported entry state; park forever. */
 0:  wfe
     b       0b
 
@@ -94,6 +96,8 @@ primary_entry:
     msr     vbar_el1, x0
 
 3:  isb
+.global parkboot_primary_common
+parkboot_primary_common:                /* el3.S continues here in its resident copy */
     /*
      * Invalidate the whole footprint to PoC: the previous owner of this memory
      * (a kernel that kexec'd us) may have left dirty lines for our .bss, stack
@@ -208,10 +212,15 @@ exception_common:
     stp     x28, x29, [sp, #(28 * 8)]
     str     x30, [sp, #(30 * 8)]
     mrs     x2, CurrentEL
+    cmp     x2, #(3 << 2)
+    b.eq    5f
     cmp     x2, #(2 << 2)
     b.ne    1f
     mrs     x3, elr_el2
     mrs     x4, spsr_el2
+    b       2f
+5:  mrs     x3, elr_el3
+    mrs     x4, spsr_el3
     b       2f
 1:  mrs     x3, elr_el1
     mrs     x4, spsr_el1
@@ -220,10 +229,15 @@ exception_common:
     bl      exception_handler
     ldp     x3, x4, [sp, #(31 * 8)]
     mrs     x2, CurrentEL
+    cmp     x2, #(3 << 2)
+    b.eq    6f
     cmp     x2, #(2 << 2)
     b.ne    3f
     msr     elr_el2, x3
     msr     spsr_el2, x4
+    b       4f
+6:  msr     elr_el3, x3
+    msr     spsr_el3, x4
     b       4f
 3:  msr     elr_el1, x3
     msr     spsr_el1, x4

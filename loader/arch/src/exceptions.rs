@@ -110,10 +110,18 @@ fn ec_name(ec: u64) -> &'static str {
 }
 
 fn read_esr_far() -> (u64, u64) {
-    if crate::cpu::current_el() == 2 {
-        (ESR_EL2.get(), FAR_EL2.get())
-    } else {
-        (ESR_EL1.get(), FAR_EL1.get())
+    match crate::cpu::current_el() {
+        3 => {
+            let (esr, far): (u64, u64);
+            // SAFETY: reading the EL3 syndrome registers at EL3 (not in aarch64-cpu).
+            unsafe {
+                core::arch::asm!("mrs {}, esr_el3", out(reg) esr, options(nomem, nostack));
+                core::arch::asm!("mrs {}, far_el3", out(reg) far, options(nomem, nostack));
+            }
+            (esr, far)
+        }
+        2 => (ESR_EL2.get(), FAR_EL2.get()),
+        _ => (ESR_EL1.get(), FAR_EL1.get()),
     }
 }
 

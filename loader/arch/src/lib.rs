@@ -7,6 +7,9 @@
 //! - [`cpu`] (system registers, caches, barriers), [`timer`], [`uart`] (the polled PL011 and
 //!   `print!`/`println!`), [`heap`] (the global allocator), [`mmu`] (identity map);
 //! - [`psci`] (through the `smccc` crate), [`handoff`] (the one way out);
+//! - `el3.S` and [`el3`]: parkboot from reset at EL3 — the flash → secure RAM copy, the
+//!   secondaries' reset hold, the resident part's SMC vectors, CPU_ON's way into the
+//!   non-secure world and CPU_OFF's way back into the pen (docs/psci.md);
 //! - `pen.S` (the spin pen's CPU side) and [`gic`] (the boot CPU's sleep and the pen kicks);
 //! - on the host too: [`gic_regs`] (the GIC register map) and [`wait`] (how a CPU waits, and
 //!   what the boot CPU's sleep needs from a wake plan), which the host-tested library shares.
@@ -25,6 +28,8 @@ pub mod wait;
 
 #[cfg(target_os = "none")]
 pub mod cpu;
+#[cfg(target_os = "none")]
+pub mod el3;
 #[cfg(target_os = "none")]
 pub mod exceptions;
 #[cfg(target_os = "none")]
@@ -46,3 +51,5 @@ pub mod uart;
 core::arch::global_asm!(include_str!("entry.S"));
 #[cfg(target_os = "none")]
 core::arch::global_asm!(include_str!("pen.S"));
+#[cfg(target_os = "none")]
+core::arch::global_asm!(include_str!("el3.S"));

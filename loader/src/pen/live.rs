@@ -256,6 +256,20 @@ impl<'a> Pen<'a> {
         Ok(())
     }
 
+    /// Stores 0 to `mpidr`'s release word whatever its status (one 64-bit store, cleaned):
+    /// the part of a park (docs/protocol.md §5.2 step 2) that a CPU does for itself before it
+    /// branches to `pen_park` — the resident PSCI part's CPU_OFF on the calling CPU.
+    pub fn clear_release(&mut self, ops: &mut impl CacheOps, mpidr: u64) -> Result<(), PenError> {
+        let i = self.index(mpidr)?;
+        let off = self.header.slot_off(i).ok_or(PenError::NoSlot { mpidr })?;
+        let addr = self.header.slot_release_addr(i).unwrap_or(0);
+        vstore(self.mem, off.saturating_add(slot::RELEASE), 0).ok_or(PenError::Unaligned)?;
+        compiler_fence(Ordering::SeqCst);
+        ops.clean_invalidate(addr, 8);
+        compiler_fence(Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Adopts the pen in place: increments `generation`, rewrites the checksum, cleans the
     /// header. Returns the new generation.
     pub fn adopt(&mut self, ops: &mut impl CacheOps) -> Result<u64, PenError> {

@@ -64,7 +64,9 @@ pub trait CpuTable {
 pub struct Caller<'a> {
     /// The calling CPU's index.
     pub index: usize,
-    /// The EL the SMC came from (1 or 2): CPU_ON enters the target there.
+    /// The EL CPU_ON enters its target at: the non-secure world's highest, EL2 where it is
+    /// implemented (as Trusted Firmware-A does: a kernel entered at EL2 runs at EL1 without
+    /// VHE, yet its secondaries must enter at EL2 too, booting.rst), else EL1.
     pub el: u8,
     /// Non-secure RAM: where an entry point may be.
     pub ns_ram: &'a [Region],

@@ -341,6 +341,39 @@ mod tests {
         boards::QEMU_VIRT.el3.unwrap()
     }
 
+    /// el3.S's board constants are QEMU virt's EL3 facts (the assembly cannot read them).
+    #[test]
+    fn el3_asm_constants_match_the_board() {
+        const ASM: &str = include_str!("../../arch/src/el3.S");
+        let equ = |name: &str| -> u64 {
+            let line = ASM
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!(".equ {name},")))
+                .unwrap_or_else(|| panic!("no .equ {name}"));
+            let v = line
+                .split(',')
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
+            match v.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).unwrap(),
+                None => v.parse().unwrap(),
+            }
+        };
+        let b = board();
+        assert_eq!(equ("EL3_RESIDENT_BASE"), b.resident);
+        assert_eq!(equ("EL3_HOLD_BASE"), b.hold);
+        assert_eq!(equ("EL3_HOLD_AFF0_LIMIT"), 16);
+        assert_eq!(equ("EL3_HOLD_AFF1_LIMIT"), 32);
+        assert_eq!(
+            equ("EL3_HOLD_AFF0_LIMIT") * equ("EL3_HOLD_AFF1_LIMIT"),
+            HOLD_SLOTS as u64
+        );
+        assert_eq!(equ("EL3_CPU_SIZE"), 64);
+    }
+
     #[test]
     fn hold_index_is_affinity() {
         assert_eq!(hold_index(0), Some(0));

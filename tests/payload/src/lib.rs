@@ -102,6 +102,12 @@ pub struct Args {
     pub foreign: bool,
     /// `payload.handoff=...` (with `payload.next=loader`): see [`Handoff`].
     pub handoff: Handoff,
+    /// `payload.psci=probe` (with a `/psci` node, `smc`): instead of the pen rounds, make bad
+    /// PSCI calls (CPU_ON of an unknown MPIDR, of a CPU already on, with an entry point in
+    /// secure memory or outside RAM, CPU_OFF of the last CPU, unknown function IDs) and check
+    /// each gets the spec's error, then turn every secondary on and off twice to show the
+    /// firmware still works (docs/psci.md).
+    pub psci_probe: bool,
 }
 
 impl Default for Args {
@@ -117,6 +123,7 @@ impl Default for Args {
             el1_entry: false,
             foreign: false,
             handoff: Handoff::Plain,
+            psci_probe: false,
         }
     }
 }
@@ -191,6 +198,11 @@ pub fn parse_bootargs(bootargs: Option<&str>) -> Result<Args, String> {
             };
         } else if let Some(v) = w.strip_prefix("payload.handoff=") {
             a.handoff = parse_handoff(v)?;
+        } else if let Some(v) = w.strip_prefix("payload.psci=") {
+            a.psci_probe = match v {
+                "probe" => true,
+                other => return Err(format!("bootargs: payload.psci={other}: expected probe")),
+            };
         } else if let Some(v) = w.strip_prefix("payload.foreign=") {
             a.foreign = match v {
                 "1" => true,
@@ -222,6 +234,41 @@ fn parse_handoff(v: &str) -> Result<Handoff, String> {
             Handoff::DtbTotalsize(u32::from_str_radix(n, 16).map_err(|_| bad())?)
         }
     })
+}
+
+/// One PSCI probe's line: `ok psci <what>: <got>` when the firmware returned `want`, else the
+/// failure (the same words, with what was expected).
+///
+/// # Errors
+/// The one-line failure when `got != want`.
+pub fn psci_probe_line(what: &str, got: i64, want: i64) -> Result<String, String> {
+    if got == want {
+        Ok(format!("psci {what}: {}", psci_code_name(got)))
+    } else {
+        Err(format!(
+            "psci {what}: returned {} ({got}), expected {} ({want})",
+            psci_code_name(got),
+            psci_code_name(want)
+        ))
+    }
+}
+
+/// The PSCI spec's name of a return code (anything else: the number).
+#[must_use]
+pub fn psci_code_name(v: i64) -> String {
+    match v {
+        0 => "SUCCESS".into(),
+        -1 => "NOT_SUPPORTED".into(),
+        -2 => "INVALID_PARAMETERS".into(),
+        -3 => "DENIED".into(),
+        -4 => "ALREADY_ON".into(),
+        -5 => "ON_PENDING".into(),
+        -6 => "INTERNAL_FAILURE".into(),
+        -7 => "NOT_PRESENT".into(),
+        -8 => "DISABLED".into(),
+        -9 => "INVALID_ADDRESS".into(),
+        other => format!("{other:#x}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

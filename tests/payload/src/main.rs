@@ -13,6 +13,8 @@ extern crate alloc;
 use arch::println;
 
 #[cfg(target_os = "none")]
+mod probe;
+#[cfg(target_os = "none")]
 mod rt;
 #[cfg(target_os = "none")]
 mod run;

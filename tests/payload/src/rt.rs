@@ -440,3 +440,14 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
     cpu::stop()
 }
+
+/// The arch crate's EL3 vectors call this for an SMC; the payload never runs at EL3 as a
+/// resident part, so every call is NOT_SUPPORTED.
+///
+/// # Safety
+/// Called by el3.S only, with `frame` on the CPU's EL3 stack.
+#[no_mangle]
+pub unsafe extern "C" fn parkboot_smc(frame: *mut [u64; 22], _spsr: u64) {
+    // SAFETY: el3.S passes the frame it saved.
+    unsafe { (*frame)[0] = u64::MAX };
+}

@@ -63,6 +63,12 @@ fn poweroff(ctx: &Ctx) -> ! {
 
 /// Reads and parses the DT at `dtb` (read in place: MMU off, nothing writes it).
 fn read_dt(dtb: u64) -> Result<DtInfo, String> {
+    let blob = dt_blob(dtb)?;
+    loader::dt::parse(blob).map_err(|e| format!("DT at {dtb:#x}: {e}"))
+}
+
+/// The DT at `dtb`, in place, after its header checks.
+fn dt_blob(dtb: u64) -> Result<&'static [u8], String> {
     if dtb == 0 || !dtb.is_multiple_of(8) {
         return Err(format!(
             "DTB address {dtb:#x} is not a non-zero 8-byte aligned address"
@@ -77,8 +83,7 @@ fn read_dt(dtb: u64) -> Result<DtInfo, String> {
         ));
     }
     // SAFETY: `total` bytes of DT, checked above to be at most 2 MiB.
-    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, total) };
-    loader::dt::parse(blob).map_err(|e| format!("DT at {dtb:#x}: {e}"))
+    Ok(unsafe { core::slice::from_raw_parts(dtb as *const u8, total) })
 }
 
 /// A snapshot of `len` bytes at `addr` (cleaned+invalidated first, 64-bit volatile loads).
@@ -289,6 +294,9 @@ extern "C" fn rust_entry(
         "entry: x1..x3 = 0, DAIF masked, MMU off (SCTLR_EL{el} {sctlr:#x})"
     ));
 
+    if args.psci_probe {
+        psci_probe(&ctx, &info, dtb, boot, el);
+    }
     let st = match check_dt(&info, boot, &mut |l| ok(l)) {
         Ok(s) => s,
         Err(e) => fail(&ctx, &e),
@@ -342,6 +350,31 @@ extern "C" fn rust_entry(
             chain(&ctx, &info, dtb, &st, args.handoff)
         }
     }
+}
+
+/// `payload.psci=probe`: the bad PSCI calls and the CPU_ON/CPU_OFF cycles after them
+/// (probe.rs), the verdict, then as bootargs say.
+fn psci_probe(ctx: &Ctx, info: &DtInfo, dtb: u64, boot: u64, el: u8) -> ! {
+    if ctx.psci != Some(Conduit::Smc) {
+        fail(
+            ctx,
+            "payload.psci=probe needs a /psci node with method \"smc\"",
+        );
+    }
+    let blob = match dt_blob(dtb) {
+        Ok(b) => b,
+        Err(e) => fail(ctx, &e),
+    };
+    match crate::probe::run(info, blob, boot, el) {
+        Ok(cycles) => println!("PAYLOAD: PASS psci probe ({cycles} CPU_ON/CPU_OFF cycles)"),
+        Err(e) => fail(ctx, &e),
+    }
+    if ctx.next == Next::Poweroff {
+        poweroff(ctx);
+    }
+    println!("PAYLOAD: done");
+    uart::flush();
+    cpu::stop()
 }
 
 /// A system register the payload reads by name.

@@ -551,3 +551,26 @@ fn fault_record() {
         .unwrap_err()
         .contains("RELEASED"));
 }
+
+#[test]
+fn psci_probe_bootarg_and_lines() {
+    assert!(
+        parse_bootargs(Some("payload.psci=probe"))
+            .unwrap()
+            .psci_probe
+    );
+    assert!(!parse_bootargs(None).unwrap().psci_probe);
+    assert_eq!(
+        parse_bootargs(Some("payload.psci=yes")).unwrap_err(),
+        "bootargs: payload.psci=yes: expected probe"
+    );
+    assert_eq!(
+        psci_probe_line("CPU_ON unknown MPIDR", -2, -2).unwrap(),
+        "psci CPU_ON unknown MPIDR: INVALID_PARAMETERS"
+    );
+    assert_eq!(
+        psci_probe_line("CPU_OFF last CPU", 0, -3).unwrap_err(),
+        "psci CPU_OFF last CPU: returned SUCCESS (0), expected DENIED (-3)"
+    );
+    assert_eq!(psci_code_name(0x10001), "0x10001");
+}

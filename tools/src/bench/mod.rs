@@ -15,7 +15,7 @@
 //!                 until booti, so under TCG they do not spin while the loader works
 //!   --cpu-method  parkboot's `cpu_method` for those sessions (default `spin-table`); `psci`
 //!                 hands the secondaries back to firmware at booti, as U-Boot leaves them
-//!   --only        only these sessions (typed, autoboot, raw, raw-smp1, autoboot-smp1, tftp,
+//!   --only        only these sessions (typed, autoboot, firmware, raw, raw-smp1, autoboot-smp1, tftp,
 //!                 idle, memchain, chain), e.g. `--only tftp`
 //! ```
 //!
@@ -36,6 +36,9 @@
 //! * raw: `virtio read` of the Image's blocks into fresh RAM (cold), again (warm), then a FAT
 //!   load of /Image over the same, now warm, RAM; for parkboot also a loader → loader hop
 //!   (`booti` of /loader.bin);
+//! * firmware: each loader as the machine's firmware from reset (`-bios`; parkboot on
+//!   `secure=on`, starting at EL3 with its resident PSCI part, docs/psci.md; U-Boot on the
+//!   non-secure machine), autoboot as above: reset → autoboot line and reset → kernel line;
 //! * raw and autoboot again with `-smp 1` (diagnostic: no secondary CPUs, so no pen);
 //! * tftp: each loader on a sealed user-mode network (`restrict=on`, QEMU's built-in DHCP and
 //!   TFTP servers, virtio-net mmio), `dhcp` then `tftp ${kernel_addr_r} Image` twice: typed →
@@ -67,7 +70,9 @@ use prepare::{make_uboot_env, prepare, probe_parkboot};
 use report::{host_state, render};
 use results::Results;
 use results::IDLE_MACHINES;
-use runs::{run_auto, run_chain, run_idle, run_memchain, run_raw, run_tftp, run_typed, Extra};
+use runs::{
+    run_auto, run_chain, run_firmware, run_idle, run_memchain, run_raw, run_tftp, run_typed, Extra,
+};
 
 pub(super) const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
@@ -133,6 +138,7 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
         for mode in [
             "typed",
             "autoboot",
+            "firmware",
             "raw",
             "raw-smp1",
             "autoboot-smp1",
@@ -146,6 +152,7 @@ pub(super) fn bench(args: &[String]) -> Result<(), String> {
                 match mode {
                     "typed" => run_typed(&ctx, l, run, &mut r, &mut x)?,
                     "autoboot" => run_auto(&ctx, l, run, &mut r, 4)?,
+                    "firmware" => run_firmware(&ctx, l, run, &mut r)?,
                     "autoboot-smp1" => run_auto(&ctx, l, run, &mut r, 1)?,
                     "raw" => run_raw(&ctx, l, run, &mut r, 4)?,
                     "tftp" => run_tftp(&ctx, l, run, &mut r)?,

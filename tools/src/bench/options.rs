@@ -20,6 +20,7 @@ pub(super) const SESSIONS: &[&str] = &[
     "raw",
     "raw-smp1",
     "autoboot-smp1",
+    "firmware",
     "tftp",
     "idle",
     "memchain",
@@ -134,8 +135,13 @@ mod tests {
                 .as_deref(),
             Some("psci")
         );
+        assert_eq!(
+            parse(&["--only", "firmware,tftp"]).unwrap().only,
+            Some(vec!["firmware".to_string(), "tftp".to_string()])
+        );
         for bad in [
-            &["--runs", "0"][..],
+            &["--only", "kexec"][..],
+            &["--runs", "0"],
             &["--runs"],
             &["--pen-gather", "later"],
             &["-x"],

@@ -95,6 +95,51 @@ impl Ctx {
         a
     }
 
+    /// Both loaders as the machine's firmware from reset: U-Boot's `-bios` on the non-secure
+    /// machine (as Debian's u-boot-qemu is meant to run), parkboot's `-bios` on the same
+    /// machine with `secure=on` (it starts at EL3 and keeps the resident PSCI part,
+    /// docs/psci.md). Same disk and env flash as the other sessions.
+    pub(super) fn qemu_args_firmware(&self, l: Loader, disk_img: &Path) -> Vec<String> {
+        let machine = match l {
+            Loader::UBoot => "virt,virtualization=on",
+            Loader::Parkboot => "virt,secure=on,virtualization=on",
+        };
+        let mut a = board_args(machine, "cortex-a57", 4, "1G");
+        a.extend(["-nic".to_string(), "none".to_string()]);
+        if self.opts.prealloc {
+            a.push("-mem-prealloc".into());
+        }
+        a.push("-bios".into());
+        a.push(match l {
+            Loader::UBoot => UBOOT_BIN.into(),
+            Loader::Parkboot => self.loader.display().to_string(),
+        });
+        a.extend(disk::qemu_disk_args(disk_img, "disk0"));
+        a.push("-drive".into());
+        a.push(format!(
+            "if=pflash,unit=1,format=raw,file={}",
+            self.flash.display()
+        ));
+        a
+    }
+
+    /// A session of [`Ctx::qemu_args_firmware`].
+    pub(super) fn session_firmware(
+        &self,
+        l: Loader,
+        run: usize,
+        disk_img: &Path,
+    ) -> Result<Session, String> {
+        let name = format!("{} firmware run {run}", l.name());
+        let log = self.logs.join(format!("firmware-{}-{run}.log", l.tag()));
+        Session::spawn(
+            &name,
+            &self.qemu_args_firmware(l, disk_img),
+            log,
+            &self.dir.join("qmp.sock"),
+        )
+    }
+
     pub(super) fn session(
         &self,
         l: Loader,

@@ -36,6 +36,8 @@ pub(super) const S_CHAIN: &str =
 
 pub(super) const S_MEMCHAIN: &str = "parkboot in-memory payload chain: loader entry → payload entry, guest time from both CNTPCT stamps (no disk; every cycle a fresh loader copy; pen moved every other cycle)";
 
+pub(super) const S_FIRMWARE: &str = "As the machine's firmware from reset (-bios, autoboot with bootdelay=0; U-Boot on the non-secure machine, parkboot with secure=on at EL3 keeping its resident PSCI part; wall clock)";
+
 pub(super) const S_SMP1_AUTO: &str = "Diagnostic: autoboot with -smp 1 (no secondary CPUs; until the kernel line; not a goal metric)";
 
 pub(super) const S_SMP1: &str =

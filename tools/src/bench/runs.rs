@@ -189,6 +189,35 @@ pub(super) fn run_typed(
     Ok(())
 }
 
+/// Both loaders started from reset as the machine's firmware (`-bios`), autoboot with
+/// bootdelay=0 into the kernel: reset → autoboot line (≈ the prompt) and reset → kernel line.
+pub(super) fn run_firmware(
+    ctx: &Ctx,
+    l: Loader,
+    run: usize,
+    r: &mut Results,
+) -> Result<(), String> {
+    let mut s = ctx.session_firmware(l, run, &ctx.disk_auto)?;
+    let (t_ab, _) = s.wait(AUTOBOOT, WAIT)?;
+    s.wait(STARTING, WAIT)?;
+    let (t_k, _) = s.wait(KERNEL_LINE, WAIT)?;
+    r.add(
+        S_FIRMWARE,
+        "reset → autoboot line",
+        "ms",
+        l,
+        s.ms_since_start(t_ab),
+    );
+    r.add(
+        S_FIRMWARE,
+        "reset → kernel line",
+        "ms",
+        l,
+        s.ms_since_start(t_k),
+    );
+    Ok(())
+}
+
 /// `smp` 4: the reference session (until /init is ready); 1: the diagnostic one (until the
 /// kernel line).
 pub(super) fn run_auto(

@@ -69,6 +69,8 @@ echo "PARKBOOT-INIT: cmdline=$(cat /proc/cmdline)"
 echo "PARKBOOT-INIT: memtotal=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 echo "PARKBOOT-INIT: memreserve=$(memreserve)"
 echo "PARKBOOT-INIT: iomem-reserved=$(grep reserved /proc/iomem | joinlines)"
+echo "PARKBOOT-INIT: reserved-memory=$(ls /sys/firmware/devicetree/base/reserved-memory 2>/dev/null | joinlines)"
+echo "PARKBOOT-INIT: kvm=$(if [ -c /dev/kvm ]; then echo yes; else echo no; fi)"
 echo "PARKBOOT-INIT: el=$el"
 echo "PARKBOOT-INIT: ready"
 

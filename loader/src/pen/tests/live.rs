@@ -193,3 +193,21 @@ fn open_refuses_invalid_or_unaligned_and_writes_nothing() {
     ));
     assert_eq!(m.bytes(), &before[..]);
 }
+
+#[test]
+fn clear_release_zeroes_the_callers_word_whatever_its_status() {
+    let (mut v, h) = built(BASE, &[0, 1], 2);
+    // CPU 1 was released (its word holds the entry) and now parks itself
+    let off = h.slot_off(1).unwrap();
+    wr_u64(&mut v, off, 0x4008_0000).unwrap();
+    sim_set(&mut v, &h, 1, SlotStatus::Released);
+    let mut m = Mem8::new(v.len());
+    m.bytes().copy_from_slice(&v);
+    let mut ops = Rec::default();
+    let mut p = Pen::open(m.bytes(), BASE, &mut ops).unwrap();
+    ops.0.clear();
+    p.clear_release(&mut ops, 1).unwrap();
+    assert_eq!(p.release_word(&mut ops, 1).unwrap(), 0);
+    assert!(ops.0.iter().any(|o| o.starts_with("civac")), "{:?}", ops.0);
+    assert!(p.clear_release(&mut ops, 7).is_err());
+}
