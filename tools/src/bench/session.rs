@@ -237,6 +237,15 @@ pub(super) fn between(a: Instant, b: Instant) -> f64 {
     ms(b.saturating_duration_since(a))
 }
 
+/// Stops the countdown at the first "Hit any key" and waits for the prompt.
+/// Returns (start→autoboot line, key→prompt, text up to the autoboot line).
+pub(super) fn to_prompt(s: &mut Session) -> Result<(f64, f64, String), String> {
+    let (t_ab, banner) = s.wait(AUTOBOOT, WAIT)?;
+    let t_key = s.send(" ")?;
+    let (t_p, _) = s.wait("=> ", WAIT)?;
+    Ok((s.ms_since_start(t_ab), between(t_key, t_p), banner))
+}
+
 #[cfg(test)]
 mod tests {
     use super::process_cpu_time;
@@ -248,13 +257,4 @@ mod tests {
         assert_eq!(process_cpu_time(s, 100), Some(Duration::from_millis(3250)));
         assert_eq!(process_cpu_time("garbage", 100), None);
     }
-}
-
-/// Stops the countdown at the first "Hit any key" and waits for the prompt.
-/// Returns (start→autoboot line, key→prompt, text up to the autoboot line).
-pub(super) fn to_prompt(s: &mut Session) -> Result<(f64, f64, String), String> {
-    let (t_ab, banner) = s.wait(AUTOBOOT, WAIT)?;
-    let t_key = s.send(" ")?;
-    let (t_p, _) = s.wait("=> ", WAIT)?;
-    Ok((s.ms_since_start(t_ab), between(t_key, t_p), banner))
 }
