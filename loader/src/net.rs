@@ -13,7 +13,7 @@
 //! functions by bus/device/function; named `virtio-net#N`. The one in use
 //! is `${ethact}` when it names one, else the first (U-Boot's rule).
 //!
-//! PCI: `pci.rs` walks the bridge and assigns the network functions' BARs
+//! PCI: `virtio.rs` walks the bridge and assigns the network functions' BARs
 //! clear of every BAR other devices (the disks) decode already.
 
 use crate::arch::timer;
@@ -229,7 +229,7 @@ fn scan_mmio(dt: &DtInfo, found: &mut Vec<(String, Loc)>) {
     }
 }
 
-/// Every virtio-net function behind `host`, BARs assigned clear of other devices' (`pci.rs`).
+/// Every virtio-net function behind `host`, BARs assigned clear of other devices' (`virtio.rs`).
 fn scan_pci(host: &PciHost, found: &mut Vec<(String, Loc)>, notes: &mut Vec<String>) {
     let Some((_, functions)) = crate::virtio::find(host, DeviceType::Network, notes) else {
         return;
